@@ -1,0 +1,227 @@
+"""The configuration of one randomization-test run, its defaults, validation and canonical hash.
+
+Every field has a unit and a meaning (``help``), a type and a constraint. Fields left at ``None`` take the
+data set's or the model's default when the config is resolved (:meth:`RunConfig.resolved`): the initial
+learning rate is the paper's for the model (Section 2.1: 0.1 for the Inceptions, 0.01 otherwise), the
+learning-rate decay and epoch budget are the data set's (the paper's x0.95 per epoch on CIFAR; constant
+elsewhere, where the paper's schedule stalls), crop and whitening are the data set's preprocessing.
+A run is identified by the hash of its resolved config, leaving out fields that do not change results
+(where data lives, where records go, the device, the evaluation batch size).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .corruptions import CORRUPTIONS, PIXEL_UNITS, check_p
+from .data.preprocess import WHITENINGS
+from .data.registry import DATASETS, dataset_info
+from .errors import ConfigError
+from .models import MODELS, PAPER_LR
+
+UNTIL = ("fit", "epochs")
+PRECISIONS = ("auto", "fp32", "bf16")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def _f(default, help: str, *, check=None, hashed: bool = True, choices=None, section: str = "run"):
+    return field(default=default, metadata={"help": help, "check": check, "hashed": hashed, "choices": choices,
+                                             "section": section})
+
+
+_positive = (lambda x: x > 0, "positive")
+_nonnegative = (lambda x: x >= 0, "zero or positive")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One run: a paper model trained with the paper's procedure on a (randomized) data set."""
+
+    # -- data ------------------------------------------------------------------------------------------
+    dataset: str = _f("digits", "data set name", choices=tuple(DATASETS), section="data")
+    train_size: int | None = _f(None, "training examples to use (stratified subset; default: all)",
+                                check=_positive, section="data")
+    test_size: int | None = _f(None, "test examples to use (stratified subset; default: all)",
+                               check=_positive, section="data")
+    data_seed: int = _f(0, "seed of the corruption and of the subsets (independent of --seed)", section="data")
+    crop: int | None = _f(None, "centre crop size in pixels (0: none; default: the data set's, 28 for CIFAR)",
+                          check=_nonnegative, section="data")
+    whitening: str | None = _f(None, "per-image | per-channel | none (default: the data set's)",
+                               choices=WHITENINGS, section="data")
+    corruption: str = _f("true-labels", "randomization of Section 2.1", choices=CORRUPTIONS, section="data")
+    p: float | None = _f(None, "corruption probability: share of labels redrawn / images randomized "
+                               "(random-labels and pixel corruptions default to 1)", section="data")
+    exclude_true_class: bool = _f(False, "redraw a corrupted label among the other classes only (noise = p)",
+                                  section="data")
+    corrupt_test_labels: bool = _f(False, "corrupt the test labels too (test accuracy is always also "
+                                          "reported against the clean labels)", section="data")
+    pixel_unit: str = _f("position", "what a pixel permutation moves: spatial positions (channels together) "
+                                     "or single values", choices=PIXEL_UNITS, section="data")
+    data_dir: str | None = _f(None, "folder holding the data set's files (default: cache, system, download)",
+                              hashed=False, section="data")
+    # -- model -----------------------------------------------------------------------------------------
+    model: str = _f("mlp-1x512", "architecture", choices=tuple(MODELS), section="model")
+    dropout: float = _f(0.0, "dropout probability before the output layer (the paper: off)",
+                        check=(lambda x: 0 <= x < 1, "in [0, 1)"), section="model")
+    # -- optimization (Section 2.1: SGD, momentum 0.9, lr x0.95 per epoch, batch 128) -----------------------
+    lr: float | None = _f(None, "initial learning rate (default: the paper's, 0.1 Inception / 0.01 others)",
+                          check=_positive, section="training")
+    lr_decay: float | None = _f(None, "learning rate multiplier per epoch (default: the data set's; "
+                                      "the paper's 0.95 on CIFAR, 1.0 elsewhere)",
+                                check=(lambda x: 0 < x <= 1, "in (0, 1]"), section="training")
+    momentum: float = _f(0.9, "SGD momentum", check=(lambda x: 0 <= x < 1, "in [0, 1)"), section="training")
+    batch_size: int = _f(128, "examples per SGD step", check=_positive, section="training")
+    epochs: int | None = _f(None, "epoch budget (default: the data set's)", check=_positive, section="training")
+    until: str = _f("fit", "fit: stop at 100%% training accuracy or at the budget; epochs: train the whole budget",
+                    choices=UNTIL, section="training")
+    seed: int = _f(0, "seed of the initialization, batch order and augmentation", section="training")
+    # -- explicit regularizers (Section 3; all off by default) ---------------------------------------------
+    weight_decay: float = _f(0.0, "L2 coefficient on the weights (not biases or batch-norm offsets)",
+                             check=_nonnegative, section="regularizers")
+    random_crop: bool = _f(False, "random crop: CIFAR takes a random crop of the full 32x32 image (centre crop "
+                                  "at test); other data is padded by --crop-padding and cropped",
+                           section="regularizers")
+    crop_padding: int = _f(2, "padding for the pad-and-crop random crop", check=_nonnegative,
+                           section="regularizers")
+    flip_rotate: bool = _f(False, "random left-right flip plus a random rotation (Appendix E)",
+                           section="regularizers")
+    max_rotation: float = _f(25.0, "largest rotation in degrees for --flip-rotate", check=_nonnegative,
+                             section="regularizers")
+    # -- measurement and execution ------------------------------------------------------------------------
+    log_every: int = _f(10, "record the training loss every this many steps", check=_positive,
+                        section="execution")
+    precision: str = _f("auto", "auto: bf16 autocast where the processor has native bf16, else fp32",
+                        choices=PRECISIONS, section="execution")
+    device: str = _f("auto", "auto takes a GPU when present", choices=DEVICES, hashed=False, section="execution")
+    eval_batch_size: int = _f(1024, "examples per evaluation batch", check=_positive, hashed=False,
+                              section="execution")
+    out: str = _f("runs", "folder that holds one record folder per run", hashed=False, section="execution")
+
+    # ------------------------------------------------------------------------------------------------
+    def __post_init__(self):
+        problems = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            problem = _check_field(f, value)
+            if problem:
+                problems.append(problem)
+        if not problems:
+            try:
+                check_p(self.corruption, self.p)
+            except ConfigError as exc:
+                problems.append(str(exc))
+        if problems:
+            raise ConfigError(" ".join(problems))
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], where: str = "config") -> RunConfig:
+        """Build from a mapping (a TOML table, JSON); names may use '-' or '_'; unknown keys are refused."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        clean, unknown = {}, []
+        for key, value in values.items():
+            name = str(key).replace("-", "_")
+            (clean.__setitem__(name, value) if name in known else unknown.append(str(key)))
+        if unknown:
+            raise ConfigError(f"Unknown key(s) {', '.join(sorted(unknown))} in {where}; known keys: "
+                              f"{', '.join(sorted(known))}.")
+        return cls(**clean)
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> RunConfig:
+        try:
+            import tomllib
+        except ModuleNotFoundError:  # Python < 3.11
+            import tomli as tomllib
+        path = Path(path)
+        try:
+            values = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"Config file {path} does not exist.") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"Config file {path} is not valid TOML ({exc}).") from None
+        return cls.from_dict(values.get("run", values), where=str(path))
+
+    def replace(self, **changes) -> RunConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    # -- defaults ------------------------------------------------------------------------------------
+    def resolved(self) -> RunConfig:
+        """Fill every ``None`` default from the model and data set, and resolve ``precision``."""
+        info = dataset_info(self.dataset)
+        from .train.precision import resolve_precision
+
+        return self.replace(
+            lr=self.lr if self.lr is not None else PAPER_LR[self.model],
+            lr_decay=self.lr_decay if self.lr_decay is not None else info.lr_decay,
+            epochs=self.epochs if self.epochs is not None else info.epochs,
+            crop=self.crop if self.crop is not None else (info.crop or 0),
+            whitening=self.whitening if self.whitening is not None else info.whitening,
+            p=check_p(self.corruption, self.p),
+            precision=resolve_precision(self.precision, self.device),
+        )
+
+    def hashed_dict(self) -> dict[str, Any]:
+        """The fields that define the run's results (the resolved config minus paths and devices)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.metadata.get("hashed", True)}
+
+    def run_id(self) -> str:
+        """12 hex digits of SHA-256 over the canonical JSON of the resolved, hashed fields."""
+        canon = json.dumps(self.resolved().hashed_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canon.encode()).hexdigest()[:12]
+
+    def run_name(self) -> str:
+        """Readable folder name: data set, model, corruption and p, then the run id."""
+        r = self.resolved()
+        corr = r.corruption if r.corruption in ("true-labels", "random-labels") else f"{r.corruption}-p{r.p:g}"
+        return f"{r.dataset}_{r.model}_{corr}_{self.run_id()}"
+
+    def run_dir(self) -> Path:
+        return Path(os.path.expanduser(self.out)) / self.run_name()
+
+
+def _type_ok(f: dataclasses.Field, value) -> bool:
+    kind = f.type if isinstance(f.type, str) else str(f.type)
+    optional = "None" in kind
+    if value is None:
+        return optional
+    if kind.startswith("bool"):
+        return isinstance(value, bool)
+    if kind.startswith("int"):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind.startswith("float"):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind.startswith("str"):
+        return isinstance(value, str)
+    return True
+
+
+def _type_name(f: dataclasses.Field) -> str:
+    kind = f.type if isinstance(f.type, str) else str(f.type)
+    base = kind.split("|")[0].strip()
+    return {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string"}.get(base, base)
+
+
+def _check_field(f: dataclasses.Field, value) -> str | None:
+    if not _type_ok(f, value):
+        return f"The '{f.name}' setting must be {_type_name(f)}; got {value!r}."
+    if value is None:
+        return None
+    choices = f.metadata.get("choices")
+    if choices and value not in choices:
+        return f"The '{f.name}' setting must be one of {', '.join(choices)}; got {value!r}."
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"The '{f.name}' setting must be a finite number; got {value!r}."
+    check = f.metadata.get("check")
+    if check is not None and not check[0](value):
+        return f"The '{f.name}' setting must be {check[1]}; got {value!r}."
+    return None

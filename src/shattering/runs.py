@@ -1,0 +1,278 @@
+"""Run records: one folder per run, named by the hash of its resolved config, written so that nothing
+half-written is ever read back as a result.
+
+Layout of ``<out>/<dataset>_<model>_<corruption>_<id>/``:
+
+- ``config.json``: the resolved config, the data set's description and fingerprint, versions.
+- ``metrics.jsonl``: one JSON object per epoch (appended).
+- ``steps.csv``: ``step,epoch,loss,lr``, the training loss every ``log_every`` steps (appended).
+- ``checkpoint.pt``: model, optimizer, every RNG state and the loop state, replaced atomically each epoch.
+  Its first line holds the SHA-256 of the rest; a damaged checkpoint is detected and the previous one
+  (``checkpoint.prev.pt``) is used instead, or the run restarts from scratch, and the run says which.
+- ``summary.json``: written last, atomically; its presence means the run is over (fit, not fit or
+  diverged). A report reads only summaries and metrics.
+- ``lock``: held (``flock``) by the process training the run; a second process refuses to start.
+
+Writes go to a temporary file in the same folder that is renamed over the target, so a reader sees the old
+or the new file, never a mix. Appended files are truncated back to the checkpoint's epoch on resume.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import RecordError, RunLockedError
+
+CHECKPOINT_MAGIC = b"SHATTERING-CHECKPOINT-1\n"
+FSYNC = os.environ.get("SHATTERING_FSYNC", "") not in ("", "0")
+
+
+def _space_hint(exc: OSError) -> str:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return "the disk is full or a file-size limit was hit; free space and start the same command again"
+    return "check the folder's permissions and free space"
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename (all or nothing)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            if FSYNC:
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise RecordError(f"Could not write {path} ({exc.strerror or exc}): {_space_hint(exc)}; "
+                          "the records written before are intact.") from None
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + "\n").encode())
+
+
+def _jsonable(obj):
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON serializable")
+
+
+def read_json(path: str | Path) -> dict | None:
+    """The JSON object in ``path``, or None when the file is missing or not a complete JSON object."""
+    try:
+        obj = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+class RunRecord:
+    """The files of one run (see the module docstring)."""
+
+    def __init__(self, run_dir: str | Path):
+        self.dir = Path(run_dir)
+        self.config_path = self.dir / "config.json"
+        self.metrics_path = self.dir / "metrics.jsonl"
+        self.steps_path = self.dir / "steps.csv"
+        self.checkpoint_path = self.dir / "checkpoint.pt"
+        self.prev_checkpoint_path = self.dir / "checkpoint.prev.pt"
+        self.summary_path = self.dir / "summary.json"
+        self.lock_path = self.dir / "lock"
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+    def create(self) -> None:
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RecordError(f"Could not create the run folder {self.dir} ({exc.strerror}): "
+                              f"{_space_hint(exc)}.") from None
+
+    @contextlib.contextmanager
+    def lock(self):
+        """Hold an exclusive lock on the run; refuse at once when another process holds it."""
+        self.create()
+        fh = open(self.lock_path, "a+")  # noqa: SIM115 -- held for the whole with-block of the caller
+        try:
+            try:
+                import fcntl
+
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except ImportError:  # no flock on this platform: run unlocked
+                pass
+            except OSError:
+                fh.seek(0)
+                holder = fh.read().strip() or "unknown"
+                raise RunLockedError(
+                    f"The run in {self.dir} is being trained by another process (pid {holder}); wait for it to "
+                    "finish, or stop it before starting this one."
+                ) from None
+            fh.seek(0)
+            fh.truncate()
+            fh.write(str(os.getpid()))
+            fh.flush()
+            yield
+        finally:
+            fh.close()
+
+    def read_summary(self) -> dict | None:
+        """The summary of a finished run, or None (missing, or not a complete record)."""
+        summary = read_json(self.summary_path)
+        if summary is None or "status" not in summary:
+            return None
+        return summary
+
+    def write_summary(self, summary: dict) -> None:
+        atomic_write_json(self.summary_path, summary)
+
+    def write_config(self, config: dict) -> None:
+        atomic_write_json(self.config_path, config)
+
+    def read_config(self) -> dict | None:
+        return read_json(self.config_path)
+
+    # -- appended logs -------------------------------------------------------------------------------
+    def _append(self, path: Path, text: str) -> None:
+        try:
+            with open(path, "a") as fh:
+                fh.write(text)
+                fh.flush()
+                if FSYNC:
+                    os.fsync(fh.fileno())
+        except OSError as exc:
+            raise RecordError(f"Could not append to {path} ({exc.strerror or exc}): {_space_hint(exc)}; "
+                              "the records written before are intact.") from None
+
+    def append_metrics(self, row: dict) -> None:
+        self._append(self.metrics_path, json.dumps(row, sort_keys=True, default=_jsonable) + "\n")
+
+    def append_steps(self, rows: list[tuple]) -> None:
+        if not rows:
+            return
+        header = "" if self.steps_path.exists() else "step,epoch,loss,lr\n"
+        self._append(self.steps_path, header + "".join(f"{s},{e},{loss:.6g},{lr:.6g}\n" for s, e, loss, lr in rows))
+
+    def read_metrics(self) -> list[dict]:
+        """Complete per-epoch rows (a torn last line from a crash is ignored)."""
+        rows = []
+        try:
+            lines = self.metrics_path.read_text().splitlines()
+        except OSError:
+            return rows
+        for line in lines:
+            try:
+                row = json.loads(line)
+            except ValueError:
+                break
+            rows.append(row)
+        return rows
+
+    def read_steps(self) -> list[dict]:
+        rows = []
+        try:
+            lines = self.steps_path.read_text().splitlines()[1:]
+        except OSError:
+            return rows
+        for line in lines:
+            parts = line.split(",")
+            if len(parts) != 4:
+                break
+            try:
+                rows.append({"step": int(parts[0]), "epoch": int(parts[1]), "loss": float(parts[2]),
+                             "lr": float(parts[3])})
+            except ValueError:
+                break
+        return rows
+
+    def truncate_logs(self, epoch: int, step: int) -> None:
+        """Drop log rows written after the checkpoint being resumed (epoch, step)."""
+        metrics = [r for r in self.read_metrics() if r.get("epoch", 0) <= epoch]
+        atomic_write_bytes(self.metrics_path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in metrics).encode())
+        steps = [r for r in self.read_steps() if r["step"] <= step]
+        atomic_write_bytes(self.steps_path, ("step,epoch,loss,lr\n" + "".join(
+            f"{r['step']},{r['epoch']},{r['loss']:.6g},{r['lr']:.6g}\n" for r in steps)).encode())
+
+    def reset_logs(self) -> None:
+        for path in (self.metrics_path, self.steps_path):
+            path.unlink(missing_ok=True)
+
+    # -- checkpoints ---------------------------------------------------------------------------------
+    def save_checkpoint(self, state: dict) -> None:
+        """Serialize ``state`` with a SHA-256 header; keep the previous checkpoint as a fallback."""
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        payload = buf.getvalue()
+        data = CHECKPOINT_MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload
+        fd, tmp = tempfile.mkstemp(prefix=".checkpoint.", suffix=".tmp", dir=self.dir)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                if FSYNC:
+                    os.fsync(fh.fileno())
+            if self.checkpoint_path.exists():  # keep it as the fallback; checkpoint.pt never goes missing
+                link = self.dir / ".checkpoint.prev.tmp"
+                link.unlink(missing_ok=True)
+                try:
+                    os.link(self.checkpoint_path, link)
+                except OSError:  # no hard links here: copy
+                    link.write_bytes(self.checkpoint_path.read_bytes())
+                os.replace(link, self.prev_checkpoint_path)
+            os.replace(tmp, self.checkpoint_path)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise RecordError(f"Could not write the checkpoint in {self.dir} ({exc.strerror or exc}): "
+                              f"{_space_hint(exc)}; the previous checkpoint is intact.") from None
+
+    @staticmethod
+    def _read_checkpoint(path: Path) -> tuple[dict | None, str]:
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None, "missing"
+        except OSError as exc:
+            return None, f"unreadable ({exc.strerror})"
+        head = len(CHECKPOINT_MAGIC)
+        if not data.startswith(CHECKPOINT_MAGIC) or len(data) < head + 65:
+            return None, "damaged (no valid header)"
+        digest, payload = data[head:head + 64].decode(errors="replace"), data[head + 65:]
+        if hashlib.sha256(payload).hexdigest() != digest:
+            return None, "damaged (checksum mismatch)"
+        try:
+            return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=False), "ok"
+        except Exception as exc:  # a payload that passes its checksum but does not load: treat as damaged
+            return None, f"damaged ({type(exc).__name__})"
+
+    def load_checkpoint(self) -> tuple[dict | None, list[str]]:
+        """The newest intact checkpoint (current, else previous) and notes on any damaged one."""
+        notes = []
+        for path in (self.checkpoint_path, self.prev_checkpoint_path):
+            state, status = self._read_checkpoint(path)
+            if state is not None:
+                return state, notes
+            if status != "missing":
+                notes.append(f"{path.name} is {status}")
+        return None, notes
+
+    def has_checkpoint(self) -> bool:
+        return self.checkpoint_path.exists() or self.prev_checkpoint_path.exists()
+
+    def remove_checkpoints(self) -> None:
+        for path in (self.checkpoint_path, self.prev_checkpoint_path):
+            path.unlink(missing_ok=True)

@@ -1,0 +1,53 @@
+"""Devices and numeric precision: bf16 autocast where the processor computes bf16 natively, else fp32.
+
+bf16 autocast keeps fp32 master weights, fp32 optimizer state and fp32 batch-norm statistics; only the
+matrix products and convolutions run in bf16. ``precision="fp32"`` forces full precision for users who
+want bit-for-bit comparisons.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+
+import torch
+
+from ..errors import ConfigError
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_native_bf16() -> bool:
+    """True when the CPU has bf16 arithmetic instructions (AVX512-BF16 or AMX-BF16), not just emulation."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            flags = fh.read()
+    except OSError:
+        return False
+    return ("avx512_bf16" in flags or "amx_bf16" in flags) and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda was asked for but PyTorch sees no CUDA GPU; use --device cpu or auto.")
+    if device not in ("cpu", "cuda"):
+        raise ConfigError(f"device must be auto, cpu or cuda; got {device!r}.")
+    return torch.device(device)
+
+
+def resolve_precision(precision: str, device: str = "auto") -> str:
+    """Turn ``auto`` into ``bf16`` or ``fp32`` for the device the run will use."""
+    if precision != "auto":
+        return precision
+    dev = resolve_device(device)
+    if dev.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if cpu_has_native_bf16() else "fp32"
+
+
+def autocast(device: torch.device, precision: str):
+    """The autocast context for ``precision`` (a no-op for fp32)."""
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()

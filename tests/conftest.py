@@ -1,0 +1,23 @@
+"""Shared fixtures: no test downloads anything or touches the user's cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_data(tmp_path, monkeypatch):
+    monkeypatch.setenv("SHATTERING_NO_DOWNLOAD", "1")
+    monkeypatch.setenv("SHATTERING_DATA", str(tmp_path / "data-cache"))
+
+
+def have_fashion_mnist() -> bool:
+    return (FASHION_DIR / "train-images-idx3-ubyte.gz").is_file()
+
+
+needs_fashion = pytest.mark.skipif(not have_fashion_mnist(),
+                                   reason="Debian's dataset-fashion-mnist is not installed (CI installs it)")
