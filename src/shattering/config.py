@@ -162,7 +162,7 @@ class RunConfig:
 
         return self.replace(
             lr=self.lr if self.lr is not None else PAPER_LR[self.model],
-            lr_decay=self.lr_decay if self.lr_decay is not None else info.lr_decay,
+            lr_decay=self.lr_decay if self.lr_decay is not None else info.default_lr_decay(self.model),
             epochs=self.epochs if self.epochs is not None else info.epochs,
             crop=self.crop if self.crop is not None else (info.crop or 0),
             whitening=self.whitening if self.whitening is not None else info.whitening,

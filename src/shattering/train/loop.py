@@ -119,7 +119,10 @@ def lr_budget(lr: float, decay: float) -> float:
 def describe_schedule(cfg: RunConfig) -> dict:
     info = dataset_info(cfg.dataset)
     budget = lr_budget(cfg.lr, cfg.lr_decay)
-    source = f"default for {cfg.dataset}: {info.schedule_note}" if cfg.lr_decay == info.lr_decay else "set by the user"
+    if cfg.lr_decay == info.default_lr_decay(cfg.model):
+        source = f"the default for {cfg.model} on {cfg.dataset}: {info.schedule_reason(cfg.model)}"
+    else:
+        source = "set by the user"
     return {"lr": cfg.lr, "lr_decay": cfg.lr_decay, "epochs": cfg.epochs, "momentum": cfg.momentum,
             "batch_size": cfg.batch_size, "lr_budget": None if math.isinf(budget) else budget,
             "text": (f"lr {cfg.lr:g} x{cfg.lr_decay:g} per epoch (lr budget lr0/(1-decay) = "

@@ -1,0 +1,128 @@
+"""Sweeps: many runs, each skipped when finished, resumed when broken, and none stopping the others.
+
+A sweep is a list of :class:`~shattering.config.RunConfig` (a preset's grid, expanded in code). An executor
+runs them and yields one :class:`Outcome` per config, in order:
+
+- ``local`` (default): one after another in this process.
+
+A run that raises (bad data, a full disk, a bug) is reported at the end and does not stop the sweep.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import traceback
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .config import RunConfig
+from .errors import ConfigError, ShatteringError
+from .runs import RunRecord
+
+EXECUTORS = ("local",)
+
+
+@dataclass
+class Outcome:
+    """How one run of a sweep ended: its summary, or the error that stopped it."""
+
+    config: RunConfig
+    run_dir: Path
+    summary: dict | None = None
+    error: str | None = None
+    skipped: bool = False  # already finished before this sweep started
+    seconds: float = 0.0
+    details: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.summary is not None
+
+    @property
+    def status(self) -> str:
+        return self.summary["status"] if self.summary else "failed"
+
+    def line(self) -> str:
+        if self.summary is not None:
+            prefix = "done before: " if self.skipped else ""
+            return prefix + self.summary["message"]
+        return f"{describe(self.config)}: FAILED: {self.error}"
+
+
+def describe(cfg: RunConfig) -> str:
+    corr = cfg.corruption if cfg.p in (None, 0.0, 1.0) else f"{cfg.corruption} p={cfg.p:g}"
+    return f"{cfg.dataset} {cfg.model} {corr} seed {cfg.seed}"
+
+
+def run_one(cfg: RunConfig, progress: bool = False) -> Outcome:
+    """Run ``cfg`` (or read its finished record); never raises for a failed run."""
+    from .train import run
+
+    record = RunRecord(cfg.run_dir())
+    done = record.read_summary()
+    if done is not None:
+        return Outcome(cfg, record.dir, summary=done, skipped=True)
+    t0 = time.perf_counter()
+    try:
+        result = run(cfg, progress=progress)
+    except ShatteringError as exc:
+        return Outcome(cfg, record.dir, error=str(exc), seconds=time.perf_counter() - t0)
+    except Exception as exc:  # a bug must not cost the rest of the sweep; keep the trace for the report
+        trace = traceback.format_exc(limit=6)
+        return Outcome(cfg, record.dir, error=f"{type(exc).__name__}: {exc}", seconds=time.perf_counter() - t0,
+                       details={"traceback": trace})
+    return Outcome(cfg, result.run_dir, summary=result.summary, seconds=time.perf_counter() - t0)
+
+
+def _local(configs: Sequence[RunConfig], progress: bool) -> Iterator[Outcome]:
+    for cfg in configs:
+        yield run_one(cfg, progress=progress)
+
+
+def run_sweep(configs: Iterable[RunConfig], *, executor: str = "local", progress: bool = True,
+              log=None) -> list[Outcome]:
+    """Run every config (finished ones are read, broken ones resumed) and return one outcome per config.
+
+    Duplicate configs (same run id) run once. ``log`` receives one line per run as it ends; with
+    ``progress`` the lines go under an overall progress bar on stderr instead.
+    """
+    if executor not in EXECUTORS:
+        raise ConfigError(f"Unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}.")
+    unique: dict[str, RunConfig] = {}
+    for cfg in configs:
+        unique.setdefault(cfg.run_id(), cfg)
+    configs = list(unique.values())
+    from tqdm.auto import tqdm
+
+    outcomes = []
+    with tqdm(total=len(configs), disable=not progress, unit="run", desc="sweep", file=sys.stderr) as bar:
+        for i, outcome in enumerate(_local(configs, progress=False), 1):
+            outcomes.append(outcome)
+            bar.update(1)
+            text = f"[{i}/{len(configs)}] {outcome.line()}"
+            if progress:
+                bar.write(text, file=sys.stderr)
+            elif log is not None:
+                log(text)
+    return outcomes
+
+
+def failed(outcomes: Sequence[Outcome]) -> list[Outcome]:
+    return [o for o in outcomes if not o.ok]
+
+
+def summary_table(outcomes: Sequence[Outcome]) -> str:
+    """A plain-text table, one row per run: status, epochs to fit, accuracies, record."""
+    rows = [("status", "run", "fit epoch", "train acc", "test acc", "record")]
+    for o in outcomes:
+        s = o.summary
+        if s is None:
+            rows.append(("FAILED", describe(o.config), "-", "-", "-", o.error or ""))
+            continue
+        final = s["final"]
+        rows.append((s["status"], describe(o.config), str(s["fit_epoch"] or "-"),
+                     f"{100 * final['train_acc']:.2f}%", f"{100 * final['test_acc']:.2f}%", o.run_dir.name))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows)
