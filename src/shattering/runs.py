@@ -43,11 +43,18 @@ def _space_hint(exc: OSError) -> str:
     return "check the folder's permissions and free space"
 
 
+def _umask_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file and a rename (all or nothing)."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, _umask_mode())  # mkstemp makes 0600 files; records are as readable as any other file
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -220,6 +227,7 @@ class RunRecord:
         data = CHECKPOINT_MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload
         fd, tmp = tempfile.mkstemp(prefix=".checkpoint.", suffix=".tmp", dir=self.dir)
         try:
+            os.fchmod(fd, _umask_mode())
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
                 fh.flush()

@@ -3,7 +3,8 @@
 A sweep is a list of :class:`~shattering.config.RunConfig` (a preset's grid, expanded in code). An executor
 runs them and yields one :class:`Outcome` per config, in order:
 
-- ``local`` (default): one after another in this process.
+- ``local`` (default): in this process, one run after another or several runs packed into one model
+  (:mod:`shattering.train.packed`).
 
 A run that raises (bad data, a full disk, a bug) is reported at the end and does not stop the sweep.
 """
@@ -76,17 +77,24 @@ def run_one(cfg: RunConfig, progress: bool = False) -> Outcome:
     return Outcome(cfg, result.run_dir, summary=result.summary, seconds=time.perf_counter() - t0)
 
 
-def _local(configs: Sequence[RunConfig], progress: bool) -> Iterator[Outcome]:
-    for cfg in configs:
-        yield run_one(cfg, progress=progress)
+def _local(configs: Sequence[RunConfig], pack: int | None) -> Iterator[Outcome]:
+    from .train.packed import packed_groups, run_packed_group
+
+    for group in packed_groups(configs, pack):
+        if len(group) == 1:
+            yield run_one(group[0])
+        else:
+            yield from run_packed_group(group)
 
 
 def run_sweep(configs: Iterable[RunConfig], *, executor: str = "local", progress: bool = True,
-              log=None) -> list[Outcome]:
-    """Run every config (finished ones are read, broken ones resumed) and return one outcome per config.
+              log=None, pack: int | None = None) -> list[Outcome]:
+    """Run every config (finished ones are read, broken ones resumed) and return one outcome per config, in
+    the order of ``configs``.
 
     Duplicate configs (same run id) run once. ``log`` receives one line per run as it ends; with
-    ``progress`` the lines go under an overall progress bar on stderr instead.
+    ``progress`` the lines go under an overall progress bar on stderr instead. ``pack`` caps how many runs
+    train together as one packed model (1: never; None: the rule of :mod:`shattering.train.packed`).
     """
     if executor not in EXECUTORS:
         raise ConfigError(f"Unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}.")
@@ -98,7 +106,7 @@ def run_sweep(configs: Iterable[RunConfig], *, executor: str = "local", progress
 
     outcomes = []
     with tqdm(total=len(configs), disable=not progress, unit="run", desc="sweep", file=sys.stderr) as bar:
-        for i, outcome in enumerate(_local(configs, progress=False), 1):
+        for i, outcome in enumerate(_local(configs, pack), 1):
             outcomes.append(outcome)
             bar.update(1)
             text = f"[{i}/{len(configs)}] {outcome.line()}"
@@ -106,7 +114,8 @@ def run_sweep(configs: Iterable[RunConfig], *, executor: str = "local", progress
                 bar.write(text, file=sys.stderr)
             elif log is not None:
                 log(text)
-    return outcomes
+    order = {cfg.run_id(): i for i, cfg in enumerate(configs)}
+    return sorted(outcomes, key=lambda o: order.get(o.config.run_id(), len(order)))
 
 
 def failed(outcomes: Sequence[Outcome]) -> list[Outcome]:

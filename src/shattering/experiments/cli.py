@@ -1,14 +1,30 @@
-"""``shatter presets`` and ``shatter sweep PRESET``: list the paper's artefacts and run their grids."""
+"""``shatter presets``, ``shatter sweep PRESET`` and ``shatter reproduce PRESET``: list the paper's artefacts,
+run their grids, and draw them.
+
+``shatter reproduce`` = ``sweep`` + render: the runs go to ``OUT/<run>/`` (finished runs are read, broken ones
+resumed, a failing run does not stop the others), then each preset's figure or table is drawn into
+``OUT/artefacts/<preset>/``. Running it again trains nothing and rewrites the same bytes.
+"""
 
 from __future__ import annotations
 
 import json
+import sys
+import traceback
+from pathlib import Path
 
+from ..errors import ConfigError, ShatteringError
 from .presets import PRESETS, SCALES, get_preset
 
+# Artefacts computed without training runs: name -> (paper reference, title).
+COMPUTED = {"table3": ("Section 5, Appendix D, Table 3",
+                       "Kernel interpolation (Eq. 3): test error and norm, true and random labels")}
+# Names ``shatter reproduce`` accepts besides the presets: unions of presets.
+GROUPS = {"fig1": ("fig1a", "fig1bc"), "all": (*PRESETS, *COMPUTED)}
 
-def add_sweep_options(p) -> None:
-    p.add_argument("preset", help=f"one of: {', '.join(PRESETS)}")
+
+def add_sweep_options(p, extra_names: tuple[str, ...] = ()) -> None:
+    p.add_argument("preset", help=f"one of: {', '.join((*PRESETS, *extra_names))}")
     p.add_argument("--scale", choices=SCALES, default="quick", help="smoke (seconds), quick (<= ~30 min on a "
                    "2-core CPU), paper (the paper's data and schedule; a GPU) (default: quick)")
     p.add_argument("--dataset", default=None, help="swap the data set (default: the scale's)")
@@ -16,6 +32,8 @@ def add_sweep_options(p) -> None:
     p.add_argument("--out", default="runs", help="folder of the run records (default: runs)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None)
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=None)
+    p.add_argument("--pack", type=int, default=None, metavar="K",
+                   help="train up to K runs together as one packed model (1: never; default: pack MLP runs)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -28,7 +46,11 @@ def preset_configs(args) -> list:
 def sweep_from_args(args):
     from ..sweep import run_sweep
 
-    return run_sweep(preset_configs(args), progress=not args.quiet,
+    if args.pack is not None and args.pack < 1:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"--pack must be a positive number of runs; got {args.pack}.")
+    return run_sweep(preset_configs(args), progress=not args.quiet, pack=args.pack,
                      log=(lambda line: print(line, flush=True)) if args.quiet else None)
 
 
@@ -39,15 +61,26 @@ def register(sub) -> None:
     p = sub.add_parser("sweep", help="run every run of a preset (finished runs are skipped, broken ones resumed)")
     add_sweep_options(p)
     p.set_defaults(func=_cmd_sweep)
+    p = sub.add_parser("reproduce", help="run a preset's sweep, then draw its figure or table (fig1 = fig1a + fig1bc)",
+                       description="Run every run of PRESET (finished runs are read, broken ones resumed, a failed "
+                                   "run does not stop the others), then draw the paper's figure or table into "
+                                   "OUT/artefacts/PRESET/: PNG + SVG + CSV for a figure, Markdown + CSV for a "
+                                   "table, and a JSON sidecar naming every run behind it. Exit status 1 when a run "
+                                   "failed. `shatter report OUT` puts everything on one HTML page.")
+    add_sweep_options(p, tuple(GROUPS))
+    p.set_defaults(func=_cmd_reproduce)
 
 
 def _cmd_presets(args) -> int:
+    rows = {name: {"title": p.title, "paper": p.paper_ref, "runs": len(p.rows)} for name, p in PRESETS.items()}
+    rows |= {name: {"title": title, "paper": ref, "runs": 0} for name, (ref, title) in COMPUTED.items()}
     if args.json:
-        print(json.dumps({name: {"title": p.title, "paper": p.paper_ref, "runs": len(p.rows)}
-                          for name, p in PRESETS.items()}, indent=2))
+        print(json.dumps(rows, indent=2))
         return 0
-    for name, p in PRESETS.items():
-        print(f"{name:<8} {p.paper_ref:<28} {len(p.rows):>3} runs  {p.title}")
+    for name, row in rows.items():
+        runs = f"{row['runs']:>3} runs" if row["runs"] else " kernels"
+        print(f"{name:<8} {row['paper']:<32} {runs}  {row['title']}")
+    print("groups: " + "; ".join(f"{g} = {' + '.join(members)}" for g, members in GROUPS.items()))
     return 0
 
 
@@ -62,3 +95,95 @@ def _cmd_sweep(args) -> int:
               "(finished runs are kept).")
         return 1
     return 0
+
+
+def reproduce_presets(name: str) -> list:
+    """The training presets ``shatter reproduce NAME`` draws: one preset, or a group (``fig1``, ``all``)."""
+    names = GROUPS.get(name, (name,))
+    for n in names:
+        if n not in PRESETS and n not in COMPUTED:
+            raise ConfigError(f"Unknown preset {n!r}; known presets: {', '.join((*PRESETS, *COMPUTED, *GROUPS))}.")
+    return [get_preset(n) for n in names if n in PRESETS]
+
+
+def reproduce_table3(scale: str, dataset: str | None, out: str, seed: int = 0) -> list[Path]:
+    """Compute Table 3's kernel rows (or reuse those computed before with the same request) and draw them."""
+    from ..report.renderers import artefact_dir
+    from ..runs import atomic_write_json, read_json
+    from ..theory.table3 import compute_table3, render_table3
+
+    out_dir = artefact_dir(out, "table3")
+    request = {"scale": scale, "dataset": dataset, "seed": seed}
+    done = read_json(out_dir / "table3.request.json")
+    rows = None
+    if done == request and (out_dir / "table3.json").is_file():
+        rows = json.loads((out_dir / "table3.json").read_text())
+    if rows is None:
+        rows = compute_table3(scale, dataset, out_dir, seed=seed)
+        atomic_write_json(out_dir / "table3.request.json", request)
+    return render_table3(rows, out_dir)
+
+
+def reproduce(name: str, scale: str = "quick", *, dataset: str | None = None, seeds: int = 1, out: str = "runs",
+              progress: bool = True, log=None, pack: int | None = None, **overrides) -> dict:
+    """Sweep every run of preset ``name`` (or group) and draw each preset's artefact.
+
+    Returns ``{"outcomes": [...], "artefacts": {preset: [paths]}, "render_errors": {preset: text}}``; one
+    outcome per distinct run (presets that share a run share its outcome).
+    """
+    from ..report.renderers import artefact_dir, render
+    from ..sweep import run_sweep
+
+    presets = reproduce_presets(name)
+    computed = [n for n in GROUPS.get(name, (name,)) if n in COMPUTED]
+    plans = [(p, p.configs(scale, dataset=dataset, seeds=seeds, out=out, **overrides)) for p in presets]
+    outcomes = run_sweep([cfg for _, configs in plans for cfg in configs], progress=progress, log=log, pack=pack)
+    by_id = {o.config.run_id(): o for o in outcomes}
+    artefacts, errors = {}, {}
+    for preset, configs in plans:
+        mine = [by_id[cfg.run_id()] for cfg in configs]
+        try:
+            artefacts[preset.name] = render(preset, mine, artefact_dir(out, preset.name),
+                                            preset.notes(scale, dataset))
+        except Exception as exc:  # a drawing bug must not hide the other artefacts; the trace goes to stderr
+            errors[preset.name] = f"{type(exc).__name__}: {exc}"
+            traceback.print_exc(file=sys.stderr)
+    for table in computed:  # no training runs: computed directly (kernels)
+        try:
+            artefacts[table] = reproduce_table3(scale, dataset, out)
+        except ShatteringError:
+            raise
+        except Exception as exc:
+            errors[table] = f"{type(exc).__name__}: {exc}"
+            traceback.print_exc(file=sys.stderr)
+    return {"outcomes": outcomes, "artefacts": artefacts, "render_errors": errors}
+
+
+def _cmd_reproduce(args) -> int:
+    from ..sweep import failed, summary_table
+
+    overrides = {k: getattr(args, k) for k in ("device", "precision") if getattr(args, k, None) is not None}
+    pack = getattr(args, "pack", None)
+    if pack is not None and pack < 1:
+        raise ConfigError(f"--pack must be a positive number of runs; got {pack}.")
+    result = reproduce(args.preset, args.scale, dataset=args.dataset, seeds=args.seeds, out=args.out,
+                       progress=not args.quiet, pack=pack,
+                       log=(lambda line: print(line, flush=True)) if args.quiet else None, **overrides)
+    outcomes = result["outcomes"]
+    if outcomes:
+        print(summary_table(outcomes))
+        print()
+    for name, paths in result["artefacts"].items():
+        print(f"{name}: {Path(paths[0]).parent}/")
+        for path in paths:
+            print(f"  {Path(path).name}")
+    for name, error in result["render_errors"].items():
+        print(f"{name}: NOT DRAWN: {error} (a bug in shattering; the trace is above)")
+    bad = failed(outcomes)
+    if bad:
+        print(f"\n{len(bad)} of {len(outcomes)} runs failed (shown as failed in the artefacts):")
+        for o in bad:
+            print(f"  {o.line()}")
+        print("Fix the cause and run the same command again (finished runs are kept).")
+    print(f"\nOne page with everything: shatter report {args.out}")
+    return 1 if bad or result["render_errors"] else 0

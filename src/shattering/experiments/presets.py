@@ -90,7 +90,7 @@ def _rows(*rows: dict) -> tuple[dict, ...]:
     return tuple(rows)
 
 
-_SMOKE = {"dataset": "digits", "train_size": 120, "test_size": 60, "epochs": 2, "until": "epochs",
+_SMOKE = {"dataset": "digits", "train_size": 120, "test_size": 60, "epochs": 2, "until": "epochs", "log_every": 1,
           "note": "a few seconds on the bundled digits; checks the machinery, not the science"}
 
 PRESETS: dict[str, Preset] = {}

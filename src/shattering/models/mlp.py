@@ -11,18 +11,28 @@ from torch import nn
 
 
 class MLP(nn.Module):
+    """``depth`` hidden layers of ``width`` ReLU units on the flattened image, then a linear output layer.
+
+    The layers are ``nn.Linear`` modules, but the forward pass applies them as a batched matrix product with a
+    batch of one model (``baddbmm``): a single run is then bit for bit the K = 1 case of K runs packed into
+    one model (:mod:`shattering.train.packed`), whose batched products round exactly like this one.
+    """
+
     def __init__(self, input_shape: tuple[int, int, int], num_classes: int, depth: int = 1, width: int = 512,
                  dropout: float = 0.0):
         super().__init__()
         d = math.prod(input_shape)
-        layers: list[nn.Module] = [nn.Flatten()]
-        for _ in range(depth):
-            layers += [nn.Linear(d, width), nn.ReLU(inplace=True)]
-            d = width
-        if dropout > 0:
-            layers.append(nn.Dropout(dropout))
-        layers.append(nn.Linear(d, num_classes))
-        self.net = nn.Sequential(*layers)
+        sizes = [d] + [width] * depth + [num_classes]
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        x = x.flatten(1).unsqueeze(0)  # (1, B, D): one model in the batched product
+        last = len(self.layers) - 1
+        for i, layer in enumerate(self.layers):
+            if i == last:
+                x = self.dropout(x)
+            x = torch.baddbmm(layer.bias[None, None], x, layer.weight.unsqueeze(0).transpose(1, 2))  # b + x W^T
+            if i < last:
+                x = torch.relu(x)
+        return x[0]

@@ -18,8 +18,8 @@ from .precision import autocast
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int, precision: str,
-            transform=None) -> tuple[torch.Tensor, torch.Tensor]:
+def predict(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int,
+            precision: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-example cross-entropy against ``y`` (float32) and predicted classes, in eval mode."""
     was_training = model.training
     model.eval()
@@ -27,8 +27,6 @@ def predict(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size
     try:
         for start in range(0, len(x), batch_size):
             xb = x[start:start + batch_size]
-            if transform is not None:
-                xb = transform(xb)
             with autocast(x.device, precision):
                 logits = model(xb)
             logits = logits.float()
@@ -49,14 +47,9 @@ def _mean(values: torch.Tensor) -> float:
     return float(values.mean()) if values.numel() else math.nan
 
 
-def measure(model, tensors: dict, batch_size: int, precision: str, train_transform=None,
-            test_transform=None) -> dict:
-    """Every per-epoch metric of the run (see the module docstring).
-
-    ``tensors`` holds ``x_train, y_train, y_train_original, train_changed, x_test, y_test, y_test_clean``
-    (and ``test_changed``) on the training device.
-    """
-    loss, pred = predict(model, tensors["x_train"], tensors["y_train"], batch_size, precision, train_transform)
+def metrics_from_predictions(loss: torch.Tensor, pred: torch.Tensor, test_loss: torch.Tensor,
+                             test_pred: torch.Tensor, tensors: dict) -> dict:
+    """Every per-epoch metric from per-example training losses/predictions and test losses/predictions."""
     y, changed = tensors["y_train"], tensors["train_changed"]
     correct = pred == y
     n_correct = int(correct.sum())
@@ -69,11 +62,20 @@ def measure(model, tensors: dict, batch_size: int, precision: str, train_transfo
         "train_loss_corrupted": _mean(loss[changed]) if bool(changed.any()) else None,
         "train_loss_clean": _mean(loss[~changed]) if bool((~changed).any()) else None,
         "train_acc_original": _acc(pred == tensors["y_train_original"]),
+        "test_loss": _mean(test_loss),
+        "test_acc": _acc(test_pred == tensors["y_test_clean"]),
     }
-    test_loss, test_pred = predict(model, tensors["x_test"], tensors["y_test_clean"], batch_size, precision,
-                                   test_transform)
-    row["test_loss"] = _mean(test_loss)
-    row["test_acc"] = _acc(test_pred == tensors["y_test_clean"])
-    if "y_test" in tensors and not torch.equal(tensors["y_test"], tensors["y_test_clean"]):
+    if not torch.equal(tensors["y_test"], tensors["y_test_clean"]):
         row["test_acc_corrupted_labels"] = _acc(test_pred == tensors["y_test"])
     return row
+
+
+def measure(model, tensors: dict, batch_size: int, precision: str) -> dict:
+    """Every per-epoch metric of the run (see the module docstring).
+
+    ``tensors`` holds ``x_train, y_train, y_train_original, train_changed, x_test, y_test, y_test_clean`` on
+    the training device.
+    """
+    loss, pred = predict(model, tensors["x_train"], tensors["y_train"], batch_size, precision)
+    test_loss, test_pred = predict(model, tensors["x_test"], tensors["y_test_clean"], batch_size, precision)
+    return metrics_from_predictions(loss, pred, test_loss, test_pred, tensors)

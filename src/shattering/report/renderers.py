@@ -1,0 +1,44 @@
+"""One renderer per preset: ``RENDERERS[preset.name](preset, outcomes, out_dir, notes)`` writes the artefact's
+files into ``out_dir`` and returns their paths; ``shatter reproduce`` calls it after the sweep, into
+``<out>/artefacts/<preset>/``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from ..errors import ConfigError
+from ..sweep import Outcome
+from .figures import render_fig1a as render_fig1a
+from .figures import render_fig1bc as render_fig1bc
+from .figures import render_fig2b as render_fig2b
+from .tables import render_table1 as render_table1
+from .tables import render_table4 as render_table4
+
+Renderer = Callable[[object, Sequence[Outcome], Path, Sequence[str]], list[Path]]
+
+RENDERERS: dict[str, Renderer] = {
+    "fig1a": render_fig1a,
+    "fig1bc": render_fig1bc,
+    "fig2b": render_fig2b,
+    "table1": render_table1,
+    "table4": render_table4,
+}
+
+ARTEFACTS_DIR = "artefacts"
+
+
+def artefact_dir(out: str | Path, preset_name: str) -> Path:
+    """Where ``shatter reproduce`` writes a preset's files: ``<out>/artefacts/<preset>/``."""
+    return Path(out).expanduser() / ARTEFACTS_DIR / preset_name
+
+
+def render(preset, outcomes: Sequence[Outcome], out_dir: str | Path, notes: Sequence[str]) -> list[Path]:
+    """Draw ``preset``'s artefact from the outcomes of its runs into ``out_dir``; return the files written."""
+    try:
+        renderer = RENDERERS[preset.name]
+    except KeyError:
+        raise ConfigError(f"No renderer for preset {preset.name!r}; renderers exist for "
+                          f"{', '.join(RENDERERS)}.") from None
+    return renderer(preset, list(outcomes), Path(out_dir), list(notes))

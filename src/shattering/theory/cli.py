@@ -1,0 +1,263 @@
+"""``shatter expressivity | minnorm | kernel | rademacher``: the paper's theory (Sections 2.2, 4 and 5), run and
+verified. Each handler only parses options and calls one library function; bad values raise
+:class:`~shattering.errors.ConfigError` there (one sentence on stderr, exit status 2).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from ._checks import check_probability
+
+
+def _dump(obj) -> str:
+    def default(value):
+        if isinstance(value, np.generic):
+            return value.item()
+        raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+    return json.dumps(obj, indent=2, default=default)
+
+
+def _sci(value) -> str:
+    return "n/a" if value is None else f"{value:.2e}"
+
+
+def _pct(value) -> str:
+    return "n/a" if value is None else f"{100 * value:.2f}%"
+
+
+def _check_p(p):
+    return None if p is None else check_probability(p)
+
+
+def register(sub) -> None:
+    """Add the theory commands to the ``shatter`` sub-command parser."""
+    _add_expressivity(sub)
+    _add_minnorm(sub)
+    _add_kernel(sub)
+    _add_rademacher(sub)
+
+
+def _add_labels(p, default: str = "true") -> None:
+    p.add_argument("--labels", default=default, help=f"label set: true, partial (with --p) or random "
+                                                     f"(default: {default})")
+    p.add_argument("--p", type=float, default=None, help="corruption probability for --labels partial")
+
+
+# --------------------------------------------------------------------------------------------------
+# shatter expressivity (Theorem 1)
+# --------------------------------------------------------------------------------------------------
+
+
+def _add_expressivity(sub) -> None:
+    p = sub.add_parser(
+        "expressivity", help="Theorem 1: a two-layer ReLU net with 2n+d weights that fits any labels of n points",
+        description="Build Theorem 1's network c(x) = sum_j w_j max(<a,x> - b_j, 0) (Section 4) on n training "
+                    "images, check that it reproduces every label, and measure its conditioning.")
+    p.add_argument("--dataset", default="fashion-mnist")
+    p.add_argument("--n", type=int, default=5000, help="training points (default: 5000)")
+    _add_labels(p)
+    p.add_argument("--depth", type=int, default=2, help="also build Appendix C's depth-k net (default: 2, Theorem 1)")
+    p.add_argument("--n-test", type=int, default=None, help="test images (default: the whole test set)")
+    p.add_argument("--candidates", type=int, default=64, help="random directions tried for a (default: 64)")
+    p.add_argument("--offset", type=float, default=0.1,
+                   help="b_i = x_{i-1} + offset (x_i - x_{i-1}), in (0, 0.5]; 0.5 is the midpoint (default: 0.1)")
+    p.add_argument("--method", default="auto", help="auto, triangular (forward substitution) or recurrence")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=_cmd_expressivity)
+
+
+def _cmd_expressivity(args) -> int:
+    from .relu_interpolation import expressivity
+
+    r = expressivity(args.dataset, args.n, labels=args.labels, p=_check_p(args.p), depth=args.depth, seed=args.seed,
+                     n_test=args.n_test, candidates=args.candidates, offset=args.offset, method=args.method)
+    if args.json:
+        print(_dump(r))
+        return 0
+    n, d, k, w = r["n"], r["d"], r["classes"], r["weights"]
+    one, sc, fit = r["one_per_class"], r["scalar"], r["fit"]
+    noise = f", label noise {100 * r['label_noise']:.1f}%" if r["labels"] != "true" else ""
+    print(f"Theorem 1 on {r['dataset']}: n = {n} points in d = {d} dimensions, {r['labels']} labels{noise}, "
+          f"{k} classes")
+    print(f"  weights:       2n + d = {w['theorem_1']:,} (one output, fitted to the class index; predict by rounding)")
+    print(f"                 nK + n + d = {w['one_per_class']:,} (one output per class, argmax: a and b shared, "
+          f"w is n x K)")
+    print(f"  max error:     {_sci(sc['max_error'])} (class index), {_sci(one['max_error'])} (one-hot), float64")
+    print(f"  train acc:     {_pct(sc['train_accuracy'])} (class index), {_pct(one['train_accuracy'])} (one-hot)")
+    print(f"  test acc:      {_pct(sc['test_accuracy'])} (class index), {_pct(one['test_accuracy'])} (one-hot) "
+          f"on {r['n_test']:,} test images, chance {100 / k:.0f}%")
+    print(f"  min gap:       min_i (x_i - b_i) = {_sci(fit['min_gap'])}; projection gaps / range = "
+          f"{_sci(fit['relative_gap'])} (best of {fit['candidates']} directions)")
+    cond = f"  conditioning:  cond_1(A) ~ {_sci(r['cond_1'])} (b at offset {fit['offset']:g})"
+    if "midpoint" in r:
+        cond += f"; midpoints: {_sci(r['midpoint']['cond_1'])}, max error {_sci(r['midpoint']['max_error'])}"
+    print(cond)
+    agree = f", recurrence agrees to {_sci(r['solver_agreement'])}" if "solver_agreement" in r else ""
+    print(f"  solver:        {fit['method']}{agree}")
+    if "deep" in r:
+        dp = r["deep"]
+        print(f"  depth {dp['depth']}:       {dp['num_weights']:,} free weights (= nK + n + d) + "
+              f"{dp['fixed_connections']:,} fixed +-1 connections, width {dp['widths'][0]}-{dp['widths'][1]}; "
+              f"max error {_sci(dp['max_error'])}, train acc {_pct(dp['train_accuracy'])}, "
+              f"test acc {_pct(dp['test_accuracy'])}")
+    print(f"  time:          {fit['seconds']:.2f} s to fit, {r['seconds']:.1f} s in all")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------
+# shatter minnorm (Section 5)
+# --------------------------------------------------------------------------------------------------
+
+
+def _add_minnorm(sub) -> None:
+    p = sub.add_parser(
+        "minnorm", help="Section 5: SGD on over-parameterized least squares converges to pinv(X) y",
+        description="Run SGD from w = 0 and from a random start on least squares with d > n; compare with the "
+                    "minimum-norm solution pinv(X) y (Section 5, Eq. 3).")
+    p.add_argument("--dataset", default="fashion-mnist", help="a data set, or 'synthetic' (default: fashion-mnist)")
+    p.add_argument("--n", type=int, default=100, help="training points (default: 100)")
+    p.add_argument("--features", default="raw", help="raw (pixels) or random (random Fourier features)")
+    p.add_argument("--width", type=int, default=None, help="random features (default 20n) or synthetic d (5n)")
+    _add_labels(p)
+    p.add_argument("--epochs", type=int, default=300, help="SGD epochs (default: 300)")
+    p.add_argument("--lr", type=float, default=None, help="step size (default: 1 / max_i ||x_i||^2)")
+    p.add_argument("--batch-size", type=int, default=1, help="examples per step (default: 1)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_minnorm)
+
+
+def _cmd_minnorm(args) -> int:
+    from .min_norm import min_norm_experiment
+
+    r = min_norm_experiment(args.dataset, args.n, features=args.features, width=args.width, labels=args.labels,
+                            p=_check_p(args.p), epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+                            seed=args.seed)
+    if args.json:
+        print(_dump(r))
+        return 0
+    z, rs, mn = r["from_zero"], r["from_random_start"], r["min_norm"]
+    print(f"Minimum norm on {r['dataset']} ({r['features']}): n = {r['n']}, d = {r['d']}, rank {r['rank']}, "
+          f"{r['labels']} labels, one-hot targets; cond(X) = {r['singular_values']['cond']:.1f}")
+    print(f"  SGD:            {r['epochs_run']} epochs, batch {r['batch_size']}, lr {r['lr']:.3g}")
+    print("  from w = 0:     epoch  ||w - w*||/||w*||  ||Xw - y||/||y||")
+    for e, dist, res in zip(z["trace"]["epochs"], z["trace"]["distance"], z["trace"]["residual"], strict=True):
+        print(f"                  {e:>5}  {dist:>17.3e}  {res:>16.3e}")
+    print(f"  ||w*||:         {mn['norm']:.4g} (pinv(X) y); SGD from 0 ends at {z['norm']:.4g}")
+    print(f"  random start:   ||w0|| = {rs['init_norm']:.4g}; it interpolates too (residual {rs['residual']:.2e}) "
+          f"with norm {rs['norm']:.4g} > {mn['norm']:.4g}")
+    print(f"                  predicted limit w* + (I - pinv(X) X) w0 has norm {rs['predicted_norm']:.4g}; "
+          f"distance to it {rs['distance_to_predicted_limit']:.2e}")
+    if mn["test_accuracy"] is not None:
+        print(f"  test acc:       {_pct(z['test_accuracy'])} (from 0), {_pct(rs['test_accuracy'])} (random start)")
+    print(f"  time:           {r['seconds']:.1f} s")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------
+# shatter kernel (Eq. 3, Table 3)
+# --------------------------------------------------------------------------------------------------
+
+
+def _add_kernel(sub) -> None:
+    p = sub.add_parser(
+        "kernel", help="Section 5 / Table 3: exact kernel interpolation K alpha = Y of true and random labels",
+        description="Solve K alpha = Y exactly (one Cholesky factorization, float64) for several label sets and "
+                    "report training error, residual, test error and the norm sqrt(tr(alpha^T K alpha)).")
+    p.add_argument("--dataset", default="fashion-mnist")
+    p.add_argument("--kernel", default="gaussian", help="gaussian or laplacian (default: gaussian)")
+    p.add_argument("--features", default="raw", help="raw, gabor, scattering or random-conv (default: raw)")
+    p.add_argument("--labels", default="true,random",
+                   help="comma-separated label sets solved with one factorization: true, partial, random "
+                        "(default: true,random)")
+    p.add_argument("--p", type=float, default=None, help="corruption probability of the 'partial' label set")
+    p.add_argument("--n-train", type=int, default=5000, help="training points (default: 5000, ~10 s with raw "
+                                                              "pixels on 2 cores)")
+    p.add_argument("--n-test", type=int, default=None, help="test points (default: the whole test set)")
+    p.add_argument("--ridge", type=float, default=0.0, help="added to the diagonal (default: 0, interpolation)")
+    p.add_argument("--bandwidth", type=float, default=None, help="kernel width sigma (default: median heuristic)")
+    p.add_argument("--dtype", default="float64", help="float64 or float32 factorization (default: float64)")
+    p.add_argument("--block-size", type=int, default=2048, help="Cholesky block size (default: 2048)")
+    p.add_argument("--whitening", default="none", help="pixel preprocessing: none (the paper's), per-image, "
+                                                       "per-channel or default (default: none)")
+    p.add_argument("--filters", type=int, default=None, help="random-conv filters (default: 1024; paper: 32,000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_kernel)
+
+
+def _cmd_kernel(args) -> int:
+    from .kernels import kernel_experiment
+
+    options = {"filters": args.filters} if args.filters is not None else {}
+    r = kernel_experiment(args.dataset, kernel=args.kernel, features=args.features, labels=args.labels,
+                          p=_check_p(args.p), n_train=args.n_train, n_test=args.n_test, ridge=args.ridge,
+                          bandwidth=args.bandwidth, dtype=args.dtype, block_size=args.block_size,
+                          whitening=args.whitening, seed=args.seed, feature_options=options)
+    if args.json:
+        print(_dump(r))
+        return 0
+    sec = r["seconds"]
+    print(f"Kernel interpolation on {r['dataset']}: {r['n_train']:,} train / {r['n_test']:,} test, "
+          f"{r['description']} (d = {r['dimension']:,}), {r['kernel']} kernel, sigma = {r['bandwidth']:.4g} "
+          f"({r['bandwidth_rule']}), ridge {r['ridge']:g}, {r['dtype']}")
+    print(f"  {'labels':<8} {'noise':>6} {'train err':>9} {'max |Ka-Y|':>10} {'interp.':>7} {'test err':>8} "
+          f"{'norm':>10}")
+    for x in r["results"]:
+        print(f"  {x['labels']:<8} {100 * x['label_noise']:>5.1f}% {100 * x['train_error']:>8.2f}% "
+              f"{x['max_residual']:>10.1e} {'yes' if x['interpolates'] else 'NO':>7} "
+              f"{_pct(x['test_error']):>8} {x['norm']:>10.1f}")
+    for x in r["results"]:
+        if not x["interpolates"] and r["ridge"] == 0:
+            print(f"  warning: the {x['labels']} labels were not interpolated (max residual {x['max_residual']:.1e}, "
+                  f"training error {100 * x['train_error']:.2f}%); try float64 or a smaller bandwidth.")
+    print(f"  time:     features {sec.get('features', 0):.1f} s, kernel {sec['kernel']:.1f} s, Cholesky "
+          f"{sec['factorization']:.1f} s, {r['seconds_total']:.1f} s in all")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------
+# shatter rademacher (Section 2.2)
+# --------------------------------------------------------------------------------------------------
+
+
+def _add_rademacher(sub) -> None:
+    p = sub.add_parser(
+        "rademacher", help="Section 2.2: fit random +-1 labels and report (1/n) sum sigma_i h(x_i)",
+        description="An empirical Rademacher probe (Eq. 1): train on random signs sigma and report the "
+                    "correlation (1/n) sum sigma_i h(x_i) for a network, a kernel interpolant and a linear model.")
+    p.add_argument("--dataset", default="digits")
+    p.add_argument("--n", type=int, default=500, help="sample size (default: 500)")
+    p.add_argument("--model", default="mlp-1x512", help="shattering model for the network probe")
+    p.add_argument("--draws", type=int, default=3, help="random sign vectors (default: 3)")
+    p.add_argument("--probes", default="network,kernel,linear", help="comma-separated: network, kernel, linear")
+    p.add_argument("--epochs", type=int, default=300, help="most epochs per network fit (default: 300)")
+    p.add_argument("--lr", type=float, default=0.1, help="network learning rate (default: 0.1)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_rademacher)
+
+
+def _cmd_rademacher(args) -> int:
+    from .rademacher import rademacher_probe
+
+    r = rademacher_probe(args.dataset, args.n, model=args.model, draws=args.draws, probes=args.probes,
+                         epochs=args.epochs, lr=args.lr, seed=args.seed)
+    if args.json:
+        print(_dump(r))
+        return 0
+    print(f"Rademacher probe on {r['dataset']}: n = {r['n']}, d = {r['d']}, {r['draws']} draws of sigma")
+    print("  (1/n) sum sigma_i h(x_i): 1 means the class shatters the sample (R_n = 1, a vacuous bound)")
+    for name, s in r["results"].items():
+        extra = ""
+        if name == "network":
+            fits = sum(d["fit"] for d in s["draws"])
+            extra = f"; fit {fits}/{len(s['draws'])} draws, epochs {[d['epochs'] for d in s['draws']]}"
+        print(f"  {name:<8} {s['mean']:.4f} +- {s['std']:.4f}   {r['probes'][name]}{extra}")
+    print(f"  time:    {r['seconds']:.1f} s")
+    return 0

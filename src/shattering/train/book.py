@@ -1,0 +1,196 @@
+"""The bookkeeping of one run, whoever trains it (alone or packed with others): counters, fit detection,
+the stuck-at-chance and divergence checks, the per-epoch record rows and the honest summary.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from datetime import datetime, timezone
+
+import numpy as np
+
+from ..config import RunConfig
+from ..data.dataset import ImageData
+from ..runs import RunRecord
+from .schedule import causes, describe_schedule, versions
+
+STUCK_EPOCHS = 5  # after this many epochs at chance, print the usual causes
+_COUNTERS = ("epoch", "steps", "seconds", "train_seconds", "eval_seconds", "best_test_acc", "fit_at", "warnings",
+             "resumes", "last")
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class RunBook:
+    """Counters and records of one run. The trainer owns the model; the book owns everything else."""
+
+    def __init__(self, cfg: RunConfig, data: ImageData, record: RunRecord, progress: bool = False):
+        self.cfg, self.data, self.record, self.progress = cfg, data, record, progress
+        self.epoch = 0
+        self.steps = 0
+        self.seconds = 0.0
+        self.train_seconds = 0.0
+        self.eval_seconds = 0.0
+        self.best_test_acc = 0.0
+        self.fit_at: dict | None = None
+        self.warnings: list[str] = []
+        self.resumes: list[dict] = []
+        self.last: dict = {}
+        self.extra: dict = {}  # more summary fields (e.g. packing)
+        n = data.n_train
+        self.chance = float(np.bincount(data.y_train, minlength=data.num_classes).max()) / max(n, 1)
+
+    def log(self, text: str) -> None:
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            tqdm.write(text, file=sys.stderr)
+
+    # -- checkpoint contents -------------------------------------------------------------------------
+    def counters(self) -> dict:
+        return {key: getattr(self, key) for key in _COUNTERS} | {"fingerprint": self.data.fingerprint}
+
+    def restore_counters(self, state: dict) -> None:
+        from ..errors import RecordError
+
+        if state.get("fingerprint") != self.data.fingerprint:
+            raise RecordError(
+                f"The checkpoint in {self.record.dir} was trained on other data (fingerprint "
+                f"{state.get('fingerprint')}, now {self.data.fingerprint}); the data files changed since the run "
+                "started. Delete the run folder to start again."
+            )
+        for key in _COUNTERS:
+            setattr(self, key, state[key])
+
+    def open(self) -> dict | None:
+        """Load the newest intact checkpoint (or prepare a fresh start); return the checkpoint or None."""
+        record = self.record
+        state, notes = record.load_checkpoint()
+        for note in notes:
+            self.log(f"shattering: {note}")
+        if state is not None:
+            self.restore_counters(state)
+            record.truncate_logs(self.epoch, self.steps)
+            self.resumes.append({"epoch": self.epoch, "at": now(), "notes": notes})
+            self.log(f"shattering: resuming {record.dir.name} from the checkpoint of epoch {self.epoch}"
+                     + (" (the newest checkpoint was damaged; used the previous one)" if notes else ""))
+            return state
+        if notes:
+            self.log("shattering: no intact checkpoint; restarting this run from scratch")
+            self.resumes.append({"epoch": 0, "at": now(), "notes": [*notes, "restarted from scratch"]})
+        record.reset_logs()
+        return None
+
+    @property
+    def done(self) -> bool:
+        """True when the run must not train another epoch (fit with --until fit, or budget spent)."""
+        return (self.fit_at is not None and self.cfg.until == "fit") or self.epoch >= self.cfg.epochs
+
+    # -- one epoch -----------------------------------------------------------------------------------
+    def end_epoch(self, lr: float, metrics: dict, step_rows: list, train_s: float, eval_s: float,
+                  diverged: bool) -> str | None:
+        """Book an epoch: counters, fit, records (the caller writes the checkpoint next). Returns the final
+        status when the run is over (``fit``, ``not-fit``, ``diverged``), else None."""
+        self.epoch += 1
+        self.train_seconds += train_s
+        self.eval_seconds += eval_s
+        self.seconds += train_s + eval_s
+        self.best_test_acc = max(self.best_test_acc, metrics["test_acc"])
+        if not math.isfinite(metrics["train_loss"]):
+            diverged = True
+        if metrics["train_errors"] == 0 and self.fit_at is None and not diverged:
+            self.fit_at = {"epoch": self.epoch, "step": self.steps, "seconds": self.seconds}
+        self.last = {"epoch": self.epoch, "step": self.steps, "lr": lr, **metrics, "best_test_acc": self.best_test_acc,
+                     "eval_seconds": eval_s, "epoch_seconds": train_s + eval_s, "seconds": self.seconds}
+        self.record.append_steps(step_rows)
+        self.record.append_metrics(self.last)
+        if diverged:
+            return "diverged"
+        if self.done:
+            return "fit" if self.fit_at is not None else "not-fit"
+        self._check_stuck(metrics["train_acc"])
+        return None
+
+    def _check_stuck(self, train_acc: float) -> None:
+        if self.epoch != min(STUCK_EPOCHS, self.cfg.epochs) or any(w.startswith("stuck") for w in self.warnings):
+            return
+        n, chance = self.data.n_train, self.chance
+        margin = max(0.02, 3 * math.sqrt(chance * (1 - chance) / max(n, 1)))
+        if train_acc > chance + margin:
+            return
+        message = (f"stuck at chance: training accuracy {100 * train_acc:.1f}% after {self.epoch} epochs "
+                   f"(chance {100 * chance:.1f}%). {causes(self.cfg)}")
+        self.warnings.append(message)
+        self.log(f"shattering: {message}")
+
+    def final_status(self) -> str:
+        """The status of a run whose loop ended without an explicit one (resumed after its last epoch)."""
+        return "fit" if self.fit_at is not None else "not-fit"
+
+    # -- the summary ---------------------------------------------------------------------------------
+    def summary(self, status: str, device: str) -> dict:
+        cfg, last = self.cfg, self.last
+        fit = self.fit_at is not None
+        what = f"{cfg.dataset} {cfg.model} {cfg.corruption}" + (
+            f" p={cfg.p:g}" if cfg.corruption == "partial-labels" or 0 < cfg.p < 1 else "")
+        if status == "diverged":
+            message = (f"{what}: DIVERGED at epoch {self.epoch} (step {self.steps}): the training loss became "
+                       f"NaN or infinite. Lower the learning rate (now {cfg.lr:g}), or use a model with batch "
+                       "normalization.")
+        elif fit:
+            f = self.fit_at
+            message = (f"{what}: FIT (100.0% training accuracy) at epoch {f['epoch']}, step {f['step']}, "
+                       f"after {f['seconds']:.1f} s; test accuracy {100 * last['test_acc']:.2f}% "
+                       f"(best {100 * self.best_test_acc:.2f}%).")
+            if cfg.until == "epochs" and last["train_errors"]:
+                message += (f" At the end of the {self.epoch}-epoch budget training accuracy was "
+                            f"{pct(last['train_acc'])} ({last['train_errors']} wrong).")
+        else:
+            message = (f"{what}: DID NOT FIT: {pct(last['train_acc'])} training accuracy "
+                       f"({last['train_errors']} of {self.data.n_train} examples wrong) after {self.epoch} epochs "
+                       f"(budget {cfg.epochs}); test accuracy {100 * last['test_acc']:.2f}%. {causes(cfg)}")
+        return {
+            "status": status,
+            "fit": fit,
+            "message": message,
+            "run_id": cfg.run_id(),
+            "run_name": self.record.dir.name,
+            "config": cfg.hashed_dict(),
+            "data": {k: v for k, v in self.data.describe().items() if k != "class_names"},
+            "data_fingerprint": self.data.fingerprint,
+            "schedule": describe_schedule(cfg),
+            "epochs": self.epoch,
+            "steps": self.steps,
+            "seconds": self.seconds,
+            "train_seconds": self.train_seconds,
+            "eval_seconds": self.eval_seconds,
+            "fit_epoch": self.fit_at["epoch"] if fit else None,
+            "fit_step": self.fit_at["step"] if fit else None,
+            "fit_seconds": self.fit_at["seconds"] if fit else None,
+            "best_test_acc": self.best_test_acc,
+            "final": last,
+            "warnings": self.warnings,
+            "resumes": self.resumes,
+            "device": device,
+            "precision": cfg.precision,
+            "versions": versions(),
+            "finished_at": now(),
+            **self.extra,
+        }
+
+    def write_config(self) -> None:
+        cfg = self.cfg
+        self.record.write_config({"config": cfg.to_dict(), "run_id": cfg.run_id(), "data": self.data.describe(),
+                                  "data_fingerprint": self.data.fingerprint, "versions": versions(),
+                                  "schedule": describe_schedule(cfg), "created": now()})
+
+
+def pct(acc: float) -> str:
+    """A percentage that never rounds a miss up to 100%."""
+    text = f"{100 * acc:.2f}%"
+    if acc < 1 and text == "100.00%":
+        text = "99.99%"
+    return text

@@ -1,0 +1,77 @@
+"""The learning-rate schedule of Section 2.1 (lr0 x decay per epoch), its budget, and how runs describe it."""
+
+from __future__ import annotations
+
+import math
+import platform
+import subprocess
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import __version__
+from ..config import RunConfig
+from ..data.registry import dataset_info
+
+
+def lr_at(cfg: RunConfig, epoch: int) -> float:
+    """The learning rate of epoch ``epoch`` (0-based): lr0 * decay**epoch."""
+    return cfg.lr * cfg.lr_decay ** epoch
+
+
+def lr_budget(lr: float, decay: float) -> float:
+    """Total learning rate ever applied by ``lr * decay**epoch``: lr / (1 - decay) (infinite when constant)."""
+    return math.inf if decay >= 1 else lr / (1 - decay)
+
+
+def describe_schedule(cfg: RunConfig) -> dict:
+    info = dataset_info(cfg.dataset)
+    budget = lr_budget(cfg.lr, cfg.lr_decay)
+    if cfg.lr_decay == info.default_lr_decay(cfg.model):
+        source = f"the default for {cfg.model} on {cfg.dataset}: {info.schedule_reason(cfg.model)}"
+    else:
+        source = "set by the user"
+    return {"lr": cfg.lr, "lr_decay": cfg.lr_decay, "epochs": cfg.epochs, "momentum": cfg.momentum,
+            "batch_size": cfg.batch_size, "lr_budget": None if math.isinf(budget) else budget,
+            "text": (f"lr {cfg.lr:g} x{cfg.lr_decay:g} per epoch (lr budget lr0/(1-decay) = "
+                     f"{'unbounded' if math.isinf(budget) else f'{budget:.3g}'}), momentum {cfg.momentum:g}, "
+                     f"batch {cfg.batch_size}, budget {cfg.epochs} epochs; {source}")}
+
+
+def causes(cfg: RunConfig) -> str:
+    """The usual reasons a run does not fit, for this config (printed with a not-fit or stuck run)."""
+    budget = lr_budget(cfg.lr, cfg.lr_decay)
+    found = []
+    if not math.isinf(budget):
+        found.append(f"the learning-rate budget lr0/(1-decay) = {budget:.3g} runs out (try --lr-decay 0.98 or 1.0, "
+                     "or more epochs)")
+    else:
+        found.append(f"the epoch budget ({cfg.epochs}) is too small for this data (try --epochs)")
+    if cfg.random_crop or cfg.flip_rotate:
+        found.append("data augmentation is on (it enlarges the set to memorize)")
+    if cfg.weight_decay > 0:
+        found.append(f"weight decay is on ({cfg.weight_decay:g})")
+    if cfg.model == "inception-small-nobn" and cfg.lr >= 0.05:
+        found.append(f"Inception without batch norm at lr {cfg.lr:g} (try --lr 0.01)")
+    found.append(f"the learning rate {cfg.lr:g} is too high if the loss stays at ln K")
+    return "Usual causes: " + "; ".join(found) + "."
+
+
+@lru_cache(maxsize=1)
+def _code_version() -> str:
+    version = __version__
+    try:
+        out = subprocess.run(["git", "-C", str(Path(__file__).parent), "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True, timeout=5)
+        if out.returncode == 0 and out.stdout.strip():
+            version += f"+g{out.stdout.strip()}"
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return version
+
+
+def versions() -> dict:
+    return {"shattering": _code_version(), "torch": torch.__version__, "numpy": np.__version__,
+            "python": platform.python_version()}

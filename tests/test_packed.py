@@ -1,0 +1,113 @@
+"""Tests for `shattering/train/packed.py`: K runs packed into one model are exactly K separate runs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from shattering.config import RunConfig
+from shattering.runs import RunRecord
+from shattering.sweep import run_sweep
+from shattering.train.packed import packed_groups
+
+TIMING = {"seconds", "eval_seconds", "epoch_seconds"}
+P_LEVELS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+
+
+def _sweep(out, **kw) -> list[RunConfig]:
+    base = {"dataset": "digits", "model": "mlp-1x512", "train_size": 300, "test_size": 100, "lr": 0.1,
+            "precision": "fp32", "corruption": "partial-labels", "out": str(out)} | kw
+    return [RunConfig(**base, p=p) for p in P_LEVELS]
+
+
+def _records(outcomes):
+    out = []
+    for o in outcomes:
+        rec = RunRecord(o.run_dir)
+        metrics = [{k: v for k, v in r.items() if k not in TIMING} for r in rec.read_metrics()]
+        out.append((o.summary["status"], o.summary["fit_epoch"], metrics, rec.read_steps()))
+    return out
+
+
+def assert_same_runs(a, b):
+    """Same statuses, fit epochs, accuracies and error counts; losses equal up to float32 rounding (a batched
+    matrix product may round differently for another number of packed models and small batches)."""
+    for (sa, fa, ma, ta), (sb, fb, mb, tb) in zip(_records(a), _records(b), strict=True):
+        assert (sa, fa, len(ma), len(ta)) == (sb, fb, len(mb), len(tb))
+        for ra, rb in zip(ma, mb, strict=True):
+            assert ra.keys() == rb.keys()
+            for key, va in ra.items():
+                if isinstance(va, float) and "loss" in key:
+                    assert va == pytest.approx(rb[key], rel=1e-4, abs=1e-6), key
+                else:
+                    assert va == rb[key], key
+        for ra, rb in zip(ta, tb, strict=True):
+            assert ra["step"] == rb["step"] and ra["loss"] == pytest.approx(rb["loss"], rel=1e-4, abs=1e-6)
+
+
+def test_packed_sweep_equals_separate_runs_bit_for_bit(tmp_path):
+    separate = run_sweep(_sweep(tmp_path / "a"), progress=False, pack=1)
+    packed = run_sweep(_sweep(tmp_path / "b"), progress=False)
+    assert [o.summary.get("packed", {}).get("members") for o in packed] == [6] * 6
+    assert all("packed" not in o.summary for o in separate)
+    fit_epochs = {o.summary["fit_epoch"] for o in separate}
+    # every run fits, at different epochs: members leave the pack one by one
+    assert all(o.summary["status"] == "fit" for o in separate) and len(fit_epochs) > 1
+    assert _records(separate) == _records(packed)  # at the paper's batch size, bit for bit on this CPU
+
+
+def test_grouping_rule():
+    cfgs = _sweep("x") + [RunConfig(dataset="digits", model="alexnet-small", corruption="random-labels", seed=s)
+                          for s in range(2)]
+    assert [len(g) for g in packed_groups(cfgs)] == [6, 1, 1]  # MLPs packed, CNNs one after another
+    assert [len(g) for g in packed_groups(cfgs, pack=4)] == [4, 2, 1, 1]
+    assert [len(g) for g in packed_groups(cfgs, pack=1)] == [1] * 8
+    mixed = _sweep("x") + _sweep("x", lr=0.05)
+    assert [len(g) for g in packed_groups(mixed)] == [6, 6]  # another schedule: another pack
+    pixels = [RunConfig(dataset="digits", model="mlp-1x512", corruption="gaussian", seed=s) for s in range(3)]
+    assert [len(g) for g in packed_groups(pixels)] == [1, 1, 1]  # other images: not packable
+
+
+def test_packed_checkpoint_resumes_as_a_separate_run(tmp_path):
+    cfgs = _sweep(tmp_path, until="epochs", epochs=6, log_every=2)
+    short = [c.replace(epochs=3) for c in cfgs]
+    run_sweep(short, progress=False)  # packed, 3 epochs
+    reference = run_sweep(_sweep(tmp_path / "ref", until="epochs", epochs=6, log_every=2), progress=False, pack=1)
+    for cfg_short, cfg in zip(short, cfgs, strict=True):  # continue each from the packed checkpoint, alone
+        src, dst = RunRecord(cfg_short.run_dir()), RunRecord(cfg.run_dir())
+        dst.create()
+        for name in ("checkpoint.pt", "metrics.jsonl", "steps.csv"):
+            if (src.dir / name).exists():
+                (dst.dir / name).write_bytes((src.dir / name).read_bytes())
+    resumed = run_sweep(cfgs, progress=False, pack=1)
+    assert_same_runs(resumed, reference)
+
+
+@pytest.mark.slow
+def test_sigkill_a_packed_sweep_then_resume(tmp_path):
+    script = (f"from shattering.config import RunConfig\nfrom shattering.sweep import run_sweep\n"
+              f"run_sweep([RunConfig(dataset='digits', model='mlp-1x512', corruption='partial-labels', p=p, "
+              f"batch_size=8, until='epochs', epochs=25, precision='fp32', out={str(tmp_path / 'b')!r}) "
+              f"for p in {P_LEVELS!r}], progress=False)\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        rows = [len(p.read_text().splitlines()) for p in (tmp_path / "b").glob("*/metrics.jsonl")]
+        if len(rows) == 6 and min(rows) >= 5:
+            break
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not list((tmp_path / "b").glob("*/summary.json"))
+    cfgs = [RunConfig(dataset="digits", model="mlp-1x512", corruption="partial-labels", p=p, batch_size=8,
+                      until="epochs", epochs=25, precision="fp32", out=str(tmp_path / d))
+            for d in "ab" for p in P_LEVELS]
+    reference = run_sweep(cfgs[:6], progress=False)  # packed, never interrupted
+    resumed = run_sweep(cfgs[6:], progress=False)
+    assert_same_runs(resumed, reference)
+    assert all(len(o.summary["resumes"]) == 1 for o in resumed)
