@@ -356,3 +356,88 @@ def test_html_page_loads_in_chromium(tmp_path):
     page = runs / "report.html"
     page.write_text(build_report(runs))
     assert chromium_check(page, tmp_path) == "OK images=1"
+
+
+# --------------------------------------------------------------------------------------------------
+# Honesty: every kind of run shown as what it is; every artefact names the runs behind it
+# --------------------------------------------------------------------------------------------------
+
+
+def _unfinished(out: Path, seed: int, how: str) -> Path:
+    """A run record without a (whole) summary: interrupted, a summary cut off, or one never renamed in."""
+    cfg = RunConfig(dataset="digits", corruption="random-labels", seed=seed, out=str(out), precision="fp32")
+    record = RunRecord(cfg.run_dir())
+    record.create()
+    record.write_config({"run_id": cfg.run_id(), "config": cfg.to_dict(), "data_fingerprint": "fpX",
+                         "versions": {"shattering": "0.1.0+gtest"}})
+    record.append_metrics({"epoch": 1, "step": 4, "train_acc": 1.0, "test_acc": 0.99, "train_loss": 0.01})
+    (record.dir / "checkpoint.pt").write_bytes(b"SHATTERING-CHECKPOINT-1\n")
+    if how == "cut":  # a summary.json that is not a whole JSON object (written by something that is not us)
+        record.summary_path.write_text('{"status": "fit", "final": {"train_acc": 1.0')
+    elif how == "temporary":  # killed between writing the summary's temporary file and renaming it
+        (record.dir / ".summary.json.abc123.tmp").write_text(json.dumps({"status": "fit", "final": {}}))
+    elif how == "foreign":  # a JSON object with a status but nothing else a summary holds
+        record.summary_path.write_text(json.dumps({"status": "fit", "final": {"train_acc": 1.0}}))
+    return record.dir
+
+
+def test_report_shows_every_run_as_what_it_is_and_averages_only_fits(tmp_path):
+    runs = tmp_path / "runs"
+    outcomes = [fake_outcome(runs, model="inception-small", seed=s, epochs=6, test_acc=0.6 + 0.1 * s)
+                for s in (0, 1)]
+    outcomes += [fake_outcome(runs, model="inception-small", seed=2, status="not-fit", test_acc=0.99),
+                 fake_outcome(runs, model="inception-small", seed=3, status="diverged", test_acc=0.98),
+                 fake_outcome(runs, model="inception-small", seed=4, status="failed", error="disk full")]
+    unfinished = [_unfinished(runs, 10 + i, how) for i, how in enumerate(("killed", "cut", "temporary", "foreign"))]
+    for name in ("table1", "fig2b", "fig1a"):
+        render(PRESETS[name], outcomes, runs / "artefacts" / name, NOTES)
+
+    # the table: the mean is over the two runs that fit (60% and 70%), never the 99% and 98% of the others
+    row = read_csv(runs / "artefacts" / "table1" / "table1.csv")[0]
+    assert float(row["test_acc_ours"]) == pytest.approx(65.0) and row["n_fit"] == "2" and row["n_runs"] == "5"
+    assert "seed 2 did not fit" in row["status"] and "seed 3 diverged" in row["status"]
+    assert "seed 4 failed: disk full" in row["status"]
+    svg = (runs / "artefacts" / "fig2b" / "fig2b.svg").read_text()
+    assert "Inception: fit (2 runs)" in svg and "seed 3: diverged" in svg and "seed 2: did not fit" in svg
+
+    statuses = {r["run_name"]: r["status"] for r in find_runs(runs)}
+    expected = {o.run_dir.name: o.status for o in outcomes if o.summary} | {d.name: "unfinished" for d in unfinished}
+    assert statuses == expected  # the failed run left no record; the four without a whole summary: unfinished
+    page = build_report(runs)
+    for name, status in expected.items():  # each row carries its status badge, and a title saying what it is
+        assert re.search(rf'<tr[^>]* class="{status}"[^>]*><td><span class="badge {status}">[^<]*</span></td>'
+                         rf"<td>{re.escape(name)}</td>", page), name
+    assert "All runs found (8: diverged 1, fit 2, did not fit 1, unfinished 4)" in page
+    assert "4 unfinished run(s)" in page and "Not a result" in page
+
+
+@pytest.mark.parametrize("preset", list(RENDERERS))
+def test_every_artefact_names_the_runs_behind_it(tmp_path, preset):
+    """Sidecar: every run with its config hash, data fingerprint and code version; CSV and Markdown: the config
+    hash of every run; figure captions and tables: where the rest is, and the code version."""
+    runs = tmp_path / "runs"
+    model = "inception-small" if preset in ("fig1a", "fig2b") else "mlp-1x512"
+    corruption = {"fig1bc": "partial-labels", "table4": "random-labels"}.get(preset, "true-labels")
+    p = 0.0 if preset == "fig1bc" else None
+    outcomes = [fake_outcome(runs, model=model, corruption=corruption, p=p, seed=s, status=st)
+                for s, st in enumerate(("fit", "fit", "not-fit", "diverged", "failed"))]
+    paths = render(PRESETS[preset], outcomes, tmp_path / "art", NOTES)
+    side = sidecar(tmp_path / "art" / f"{preset}.json")
+    assert [r["run_id"] for r in side["runs"]] == [o.config.run_id() for o in outcomes]
+    for entry, o in zip(side["runs"], outcomes, strict=True):
+        assert entry["status"] == o.status
+        if o.summary is not None:
+            assert entry["data_fingerprint"] == o.summary["data_fingerprint"] and entry["version"] == "0.1.0+gtest"
+        else:
+            assert entry["error"] == "synthetic failure"
+    assert side["code_versions"] == ["0.1.0+gtest"]
+    (csv_path,) = [p for p in paths if p.suffix == ".csv"]
+    text = csv_path.read_text()
+    shown = outcomes if preset in ("table1", "table4", "fig1bc") else [o for o in outcomes if o.summary]
+    assert all(o.config.run_id() in text for o in shown)  # fig1a/fig2b: curves of runs that have records
+    for path in paths:
+        if path.suffix in (".md", ".svg"):
+            body = path.read_text()
+            assert f"{preset}.json" in body and "0.1.0+gtest" in body, path.name
+            if path.suffix == ".md":
+                assert all(o.config.run_id() in body for o in outcomes)

@@ -12,9 +12,11 @@ from scipy.spatial.distance import cdist, pdist
 
 from shattering.errors import ConfigError
 from shattering.theory import features as feat
-from shattering.theory import table3
+from shattering.theory import kernels, table3
 from shattering.theory.kernels import (
+    KernelEvaluator,
     KernelFactorizationError,
+    KernelMemoryError,
     KernelSolver,
     blocked_cholesky_,
     fit_label_sets,
@@ -59,6 +61,18 @@ def test_blocked_cholesky_equals_torch(n, block):
     assert torch.equal(torch.triu(out, 1), torch.triu(a, 1))  # the strict upper triangle still holds the input
 
 
+@pytest.mark.parametrize("n, block, panel", [(50, 7, 3), (130, 32, 40), (257, 64, 1000)])
+def test_blocked_cholesky_float32_in_place(n, block, panel):
+    a = spd(n, seed=3).to(torch.float32)
+    ref = torch.linalg.cholesky(a)
+    out = a.clone()
+    ptr = out.data_ptr()
+    blocked_cholesky_(out, block, panel_rows=panel)
+    assert out.data_ptr() == ptr and out.dtype == torch.float32
+    assert torch.allclose(torch.tril(out), ref, rtol=1e-4, atol=1e-4 * float(ref.abs().max()))
+    assert torch.equal(torch.triu(out, 1), torch.triu(a, 1))
+
+
 def test_blocked_triangular_solves_and_product():
     a = spd(75, seed=1)
     factor = blocked_cholesky_(a.clone(), 16)
@@ -86,6 +100,42 @@ def test_kernel_matrix_matches_scipy(kernel):
     k = kernel_matrix(SMALL, kernel, sigma, block_size=20).numpy()
     assert np.allclose(k, expected, atol=1e-12)
     assert np.array_equal(k, k.T) and (np.diag(k) == 1).all()
+
+
+def pixels(n: int, d: int, seed: int = 0) -> np.ndarray:
+    """Random 8-bit 'images' scaled to [0, 1], as float32 like the data sets store them."""
+    return (np.random.default_rng(seed).integers(0, 256, (n, d)) / 255).astype(np.float32)
+
+
+@pytest.mark.parametrize("kernel", ["gaussian", "laplacian"])
+def test_exact_pixel_arithmetic_matches_float64(kernel):
+    x, z = pixels(70, 30), pixels(23, 30, seed=1)
+    exact = np.rint(x.astype(np.float64) * 255) / 255  # the values the int8 path stands for
+    sigma = 1.3
+    ev = KernelEvaluator(x, kernel, sigma)
+    assert ev.mode == "int8 pixels"
+    d = cdist(exact, exact)
+    expected = np.exp(-d ** 2 / (2 * sigma ** 2)) if kernel == "gaussian" else np.exp(-d / sigma)
+    k = ev.fill(torch.empty(70, 70, dtype=torch.float64), tile=16).numpy()
+    assert np.allclose(k, expected, rtol=1e-13, atol=0) and np.array_equal(k, k.T) and (np.diag(k) == 1).all()
+    v = torch.randn(70, 3, dtype=torch.float64)
+    assert torch.allclose(ev.product(v, tile=16), torch.from_numpy(expected) @ v, rtol=1e-12, atol=1e-12)
+    cross = np.rint(z.astype(np.float64) * 255) / 255
+    dz = cdist(cross, exact)
+    kz = np.exp(-dz ** 2 / (2 * sigma ** 2)) if kernel == "gaussian" else np.exp(-dz / sigma)
+    assert torch.allclose(ev.cross_product(z, v, tile=16), torch.from_numpy(kz) @ v, rtol=1e-12, atol=1e-12)
+    off_grid = z + 1e-3  # test points off the pixel grid: float64 arithmetic against the exact training values
+    df = cdist(off_grid.astype(np.float64), exact)
+    kf = np.exp(-df ** 2 / (2 * sigma ** 2)) if kernel == "gaussian" else np.exp(-df / sigma)
+    assert torch.allclose(ev.cross_product(off_grid, v, tile=16), torch.from_numpy(kf) @ v, rtol=1e-9, atol=1e-9)
+
+
+def test_float_path_and_narrow_bandwidth():
+    x = SMALL * 20  # squared norms / sigma^2 far beyond exp's range: squared distances instead of the factored form
+    ev = KernelEvaluator(x, "gaussian", 0.5)
+    assert ev.mode == "float64" and ev.points.scale is None
+    expected = np.exp(-cdist(x, x) ** 2 / 0.5)
+    assert np.allclose(ev.fill(torch.empty(97, 97, dtype=torch.float64), tile=10).numpy(), expected, atol=1e-12)
 
 
 def test_median_bandwidth_is_the_median_distance():
@@ -134,6 +184,105 @@ def test_float32_factorization_is_refined_to_interpolation(digits):
     assert r.interpolates and r.refinement_steps >= 1
 
 
+def ill_conditioned(n: int = 300, stored: bool = False):
+    x = pixels(n, 6, seed=4)  # few dimensions and a wide bandwidth: K is close to singular
+    return x, KernelSolver(x, "gaussian", 0.8, dtype="float32", block_size=32, tile=64, stored_products=stored)
+
+
+def test_refinement_reaches_float64_accuracy_from_a_float32_factor():
+    x, solver = ill_conditioned()
+    k = kernel_matrix(x, "gaussian", 0.8)
+    assert torch.linalg.cond(k) > 1e6
+    y = torch.from_numpy(np.eye(3)[np.arange(len(x)) % 3])
+    raw, raw_info = solver.solve(y, max_steps=0)  # the float32 factor alone
+    alpha, info = solver.solve(y, tol=1e-9)
+    assert raw_info["system_residual"] > 1e-3 and not raw_info["converged"]
+    assert info["converged"] and info["system_residual"] <= 1e-9 and info["refinement_steps"] < 20
+    assert float((k @ alpha - y).abs().max()) <= 1e-8  # against the float64 kernel, independently
+    assert info["history"][0]["max_residual"] == pytest.approx(raw_info["system_residual"])
+    assert info["history"][-1]["residual"] == "explicit" and info["products"] == info["refinement_steps"] + 2
+    assert torch.allclose(info["system_product"], k @ alpha, atol=1e-8)
+
+
+def test_stored_48_bit_kernel_refines_like_float64_products():
+    x, exact_solver = ill_conditioned()
+    _, solver = ill_conditioned(stored=True)
+    assert exact_solver.upper is None and solver.upper is not None
+    k = kernel_matrix(x, "gaussian", 0.8)
+    v = torch.randn(len(x), 4, dtype=torch.float64)
+    off_diagonal = (k - torch.eye(len(x), dtype=torch.float64)) @ v
+    assert torch.allclose(solver.upper.product(v), off_diagonal, rtol=0, atol=1e-12)  # 2^-47 per entry
+    y = torch.from_numpy(np.eye(3)[np.arange(len(x)) % 3])
+    alpha, info = solver.solve(y, tol=1e-7)
+    ref, _ = exact_solver.solve(y, tol=1e-7)
+    assert info["converged"] and float((k @ alpha - y).abs().max()) <= 1e-7
+    assert info["history"][0]["residual"] == "stored kernel" and info["history"][-1]["residual"] == "explicit"
+    assert info["products"] == 1 and info["stored_products"] == info["refinement_steps"] + 1  # one float64 check
+    assert torch.allclose(alpha, ref, rtol=0, atol=1e-5 * float(ref.abs().max()))
+
+
+def test_cholesky_keeps_the_upper_triangle_bit_for_bit():
+    a = spd(70, seed=5).to(torch.float32)
+    bits = a.view(torch.int32)
+    rng = np.random.default_rng(0)
+    noise = torch.from_numpy(rng.integers(-2 ** 31, 2 ** 31 - 1, (70, 70), dtype=np.int64).astype(np.int32))
+    signalling_nans_and_a_denormal = [0x7F800001, 0x7FA00000, 0x7FBFFFFF, 0xFF800001 - 2 ** 32, 0x00000001]
+    noise[0, 1:6] = torch.tensor(signalling_nans_and_a_denormal)
+    upper = torch.ones(70, 70, dtype=torch.bool).triu_(1)
+    bits.copy_(torch.where(upper, noise, bits))
+    ref = torch.linalg.cholesky(torch.where(upper, a.T, a))
+    blocked_cholesky_(a, 16, panel_rows=20)
+    assert torch.equal(torch.where(upper, bits, 0), torch.where(upper, noise, 0))
+    assert torch.allclose(torch.tril(a), ref, rtol=1e-4, atol=1e-3)
+
+
+def test_refinement_reports_when_it_stops_short():
+    _, solver = ill_conditioned()
+    y = torch.ones(solver.n, dtype=torch.float64)  # a 1-D target (the Rademacher probe passes those)
+    alpha, info = solver.solve(y, tol=1e-15, max_steps=1)
+    assert alpha.shape == (solver.n,) and info["refinement_steps"] == 1 and not info["converged"]
+    assert info["system_residual"] > 1e-15
+
+
+def test_second_label_set_reuses_the_factorization(monkeypatch):
+    calls = []
+    original = kernels.blocked_cholesky_
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(kernels, "blocked_cholesky_", counting)
+    x = pixels(200, 12)
+    solver = KernelSolver(x, "gaussian", dtype="float32", block_size=64)
+    labels = np.arange(200) % 4
+    first = fit_label_sets(solver, {"true": labels}, 4)
+    second = fit_label_sets(solver, {"random": np.random.default_rng(0).integers(0, 4, 200)}, 4)
+    assert len(calls) == 1 and solver.factorizations == 1
+    assert first[0].interpolates and second[0].interpolates
+
+
+def test_memory_is_checked_before_any_work(monkeypatch):
+    def heavy(*args, **kwargs):
+        raise AssertionError("heavy work started before the memory check")
+
+    monkeypatch.setattr(kernels, "available_memory", lambda: 2 * 10 ** 9)
+    monkeypatch.setattr(kernels, "median_bandwidth", heavy)
+    monkeypatch.setattr(kernels.KernelEvaluator, "__init__", heavy)
+    x = np.zeros((30000, 1))  # 3.6 GB in float32, 7.2 GB in float64
+    with pytest.raises(KernelMemoryError) as err:
+        KernelSolver(x, dtype="float32")
+    message = str(err.value)
+    assert message.startswith("The 30,000 x 30,000 float32 kernel matrix needs 3.6 GB")
+    assert "2.0 GB of memory is available" in message and message.count(". ") == 0 and message.endswith(".")
+    with pytest.raises(KernelMemoryError, match="use float32"):
+        KernelSolver(x)
+    monkeypatch.setattr("shattering.theory.sample.load_sample", heavy)  # the data are not even loaded
+    monkeypatch.setattr(kernels, "available_memory", lambda: 10 ** 7)
+    with pytest.raises(KernelMemoryError, match="1,437 x 1,437 float64"):
+        kernel_experiment("digits", n_train=1437)
+
+
 def test_ridge_changes_the_solution(digits):
     sample, x, _ = digits
     y = torch.from_numpy(np.eye(10)[sample.data.y_train])
@@ -159,7 +308,8 @@ def test_kernel_experiment_three_label_sets_one_factorization():
     ({"kernel": "polynomial"}, "kernel"), ({"n_train": 0}, "n_train"), ({"p": 1.5}, "p must be"),
     ({"labels": "true,bogus"}, "labels"), ({"labels": "partial"}, "needs a corruption probability"),
     ({"ridge": -1.0}, "ridge"), ({"dtype": "float16"}, "dtype"), ({"bandwidth": 0.0}, "bandwidth"),
-    ({"features": "sift"}, "features"),
+    ({"features": "sift"}, "features"), ({"n_train": 5000}, "n_train must be at most 1437"),
+    ({"tol": -1.0}, "tol"), ({"max_steps": -1}, "max_steps"), ({"block_size": 0}, "block_size"),
 ])
 def test_bad_options(kwargs, match):
     with pytest.raises(ConfigError, match=match):

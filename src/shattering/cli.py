@@ -16,11 +16,17 @@ from .errors import ShatteringError
 EXIT_USAGE = 2
 
 
+def one_line(text: str) -> str:
+    """``text`` with line breaks and other control characters escaped: an error is one line on stderr, whatever
+    the user typed into it."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """argparse, but a bad option prints one sentence (no usage dump) and exits 2."""
 
     def error(self, message: str):  # noqa: D102
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}; see `{self.prog} --help`.\n")
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {one_line(message)}; see `{self.prog} --help`.\n")
 
 
 def _none_or(kind: Callable):
@@ -81,7 +87,9 @@ def config_from_args(args: argparse.Namespace):
 def _add_run(sub) -> None:
     p = sub.add_parser("run", help="train one randomization test (a paper model on a randomized data set)",
                        description="Train one run to 100%% training accuracy (--until fit) or for its epoch budget. "
-                                   "Records go to OUT/<run>/; running the same command again resumes or reuses it.")
+                                   "Records go to OUT/<run>/; running the same command again resumes or reuses it. "
+                                   "Started by torchrun (torchrun --nproc-per-node N -m shattering run ...), N "
+                                   "processes train the run data-parallel (docs/scaling.md).")
     p.add_argument("--config", metavar="FILE.toml", help="read settings from a TOML file (options given here win)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -90,10 +98,13 @@ def _add_run(sub) -> None:
 
 
 def _cmd_run(args) -> int:
+    from .distributed import is_main_process
     from .train import run
 
     cfg = config_from_args(args)
     result = run(cfg, progress=not args.quiet and not args.json)
+    if not is_main_process():  # under torchrun process 0 reports; it keeps the record
+        return 0
     if args.json:
         print(json.dumps(result.summary, indent=2, sort_keys=True))
         return 0
@@ -222,7 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except ShatteringError as exc:
-        print(f"shatter: error: {exc}", file=sys.stderr)
+        print(f"shatter: error: {one_line(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("shatter: interrupted; run the same command again to resume.", file=sys.stderr)

@@ -24,20 +24,29 @@ from .corruptions import CORRUPTIONS, PIXEL_UNITS, check_p
 from .data.preprocess import WHITENINGS
 from .data.registry import DATASETS, dataset_info
 from .errors import ConfigError
-from .models import MODELS, PAPER_LR
+from .models import MODEL_NAMES, PAPER_LR
 
 UNTIL = ("fit", "epochs")
 PRECISIONS = ("auto", "fp32", "bf16")
 DEVICES = ("auto", "cpu", "cuda")
 
 
-def _f(default, help: str, *, check=None, hashed: bool = True, choices=None, section: str = "run"):
+def _f(default, help: str, *, check=None, hashed: bool = True, choices=None, section: str = "run",
+       id_when_set: bool = False):
+    """A field. ``id_when_set``: the field enters the run id only when it differs from its default, so a field
+    added after records exist leaves the ids (and folders) of every earlier run unchanged."""
     return field(default=default, metadata={"help": help, "check": check, "hashed": hashed, "choices": choices,
-                                             "section": section})
+                                             "section": section, "id_when_set": id_when_set})
 
 
 _positive = (lambda x: x > 0, "positive")
 _nonnegative = (lambda x: x >= 0, "zero or positive")
+# torch.manual_seed takes [0, 2**64); numpy's SeedSequence (the data seed) any integer >= 0.
+_seed = (lambda x: 0 <= x < 2**64, "an integer in [0, 2**64 - 1]")
+# Learning rate and weight decay enter float32 arithmetic: beyond float32's largest value the optimizer fails.
+_FLOAT32_MAX = 3.4028234663852886e38
+_positive_f32 = (lambda x: 0 < x <= _FLOAT32_MAX, "positive and at most 3.4e38 (float32)")
+_nonnegative_f32 = (lambda x: 0 <= x <= _FLOAT32_MAX, "zero or positive and at most 3.4e38 (float32)")
 
 
 @dataclass(frozen=True)
@@ -50,7 +59,8 @@ class RunConfig:
                                 check=_positive, section="data")
     test_size: int | None = _f(None, "test examples to use (stratified subset; default: all)",
                                check=_positive, section="data")
-    data_seed: int = _f(0, "seed of the corruption and of the subsets (independent of --seed)", section="data")
+    data_seed: int = _f(0, "seed of the corruption and of the subsets (independent of --seed)", check=_nonnegative,
+                        section="data")
     crop: int | None = _f(None, "centre crop size in pixels (0: none; default: the data set's, 28 for CIFAR)",
                           check=_nonnegative, section="data")
     whitening: str | None = _f(None, "per-image | per-channel | none (default: the data set's)",
@@ -66,13 +76,18 @@ class RunConfig:
                                      "or single values", choices=PIXEL_UNITS, section="data")
     data_dir: str | None = _f(None, "folder holding the data set's files (default: cache, system, download)",
                               hashed=False, section="data")
+    image_size: int | None = _f(None, "side in pixels of the square images a streamed image-folder data set "
+                                      "(imagenet) is resized and cropped to (default: the data set's, 299 as "
+                                      "Inception V3)", check=_positive, section="data", id_when_set=True)
     # -- model -----------------------------------------------------------------------------------------
-    model: str = _f("mlp-1x512", "architecture", choices=tuple(MODELS), section="model")
+    model: str = _f("mlp-1x512", "architecture", choices=MODEL_NAMES, section="model")
     dropout: float = _f(0.0, "dropout probability before the output layer (the paper: off)",
                         check=(lambda x: 0 <= x < 1, "in [0, 1)"), section="model")
+    aux_logits: bool = _f(False, "inception-v3 only: train its auxiliary classifier too (loss + 0.4 x its loss)",
+                          section="model", id_when_set=True)
     # -- optimization (Section 2.1: SGD, momentum 0.9, lr x0.95 per epoch, batch 128) -----------------------
     lr: float | None = _f(None, "initial learning rate (default: the paper's, 0.1 Inception / 0.01 others)",
-                          check=_positive, section="training")
+                          check=_positive_f32, section="training")
     lr_decay: float | None = _f(None, "learning rate multiplier per epoch (default: the data set's; "
                                       "the paper's 0.95 on CIFAR, 1.0 elsewhere)",
                                 check=(lambda x: 0 < x <= 1, "in (0, 1]"), section="training")
@@ -81,12 +96,13 @@ class RunConfig:
     epochs: int | None = _f(None, "epoch budget (default: the data set's)", check=_positive, section="training")
     until: str = _f("fit", "fit: stop at 100%% training accuracy or at the budget; epochs: train the whole budget",
                     choices=UNTIL, section="training")
-    seed: int = _f(0, "seed of the initialization, batch order and augmentation", section="training")
+    seed: int = _f(0, "seed of the initialization, batch order and augmentation", check=_seed, section="training")
     # -- explicit regularizers (Section 3; all off by default) ---------------------------------------------
     weight_decay: float = _f(0.0, "L2 coefficient on the weights (not biases or batch-norm offsets)",
-                             check=_nonnegative, section="regularizers")
+                             check=_nonnegative_f32, section="regularizers")
     random_crop: bool = _f(False, "random crop: CIFAR takes a random crop of the full 32x32 image (centre crop "
-                                  "at test); other data is padded by --crop-padding and cropped",
+                                  "at test); other data is padded by --crop-padding and cropped; imagenet takes "
+                                  "a random resized crop plus a left-right flip (Table 2's data augmentation)",
                            section="regularizers")
     crop_padding: int = _f(2, "padding for the pad-and-crop random crop", check=_nonnegative,
                            section="regularizers")
@@ -102,6 +118,11 @@ class RunConfig:
     device: str = _f("auto", "auto takes a GPU when present", choices=DEVICES, hashed=False, section="execution")
     eval_batch_size: int = _f(1024, "examples per evaluation batch", check=_positive, hashed=False,
                               section="execution")
+    workers: int | None = _f(None, "processes that decode images of a streamed data set (imagenet) "
+                                   "(default: min(8, CPU count))", check=_nonnegative, hashed=False,
+                             section="execution")
+    sync_bn: bool = _f(False, "under torchrun: batch-norm statistics over the whole global batch (SyncBatchNorm) "
+                              "instead of each process's shard", section="execution", id_when_set=True)
     out: str = _f("runs", "folder that holds one record folder per run", hashed=False, section="execution")
 
     # ------------------------------------------------------------------------------------------------
@@ -117,6 +138,7 @@ class RunConfig:
                 check_p(self.corruption, self.p)
             except ConfigError as exc:
                 problems.append(str(exc))
+            problems += _streaming_problems(self)
         if problems:
             raise ConfigError(" ".join(problems))
 
@@ -129,9 +151,14 @@ class RunConfig:
             name = str(key).replace("-", "_")
             (clean.__setitem__(name, value) if name in known else unknown.append(str(key)))
         if unknown:
-            raise ConfigError(f"Unknown key(s) {', '.join(sorted(unknown))} in {where}; known keys: "
+            raise ConfigError(f"Unknown key(s) {', '.join(repr(k) for k in sorted(unknown))} in {where}; known keys: "
                               f"{', '.join(sorted(known))}.")
-        return cls(**clean)
+        if where == "config":
+            return cls(**clean)
+        try:
+            return cls(**clean)
+        except ConfigError as exc:  # say where the bad value was written
+            raise ConfigError(f"{where}: {exc}") from None
 
     @classmethod
     def from_toml(cls, path: str | Path) -> RunConfig:
@@ -144,9 +171,18 @@ class RunConfig:
             values = tomllib.loads(path.read_text())
         except FileNotFoundError:
             raise ConfigError(f"Config file {path} does not exist.") from None
+        except OSError as exc:  # a folder, no permission, ...
+            raise ConfigError(f"Could not read config file {path} ({exc.strerror or exc}).") from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"Config file {path} is not valid TOML ({exc}).") from None
-        return cls.from_dict(values.get("run", values), where=str(path))
+        if "run" in values:  # the settings in a [run] table, and nothing beside it that would be ignored
+            others = sorted(k for k in values if k != "run")
+            if not isinstance(values["run"], dict) or others:
+                raise ConfigError(f"Config file {path} must hold its settings either at the top or in one [run] "
+                                  f"table; got 'run' = {type(values['run']).__name__}"
+                                  + (f" beside {', '.join(repr(k) for k in others)}." if others else "."))
+            values = values["run"]
+        return cls.from_dict(values, where=str(path))
 
     def replace(self, **changes) -> RunConfig:
         return dataclasses.replace(self, **changes)
@@ -161,6 +197,7 @@ class RunConfig:
         from .train.precision import resolve_precision
 
         return self.replace(
+            image_size=self.image_size if self.image_size is not None else info.extra.get("image_size"),
             lr=self.lr if self.lr is not None else PAPER_LR[self.model],
             lr_decay=self.lr_decay if self.lr_decay is not None else info.default_lr_decay(self.model),
             epochs=self.epochs if self.epochs is not None else info.epochs,
@@ -175,8 +212,12 @@ class RunConfig:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.metadata.get("hashed", True)}
 
     def run_id(self) -> str:
-        """12 hex digits of SHA-256 over the canonical JSON of the resolved, hashed fields."""
-        canon = json.dumps(self.resolved().hashed_dict(), sort_keys=True, separators=(",", ":"))
+        """12 hex digits of SHA-256 over the canonical JSON of the resolved, hashed fields (fields marked
+        ``id_when_set`` only when they differ from their default)."""
+        r = self.resolved()
+        values = {f.name: getattr(r, f.name) for f in dataclasses.fields(r) if f.metadata.get("hashed", True)
+                  and not (f.metadata.get("id_when_set") and getattr(r, f.name) == f.default)}
+        canon = json.dumps(values, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canon.encode()).hexdigest()[:12]
 
     def run_name(self) -> str:
@@ -187,6 +228,30 @@ class RunConfig:
 
     def run_dir(self) -> Path:
         return Path(os.path.expanduser(self.out)) / self.run_name()
+
+
+def _streaming_problems(cfg: RunConfig) -> list[str]:
+    """Settings that only some data sets or models take (streamed image folders, Inception V3)."""
+    problems = []
+    streamed = DATASETS[cfg.dataset].kind == "image-folder"
+    if cfg.image_size is not None and not streamed:
+        problems.append(f"--image-size applies to image-folder data sets (imagenet); {cfg.dataset} is resized "
+                        "by --crop.")
+    if cfg.aux_logits and cfg.model != "inception-v3":
+        problems.append(f"--aux-logits applies to inception-v3 only; got model {cfg.model}.")
+    if streamed:
+        if cfg.corruption not in ("true-labels", "partial-labels", "random-labels"):
+            problems.append(f"{cfg.dataset} is streamed from disk and takes label corruptions only (true-labels, "
+                            f"partial-labels, random-labels); got {cfg.corruption}.")
+        if cfg.flip_rotate:
+            problems.append(f"--flip-rotate is not available for {cfg.dataset}; its augmentation is --random-crop "
+                            "(random resized crop plus a left-right flip).")
+        if cfg.whitening == "per-channel":
+            problems.append(f"{cfg.dataset} takes --whitening per-image or none (per-channel statistics of a "
+                            "streamed data set are not computed).")
+        if cfg.crop:
+            problems.append(f"--crop does not apply to {cfg.dataset}; set the image side with --image-size.")
+    return problems
 
 
 def _type_ok(f: dataclasses.Field, value) -> bool:

@@ -14,7 +14,12 @@ Layout of ``<out>/<dataset>_<model>_<corruption>_<id>/``:
 - ``lock``: held (``flock``) by the process training the run; a second process refuses to start.
 
 Writes go to a temporary file in the same folder that is renamed over the target, so a reader sees the old
-or the new file, never a mix. Appended files are truncated back to the checkpoint's epoch on resume.
+or the new file, never a mix. Appended files are truncated back to the checkpoint's epoch on resume, and
+temporary files a crash left behind are removed once the lock is held.
+
+Nothing is fsynced unless ``SHATTERING_FSYNC=1``: the promises hold against a crashed or killed process (the
+kernel keeps what was written), not against a power cut or a kernel crash, where the page cache is lost. With
+``SHATTERING_FSYNC=1`` every file is fsynced before its rename and the folder after it (RELIABILITY.md).
 """
 
 from __future__ import annotations
@@ -31,9 +36,11 @@ from typing import Any
 
 import torch
 
+from . import faults
 from .errors import RecordError, RunLockedError
 
 CHECKPOINT_MAGIC = b"SHATTERING-CHECKPOINT-1\n"
+STATUSES = ("fit", "not-fit", "diverged")  # how a run with a summary ended
 FSYNC = os.environ.get("SHATTERING_FSYNC", "") not in ("", "0")
 
 
@@ -49,10 +56,31 @@ def _umask_mode() -> int:
     return 0o666 & ~mask
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename (all or nothing)."""
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (with ``SHATTERING_FSYNC=1`` only)."""
+    if not FSYNC:
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # a platform without directory handles: the file itself was fsynced
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes, *, fault: str | None = None) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename (all or nothing). ``fault`` names the
+    :mod:`~shattering.faults` point between the two (tests only)."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise RecordError(f"Could not write {path} ({exc.strerror or exc}): {_space_hint(exc)}; "
+                          "the records written before are intact.") from None
     try:
         os.fchmod(fd, _umask_mode())  # mkstemp makes 0600 files; records are as readable as any other file
         with os.fdopen(fd, "wb") as fh:
@@ -60,7 +88,10 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             fh.flush()
             if FSYNC:
                 os.fsync(fh.fileno())
+        if fault:
+            faults.point(fault)
         os.replace(tmp, path)
+        _fsync_dir(path.parent)
     except OSError as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -68,8 +99,9 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
                           "the records written before are intact.") from None
 
 
-def atomic_write_json(path: str | Path, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + "\n").encode())
+def atomic_write_json(path: str | Path, obj: Any, *, fault: str | None = None) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + "\n").encode(),
+                       fault=fault)
 
 
 def _jsonable(obj):
@@ -126,26 +158,35 @@ class RunRecord:
                 fh.seek(0)
                 holder = fh.read().strip() or "unknown"
                 raise RunLockedError(
-                    f"The run in {self.dir} is being trained by another process (pid {holder}); wait for it to "
-                    "finish, or stop it before starting this one."
+                    f"The run in {self.dir} is being trained by another process (pid {holder} holds the lock "
+                    f"{self.lock_path}); wait for it to finish, or stop it before starting this one."
                 ) from None
             fh.seek(0)
             fh.truncate()
             fh.write(str(os.getpid()))
             fh.flush()
+            self._remove_stale_temporaries()
             yield
         finally:
             fh.close()
 
+    def _remove_stale_temporaries(self) -> None:
+        """Remove the temporary files of writes a crash interrupted (only the lock holder writes here)."""
+        for path in self.dir.glob(".*.tmp"):
+            with contextlib.suppress(OSError):
+                path.unlink()
+
     def read_summary(self) -> dict | None:
-        """The summary of a finished run, or None (missing, or not a complete record)."""
+        """The summary of a finished run, or None (missing, or not a complete record: a file that lacks what
+        every summary holds is not read as a result, and the run is finished again from its checkpoint)."""
         summary = read_json(self.summary_path)
-        if summary is None or "status" not in summary:
+        if (summary is None or summary.get("status") not in STATUSES or not isinstance(summary.get("final"), dict)
+                or not isinstance(summary.get("config"), dict) or not isinstance(summary.get("run_id"), str)):
             return None
         return summary
 
     def write_summary(self, summary: dict) -> None:
-        atomic_write_json(self.summary_path, summary)
+        atomic_write_json(self.summary_path, summary, fault="summary-write")
 
     def write_config(self, config: dict) -> None:
         atomic_write_json(self.config_path, config)
@@ -154,9 +195,11 @@ class RunRecord:
         return read_json(self.config_path)
 
     # -- appended logs -------------------------------------------------------------------------------
-    def _append(self, path: Path, text: str) -> None:
+    def _append(self, path: Path, text: str, fault: str) -> None:
         try:
             with open(path, "a") as fh:
+                if faults.armed():  # tests: a torn line (half the text written), then killed
+                    faults.point(fault, before=lambda: (fh.write(text[:len(text) // 2]), fh.flush()))
                 fh.write(text)
                 fh.flush()
                 if FSYNC:
@@ -166,36 +209,41 @@ class RunRecord:
                               "the records written before are intact.") from None
 
     def append_metrics(self, row: dict) -> None:
-        self._append(self.metrics_path, json.dumps(row, sort_keys=True, default=_jsonable) + "\n")
+        self._append(self.metrics_path, json.dumps(row, sort_keys=True, default=_jsonable) + "\n", "metrics-append")
 
     def append_steps(self, rows: list[tuple]) -> None:
         if not rows:
             return
         header = "" if self.steps_path.exists() else "step,epoch,loss,lr\n"
-        self._append(self.steps_path, header + "".join(f"{s},{e},{loss:.6g},{lr:.6g}\n" for s, e, loss, lr in rows))
+        self._append(self.steps_path, header + "".join(f"{s},{e},{loss:.6g},{lr:.6g}\n" for s, e, loss, lr in rows),
+                     "steps-append")
+
+    @staticmethod
+    def _lines(path: Path) -> list[str]:
+        """The lines of an appended log that were written whole: a line counts once its newline is written (a
+        crash mid-append leaves a torn last line without one, which is never read; damaged bytes end the log)."""
+        try:
+            return path.read_text(errors="replace").split("\n")[:-1]
+        except OSError:
+            return []
 
     def read_metrics(self) -> list[dict]:
         """Complete per-epoch rows (a torn last line from a crash is ignored)."""
         rows = []
-        try:
-            lines = self.metrics_path.read_text().splitlines()
-        except OSError:
-            return rows
-        for line in lines:
+        for line in self._lines(self.metrics_path):
             try:
                 row = json.loads(line)
             except ValueError:
                 break
+            if not isinstance(row, dict) or type(row.get("epoch")) is not int:  # not a row this code wrote:
+                break  # the log is damaged from here on
             rows.append(row)
         return rows
 
     def read_steps(self) -> list[dict]:
+        """Complete ``step,epoch,loss,lr`` rows (a torn last line from a crash is ignored)."""
         rows = []
-        try:
-            lines = self.steps_path.read_text().splitlines()[1:]
-        except OSError:
-            return rows
-        for line in lines:
+        for line in self._lines(self.steps_path)[1:]:
             parts = line.split(",")
             if len(parts) != 4:
                 break
@@ -210,6 +258,7 @@ class RunRecord:
         """Drop log rows written after the checkpoint being resumed (epoch, step)."""
         metrics = [r for r in self.read_metrics() if r.get("epoch", 0) <= epoch]
         atomic_write_bytes(self.metrics_path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in metrics).encode())
+        faults.point("truncate-logs")
         steps = [r for r in self.read_steps() if r["step"] <= step]
         atomic_write_bytes(self.steps_path, ("step,epoch,loss,lr\n" + "".join(
             f"{r['step']},{r['epoch']},{r['loss']:.6g},{r['lr']:.6g}\n" for r in steps)).encode())
@@ -225,26 +274,32 @@ class RunRecord:
         torch.save(state, buf)
         payload = buf.getvalue()
         data = CHECKPOINT_MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload
-        fd, tmp = tempfile.mkstemp(prefix=".checkpoint.", suffix=".tmp", dir=self.dir)
+        link = self.dir / ".checkpoint.prev.tmp"
+        tmp = None
         try:
+            fd, tmp = tempfile.mkstemp(prefix=".checkpoint.", suffix=".tmp", dir=self.dir)
             os.fchmod(fd, _umask_mode())
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
                 fh.flush()
                 if FSYNC:
                     os.fsync(fh.fileno())
+            faults.point("checkpoint-write")
             if self.checkpoint_path.exists():  # keep it as the fallback; checkpoint.pt never goes missing
-                link = self.dir / ".checkpoint.prev.tmp"
                 link.unlink(missing_ok=True)
                 try:
                     os.link(self.checkpoint_path, link)
                 except OSError:  # no hard links here: copy
                     link.write_bytes(self.checkpoint_path.read_bytes())
                 os.replace(link, self.prev_checkpoint_path)
+                faults.point("checkpoint-rename")
             os.replace(tmp, self.checkpoint_path)
+            _fsync_dir(self.dir)
         except OSError as exc:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+            for path in (tmp, link):
+                if path is not None:
+                    with contextlib.suppress(OSError):
+                        os.unlink(path)
             raise RecordError(f"Could not write the checkpoint in {self.dir} ({exc.strerror or exc}): "
                               f"{_space_hint(exc)}; the previous checkpoint is intact.") from None
 

@@ -5,6 +5,8 @@ runs them and yields one :class:`Outcome` per config, in order:
 
 - ``local`` (default): in this process, one run after another or several runs packed into one model
   (:mod:`shattering.train.packed`).
+- ``ray``: each run (or packed group) is a Ray task with its resources, on this machine or a cluster; a task
+  whose worker dies is retried and resumes from its checkpoint (:mod:`shattering.executors.ray_executor`).
 
 A run that raises (bad data, a full disk, a bug) is reported at the end and does not stop the sweep.
 """
@@ -20,9 +22,8 @@ from pathlib import Path
 
 from .config import RunConfig
 from .errors import ConfigError, ShatteringError
+from .executors import EXECUTORS
 from .runs import RunRecord
-
-EXECUTORS = ("local",)
 
 
 @dataclass
@@ -54,7 +55,10 @@ class Outcome:
 
 def describe(cfg: RunConfig) -> str:
     corr = cfg.corruption if cfg.p in (None, 0.0, 1.0) else f"{cfg.corruption} p={cfg.p:g}"
-    return f"{cfg.dataset} {cfg.model} {corr} seed {cfg.seed}"
+    regularizers = "".join(f" +{name}" for name, on in (
+        ("crop", cfg.random_crop), ("flip-rotate", cfg.flip_rotate), (f"wd {cfg.weight_decay:g}", cfg.weight_decay),
+        (f"dropout {cfg.dropout:g}", cfg.dropout)) if on)  # rows of Tables 1, 2 and 4 differ only in these
+    return f"{cfg.dataset} {cfg.model} {corr} seed {cfg.seed}{regularizers}"
 
 
 def run_one(cfg: RunConfig, progress: bool = False) -> Outcome:
@@ -88,25 +92,42 @@ def _local(configs: Sequence[RunConfig], pack: int | None) -> Iterator[Outcome]:
 
 
 def run_sweep(configs: Iterable[RunConfig], *, executor: str = "local", progress: bool = True,
-              log=None, pack: int | None = None) -> list[Outcome]:
+              log=None, pack: int | None = None, executor_options: dict | None = None) -> list[Outcome]:
     """Run every config (finished ones are read, broken ones resumed) and return one outcome per config, in
     the order of ``configs``.
 
     Duplicate configs (same run id) run once. ``log`` receives one line per run as it ends; with
     ``progress`` the lines go under an overall progress bar on stderr instead. ``pack`` caps how many runs
     train together as one packed model (1: never; None: the rule of :mod:`shattering.train.packed`).
+    ``executor_options``: for ``ray``, the fields of :class:`~shattering.executors.ray_executor.RayOptions`
+    (``address``, ``cpus_per_run``, ``gpus_per_run``, ``max_retries``).
     """
     if executor not in EXECUTORS:
         raise ConfigError(f"Unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}.")
+    from .distributed import launched_by_torchrun
+
+    if launched_by_torchrun():
+        raise ConfigError("Sweeps do not run under torchrun (every process would run the whole sweep): torchrun "
+                          "trains one run (`shatter run`); spread a sweep with --executor ray.")
+    if executor == "local" and executor_options:
+        raise ConfigError(f"Option(s) {', '.join(sorted(executor_options))} apply to --executor ray only.")
     unique: dict[str, RunConfig] = {}
     for cfg in configs:
         unique.setdefault(cfg.run_id(), cfg)
     configs = list(unique.values())
+    if executor == "ray":
+        from .executors.ray_executor import RayOptions, import_ray, run_ray
+
+        options = RayOptions.from_dict(executor_options)
+        import_ray()  # the install command now, before any progress bar
+        ending = run_ray(configs, pack, options)
+    else:
+        ending = _local(configs, pack)
     from tqdm.auto import tqdm
 
     outcomes = []
     with tqdm(total=len(configs), disable=not progress, unit="run", desc="sweep", file=sys.stderr) as bar:
-        for i, outcome in enumerate(_local(configs, pack), 1):
+        for i, outcome in enumerate(ending, 1):
             outcomes.append(outcome)
             bar.update(1)
             text = f"[{i}/{len(configs)}] {outcome.line()}"

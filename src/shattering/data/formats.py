@@ -16,6 +16,7 @@ import gzip
 import io
 import pickle
 import tarfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +40,7 @@ def _open_maybe_gzip(path: Path) -> bytes:
     if raw[:2] == b"\x1f\x8b":
         try:
             return gzip.decompress(raw)
-        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        except (OSError, EOFError, zlib.error) as exc:  # zlib.error: a damaged deflate stream
             raise DataFormatError(
                 f"{path} is a damaged or truncated gzip file ({exc}); delete it and fetch it again."
             ) from None
@@ -176,7 +177,11 @@ def read_cifar(source: str | Path, variant: str) -> dict:
                     short = info.name.split("/", 1)[-1]
                     if short in wanted and info.isfile():
                         members[short] = tar.extractfile(info).read()
-        except (tarfile.TarError, OSError, EOFError) as exc:
+                # read to the end of the gzip stream: its CRC and length catch a cut in the tar's zero padding,
+                # which tarfile alone takes for the end of the archive
+                while tar.fileobj.read(1 << 20):
+                    pass
+        except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:  # zlib.error: damaged compressed bytes
             raise DataFormatError(
                 f"{source} is not a readable CIFAR archive ({exc}); it is truncated or damaged, "
                 "delete it and fetch it again."

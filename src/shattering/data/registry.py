@@ -45,7 +45,7 @@ class DatasetInfo:
     class_names: tuple[str, ...]
     n_train: int  # official sizes
     n_test: int
-    kind: str  # "idx", "cifar", "sklearn" or "generated"
+    kind: str  # "idx", "cifar", "sklearn", "generated" or "image-folder" (streamed from disk: imagenet)
     files: tuple[RemoteFile, ...] = ()
     system_dirs: tuple[str, ...] = ()
     pixel_scale: float = 255.0  # raw values are divided by this (the paper: 255)
@@ -155,6 +155,16 @@ DATASETS: dict[str, DatasetInfo] = {
             schedule_note="the paper's CIFAR schedule: x0.95 per epoch (Section 2.1, Appendix A)",
             homepage="https://www.cs.toronto.edu/~kriz/cifar.html",
         ),
+        # ImageNet (Table 2, Appendix B) is streamed from an image folder; it cannot be downloaded (the licence
+        # requires registration) and does not fit in memory. See shattering.data.imagenet.
+        DatasetInfo(
+            name="imagenet", title="ImageNet (ILSVRC 2012, image folder)", shape=(3, 299, 299), class_names=(),
+            n_train=1_281_167, n_test=50_000, kind="image-folder", lr_decay=0.94, epochs=100, paper_data=True,
+            schedule_note=("x0.94 per epoch [I]: the TensorFlow Inception package the paper reuses decays the "
+                           "learning rate x0.16 every 30 epochs, about x0.94 per epoch; the paper gives no value"),
+            homepage="https://www.image-net.org/challenges/LSVRC/2012/",
+            extra={"image_size": 299},
+        ),
     ]
 }
 
@@ -223,6 +233,8 @@ def _cifar_present(folder: Path, info: DatasetInfo) -> Path | None:
 def _present(folder: Path, info: DatasetInfo):
     if not folder.is_dir():
         return None
+    if info.kind == "image-folder":
+        return folder if (folder / "train").is_dir() and (folder / "val").is_dir() else None
     if info.kind == "idx":
         return _idx_present(folder)
     if info.kind == "cifar":
@@ -239,6 +251,9 @@ def candidate_dirs(info: DatasetInfo, data_dir: str | Path | None = None) -> lis
 
 
 def expected_files(info: DatasetInfo) -> list[str]:
+    if info.kind == "image-folder":
+        return ["train/<class>/<image>.JPEG and val/<class>/<image>.JPEG (one sub-folder per class, the same "
+                "class names in both; JPEG or PNG)"]
     if info.kind == "cifar":
         return [f"{info.files[0].name} (or its extracted folder {CIFAR_LAYOUT[info.name]['folder']}/)"]
     return list(IDX_FILES)
@@ -256,6 +271,9 @@ def locate(info: DatasetInfo, data_dir: str | Path | None = None):
 def fetch(name: str, data_dir: str | Path | None = None, progress: bool = True) -> Path:
     """Download data set ``name`` (checksummed, atomic) into ``data_dir`` or the cache; return the folder."""
     info = dataset_info(name)
+    if info.kind == "image-folder":
+        raise ConfigError(f"{info.title} cannot be downloaded by shattering (its licence requires registration at "
+                          f"{info.homepage}); {_folder_layout_hint(info)}")
     if not info.downloadable:
         raise ConfigError(f"{name} needs no download: it is {'bundled' if info.kind == 'sklearn' else 'generated'}.")
     folder = Path(data_dir).expanduser() if data_dir is not None else cache_dir() / info.name
@@ -351,6 +369,9 @@ def load_raw(name: str, data_dir: str | Path | None = None, download: bool | Non
     that fetches them.
     """
     info = dataset_info(name)
+    if info.kind == "image-folder":
+        raise ConfigError(f"{info.title} is streamed from disk, not loaded into memory: train on it with "
+                          "shattering.run (or `shatter run --dataset imagenet --data-dir DIR`).")
     if info.kind == "sklearn":
         return _read_cached(name, "bundled with scikit-learn", 0.0)
     if info.kind == "generated":
@@ -369,7 +390,23 @@ def load_raw(name: str, data_dir: str | Path | None = None, download: bool | Non
     return _read_cached(name, str(location), stamp)
 
 
+def _folder_layout_hint(info: DatasetInfo) -> str:
+    return (f"put the images in a folder DIR laid out as DIR/train/<class>/<image>.JPEG and "
+            f"DIR/val/<class>/<image>.JPEG (one sub-folder per class, the same class names in both; JPEG or PNG) and "
+            f"pass --data-dir DIR, or place that folder at {cache_dir() / info.name}.")
+
+
+def missing_image_folder_message(info: DatasetInfo, data_dir) -> str:
+    """The one sentence for an image-folder data set that is not where it was looked for."""
+    looked = ", ".join(str(d) for d in candidate_dirs(info, data_dir))
+    where = (f"The data directory {data_dir} does not hold {info.title}" if data_dir is not None
+             else f"{info.title} is not on this machine")
+    return f"{where} (looked for train/ and val/ in {looked}); {_folder_layout_hint(info)}"
+
+
 def _missing_message(info: DatasetInfo, data_dir, download_failure: str) -> str:
+    if info.kind == "image-folder":
+        return missing_image_folder_message(info, data_dir)
     looked = ", ".join(str(d) for d in candidate_dirs(info, data_dir))
     fetch_cmd = f"shatter data fetch {info.name}" + (f" --data-dir {data_dir}" if data_dir is not None else "")
     if data_dir is not None:
@@ -392,6 +429,8 @@ def list_local() -> list[dict]:
             rows.append({"name": info.name, "available": True, "location": "generated on demand (mnist1d)"})
             continue
         folder, found = locate(info)
+        missing = (f"not found (fetch: shatter data fetch {info.name})" if info.kind != "image-folder"
+                   else "not found (an image folder with train/ and val/; pass --data-dir)")
         rows.append({"name": info.name, "available": folder is not None,
-                     "location": str(folder) if folder else f"not found (fetch: shatter data fetch {info.name})"})
+                     "location": str(folder) if folder else missing})
     return rows

@@ -4,6 +4,10 @@ run their grids, and draw them.
 ``shatter reproduce`` = ``sweep`` + render: the runs go to ``OUT/<run>/`` (finished runs are read, broken ones
 resumed, a failing run does not stop the others), then each preset's figure or table is drawn into
 ``OUT/artefacts/<preset>/``. Running it again trains nothing and rewrites the same bytes.
+
+``--executor ray`` spreads the runs over a Ray cluster (:mod:`shattering.executors.ray_executor`); the
+ImageNet presets (``table2``, ``fig2a``) need ``--data-dir`` with the images (the group ``all`` skips them,
+with a note, when the images are not found).
 """
 
 from __future__ import annotations
@@ -14,13 +18,14 @@ import traceback
 from pathlib import Path
 
 from ..errors import ConfigError, ShatteringError
+from ..executors import EXECUTORS
 from .presets import PRESETS, SCALES, get_preset
 
 # Artefacts computed without training runs: name -> (paper reference, title).
 COMPUTED = {"table3": ("Section 5, Appendix D, Table 3",
                        "Kernel interpolation (Eq. 3): test error and norm, true and random labels")}
 # Names ``shatter reproduce`` accepts besides the presets: unions of presets.
-GROUPS = {"fig1": ("fig1a", "fig1bc"), "all": (*PRESETS, *COMPUTED)}
+GROUPS = {"fig1": ("fig1a", "fig1bc"), "imagenet": ("table2", "fig2a"), "all": (*PRESETS, *COMPUTED)}
 
 
 def add_sweep_options(p, extra_names: tuple[str, ...] = ()) -> None:
@@ -34,11 +39,49 @@ def add_sweep_options(p, extra_names: tuple[str, ...] = ()) -> None:
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=None)
     p.add_argument("--pack", type=int, default=None, metavar="K",
                    help="train up to K runs together as one packed model (1: never; default: pack MLP runs)")
+    p.add_argument("--data-dir", default=None, metavar="DIR",
+                   help="folder with the data set's files (the ImageNet presets: DIR/train/<class>/*.JPEG and "
+                        "DIR/val/<class>/*.JPEG)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    g = p.add_argument_group("executor options")
+    g.add_argument("--executor", choices=EXECUTORS, default="local",
+                   help="local: runs one after another in this process (default); ray: each run a Ray task, on "
+                        "this machine or a cluster (pip install 'shattering[ray]'); --out must then be storage "
+                        "every node mounts at the same path")
+    g.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="the Ray cluster to join: auto, HOST:6379 or ray://HOST:10001 (default: RAY_ADDRESS, else a "
+                        "new local cluster)")
+    g.add_argument("--cpus-per-run", type=float, default=None, metavar="N", help="CPUs a Ray task reserves "
+                   "(default: 1)")
+    g.add_argument("--gpus-per-run", type=float, default=None, metavar="N", help="GPUs a Ray task reserves; "
+                   "fractions let several runs share a card (default: 0)")
+    g.add_argument("--max-retries", type=int, default=None, metavar="N", help="retries of a Ray task whose "
+                   "worker died; each resumes from the run's checkpoint (default: 3)")
+
+
+def executor_options(args) -> dict:
+    """The Ray executor's options given on the command line (see RayOptions)."""
+    names = {"ray_address": "address", "cpus_per_run": "cpus_per_run", "gpus_per_run": "gpus_per_run",
+             "max_retries": "max_retries"}
+    given = {key: getattr(args, arg) for arg, key in names.items() if getattr(args, arg, None) is not None}
+    if given and getattr(args, "executor", "local") != "ray":
+        flags = ", ".join("--" + arg.replace("_", "-") for arg in names if getattr(args, arg, None) is not None)
+        raise ConfigError(f"{flags} appl{'ies' if len(given) == 1 else 'y'} to --executor ray only.")
+    return given
+
+
+def check_user_data(configs) -> None:
+    """Fail now, with one sentence, when runs need an image folder (ImageNet) that is not there."""
+    from ..data.imagenet import locate_image_folder
+    from ..data.registry import DATASETS
+
+    for dataset, data_dir in sorted({(c.dataset, c.data_dir) for c in configs}, key=str):
+        if DATASETS[dataset].kind == "image-folder":
+            locate_image_folder(dataset, data_dir)
 
 
 def preset_configs(args) -> list:
-    overrides = {k: getattr(args, k) for k in ("device", "precision") if getattr(args, k, None) is not None}
+    overrides = {k: getattr(args, k) for k in ("device", "precision", "data_dir") if getattr(args, k, None) is not None}
     return get_preset(args.preset).configs(args.scale, dataset=args.dataset, seeds=args.seeds, out=args.out,
                                            **overrides)
 
@@ -50,8 +93,11 @@ def sweep_from_args(args):
         from ..errors import ConfigError
 
         raise ConfigError(f"--pack must be a positive number of runs; got {args.pack}.")
-    return run_sweep(preset_configs(args), progress=not args.quiet, pack=args.pack,
-                     log=(lambda line: print(line, flush=True)) if args.quiet else None)
+    configs = preset_configs(args)
+    check_user_data(configs)
+    return run_sweep(configs, progress=not args.quiet, pack=args.pack,
+                     log=(lambda line: print(line, flush=True)) if args.quiet else None,
+                     executor=getattr(args, "executor", "local"), executor_options=executor_options(args))
 
 
 def register(sub) -> None:
@@ -125,19 +171,34 @@ def reproduce_table3(scale: str, dataset: str | None, out: str, seed: int = 0) -
 
 
 def reproduce(name: str, scale: str = "quick", *, dataset: str | None = None, seeds: int = 1, out: str = "runs",
-              progress: bool = True, log=None, pack: int | None = None, **overrides) -> dict:
+              progress: bool = True, log=None, pack: int | None = None, executor: str = "local",
+              executor_options: dict | None = None, **overrides) -> dict:
     """Sweep every run of preset ``name`` (or group) and draw each preset's artefact.
 
-    Returns ``{"outcomes": [...], "artefacts": {preset: [paths]}, "render_errors": {preset: text}}``; one
-    outcome per distinct run (presets that share a run share its outcome).
+    Returns ``{"outcomes": [...], "artefacts": {preset: [paths]}, "render_errors": {preset: text},
+    "skipped": {preset: why}}``; one outcome per distinct run (presets that share a run share its outcome).
+    A group skips presets whose data the user must supply (ImageNet) when it is not found; a preset named
+    alone raises instead.
     """
+    from ..errors import DataNotFoundError
     from ..report.renderers import artefact_dir, render
     from ..sweep import run_sweep
 
     presets = reproduce_presets(name)
     computed = [n for n in GROUPS.get(name, (name,)) if n in COMPUTED]
-    plans = [(p, p.configs(scale, dataset=dataset, seeds=seeds, out=out, **overrides)) for p in presets]
-    outcomes = run_sweep([cfg for _, configs in plans for cfg in configs], progress=progress, log=log, pack=pack)
+    plans, skipped = [], {}
+    for p in presets:
+        configs = p.configs(scale, dataset=dataset, seeds=seeds, out=out, **overrides)
+        try:
+            check_user_data(configs)
+        except DataNotFoundError as exc:
+            if name in PRESETS or name == "imagenet":
+                raise
+            skipped[p.name] = str(exc)
+            continue
+        plans.append((p, configs))
+    outcomes = run_sweep([cfg for _, configs in plans for cfg in configs], progress=progress, log=log, pack=pack,
+                         executor=executor, executor_options=executor_options)
     by_id = {o.config.run_id(): o for o in outcomes}
     artefacts, errors = {}, {}
     for preset, configs in plans:
@@ -156,19 +217,21 @@ def reproduce(name: str, scale: str = "quick", *, dataset: str | None = None, se
         except Exception as exc:
             errors[table] = f"{type(exc).__name__}: {exc}"
             traceback.print_exc(file=sys.stderr)
-    return {"outcomes": outcomes, "artefacts": artefacts, "render_errors": errors}
+    return {"outcomes": outcomes, "artefacts": artefacts, "render_errors": errors, "skipped": skipped}
 
 
 def _cmd_reproduce(args) -> int:
     from ..sweep import failed, summary_table
 
-    overrides = {k: getattr(args, k) for k in ("device", "precision") if getattr(args, k, None) is not None}
+    overrides = {k: getattr(args, k) for k in ("device", "precision", "data_dir") if getattr(args, k, None) is not None}
     pack = getattr(args, "pack", None)
     if pack is not None and pack < 1:
         raise ConfigError(f"--pack must be a positive number of runs; got {pack}.")
     result = reproduce(args.preset, args.scale, dataset=args.dataset, seeds=args.seeds, out=args.out,
                        progress=not args.quiet, pack=pack,
-                       log=(lambda line: print(line, flush=True)) if args.quiet else None, **overrides)
+                       log=(lambda line: print(line, flush=True)) if args.quiet else None,
+                       executor=getattr(args, "executor", "local"), executor_options=executor_options(args),
+                       **overrides)
     outcomes = result["outcomes"]
     if outcomes:
         print(summary_table(outcomes))
@@ -179,6 +242,8 @@ def _cmd_reproduce(args) -> int:
             print(f"  {Path(path).name}")
     for name, error in result["render_errors"].items():
         print(f"{name}: NOT DRAWN: {error} (a bug in shattering; the trace is above)")
+    for name, why in result.get("skipped", {}).items():
+        print(f"{name}: SKIPPED: {why}")
     bad = failed(outcomes)
     if bad:
         print(f"\n{len(bad)} of {len(outcomes)} runs failed (shown as failed in the artefacts):")

@@ -13,6 +13,7 @@ The page is byte-stable: the same folder gives the same page (no clock, no absol
 from __future__ import annotations
 
 import base64
+import math
 from html import escape
 from pathlib import Path
 
@@ -90,7 +91,7 @@ def find_artefacts(root: Path) -> list[tuple[Path, dict]]:
             continue
         data = read_json(path)
         if data is not None and data.get("shattering_artefact") == ARTEFACT_FORMAT:
-            found.append((path, data))
+            found.append((path, _clean_sidecar(data)))
     return found
 
 
@@ -108,7 +109,7 @@ def find_runs(root: Path) -> list[dict]:
         config = record.read_config()
         if summary is None and config is None and not record.has_checkpoint():
             continue  # a stray metrics.jsonl or config.json: not a run record
-        if summary is None and config is not None and "run_id" not in config:
+        if summary is None and config is not None and not isinstance(config.get("run_id"), str):
             continue  # some other config.json
         rows.append(_run_row(root, d, summary, config, record))
     return rows
@@ -118,26 +119,61 @@ def find_runs(root: Path) -> list[dict]:
 
 
 def _run_row(root: Path, d: Path, summary: dict | None, config: dict | None, record: RunRecord) -> dict:
+    """One row of the runs table. Every field is checked for its type: a record written by another version
+    (or by hand) shows blanks where it holds something unexpected, and never breaks the page."""
     rel = d.relative_to(root).as_posix()
     if summary is not None:
-        cfg, final = summary.get("config", {}), summary.get("final") or {}
+        cfg, final = _dict(summary.get("config")), _dict(summary.get("final"))
         return {"status": summary["status"], "run_name": d.name, "folder": rel, "run_id": summary.get("run_id"),
                 "dataset": cfg.get("dataset"), "model": cfg.get("model"), "corruption": cfg.get("corruption"),
                 "p": cfg.get("p"), "seed": cfg.get("seed"), "epochs": summary.get("epochs"),
-                "fit_epoch": summary.get("fit_epoch"), "train_acc": final.get("train_acc"),
-                "test_acc": final.get("test_acc"), "fingerprint": summary.get("data_fingerprint"),
-                "version": summary.get("versions", {}).get("shattering"), "message": summary.get("message", "")}
-    cfg = (config or {}).get("config", {})
+                "fit_epoch": summary.get("fit_epoch"), "train_acc": _number(final.get("train_acc")),
+                "test_acc": _number(final.get("test_acc")), "fingerprint": summary.get("data_fingerprint"),
+                "version": _dict(summary.get("versions")).get("shattering"),
+                "message": str(summary.get("message", ""))}
+    config = _dict(config)
+    cfg = _dict(config.get("config"))
     metrics = record.read_metrics()
     last = metrics[-1] if metrics else {}
-    return {"status": "unfinished", "run_name": d.name, "folder": rel, "run_id": (config or {}).get("run_id"),
+    return {"status": "unfinished", "run_name": d.name, "folder": rel, "run_id": config.get("run_id"),
             "dataset": cfg.get("dataset"), "model": cfg.get("model"), "corruption": cfg.get("corruption"),
             "p": cfg.get("p"), "seed": cfg.get("seed"), "epochs": len(metrics), "fit_epoch": None,
-            "train_acc": last.get("train_acc"), "test_acc": last.get("test_acc"),
-            "fingerprint": (config or {}).get("data_fingerprint"),
-            "version": (config or {}).get("versions", {}).get("shattering"),
+            "train_acc": _number(last.get("train_acc")), "test_acc": _number(last.get("test_acc")),
+            "fingerprint": config.get("data_fingerprint"),
+            "version": _dict(config.get("versions")).get("shattering"),
             "message": f"unfinished: {len(metrics)} epoch(s) recorded, no summary (interrupted, or still running); "
                        "run the same command again to resume it. Not a result."}
+
+
+def _clean_sidecar(data: dict) -> dict:
+    """The fields of a sidecar the page shows, each of the type the renderers write (a sidecar edited by hand or
+    written by another version shows blanks where it holds something else, and never breaks the page)."""
+    def text(value) -> str:
+        return value if isinstance(value, str) else ""
+
+    def texts(value) -> list[str]:
+        return [str(v) for v in value if v is not None] if isinstance(value, list) else []
+
+    out = {**data, **{k: text(data.get(k)) for k in ("preset", "artefact", "title", "paper_ref", "status_counts")}}
+    out["notes"], out["files"], out["code_versions"] = (texts(data.get(k)) for k in ("notes", "files",
+                                                                                      "code_versions"))
+    table = _dict(data.get("table"))
+    columns, rows = table.get("columns"), table.get("rows")
+    out["table"] = ({"columns": [str(c) for c in columns], "rows": [r for r in rows if isinstance(r, list)]}
+                    if isinstance(columns, list) and isinstance(rows, list) else None)
+    runs = [r for r in data.get("runs") or [] if isinstance(r, dict)] if isinstance(data.get("runs"), list) else []
+    out["runs"] = [{**r, **{k: text(r.get(k)) or None for k in ("run_name", "run_id", "status", "status_text",
+                                                                 "error")}} for r in runs]
+    return out
+
+
+def _dict(value) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _number(value) -> float | None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return float(value) if ok else None
 
 
 def _badge(status: str) -> str:
@@ -193,10 +229,10 @@ def _artefact_html(root: Path, path: Path, data: dict, known_runs: set[str]) -> 
     runs = data.get("runs") or []
     rows = []
     for r in runs:
-        name = escape(r.get("run_name", ""))
+        name = escape(r.get("run_name") or "")
         link = f'<a href="#run-{escape(r.get("run_id", ""))}">{name}</a>' if r.get("run_id") in known_runs else name
         detail = r.get("error") if r.get("status") == "failed" else r.get("status_text")
-        rows.append(f"<tr><td>{_badge(r.get('status', '?'))}</td><td>{link}</td>"
+        rows.append(f"<tr><td>{_badge(r.get('status') or '?')}</td><td>{link}</td>"
                     f"<td><code>{_fmt(r.get('run_id'))}</code></td><td>{_fmt(r.get('seed'))}</td>"
                     f"<td><code>{_fmt(r.get('data_fingerprint'))}</code></td><td>{_fmt(r.get('version'))}</td>"
                     f"<td>{_fmt(detail)}</td></tr>")

@@ -164,3 +164,75 @@ def tagged(value: float | None, tag: str, digits: int = 2) -> str:
     if value is None:
         return "—"
     return f"{value:.{digits}f} [{tag}]"
+
+
+# --------------------------------------------------------------------------------------------------
+# Table 2 (Appendix B): Inception V3 on ImageNet, top-1 and top-5 accuracy (%)
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One number of Table 2 with its trust tag; ``best``: the best test accuracy during training, printed in
+    parentheses (early stopping's reach), with its own tag."""
+
+    value: float | None
+    tag: str
+    best: float | None = None
+    best_tag: str | None = None
+
+    def text(self, digits: int = 2) -> str:
+        if self.value is None:
+            return "—"
+        out = f"{self.value:.{digits}f} [{self.tag}]"
+        if self.best is not None:
+            out += f" ({self.best:.{digits}f} [{self.best_tag or self.tag}])"
+        return out
+
+
+@dataclass(frozen=True)
+class Table2Row:
+    """One row of Table 2: the regularizers on or off, true or random labels, and the four accuracies."""
+
+    augmentation: bool
+    dropout: bool
+    weight_decay: bool
+    random_labels: bool
+    top1_train: Cell
+    top5_train: Cell
+    top1_test: Cell
+    top5_test: Cell
+
+    def key(self) -> tuple:
+        return (self.augmentation, self.dropout, self.weight_decay, self.random_labels)
+
+
+def _t2(aug: bool, drop: bool, wd: bool, rl: bool, *cells: Cell) -> Table2Row:
+    return Table2Row(aug, drop, wd, rl, *cells)
+
+
+# Table 2 as spec.md section 4 gives it, cell by cell with its tag ([M] cells are recollections, unconfirmed).
+TABLE2: tuple[Table2Row, ...] = (
+    _t2(True, True, True, False, Cell(92.18, "S"), Cell(99.21, "M"), Cell(77.84, "S"), Cell(93.92, "S")),
+    _t2(True, False, False, False, Cell(92.33, "S"), Cell(99.17, "M"), Cell(72.95, "V"), Cell(90.43, "S")),
+    _t2(False, False, True, False, Cell(90.60, "S"), Cell(100.0, "M"), Cell(67.18, "S", 72.57, "S"),
+        Cell(86.44, "S", 91.31, "M")),
+    _t2(False, False, False, False, Cell(99.53, "S"), Cell(100.0, "M"), Cell(59.80, "V", 63.16, "S"),
+        Cell(80.38, "V", 84.49, "M")),
+    _t2(False, True, True, True, Cell(91.18, "M"), Cell(97.95, "M"), Cell(0.09, "M"), Cell(0.49, "M")),
+    _t2(False, False, True, True, Cell(87.81, "M"), Cell(96.15, "M"), Cell(0.12, "M"), Cell(0.50, "M")),
+    _t2(False, False, False, True, Cell(95.20, "V"), Cell(99.14, "M"), Cell(0.11, "M"), Cell(0.56, "M")),
+)
+# The reference row of Table 2: AlexNet's ILSVRC 2012 top-5 test accuracy (Krizhevsky et al. 2012) [V].
+TABLE2_ALEXNET_TOP5_TEST = Cell(83.6, "V")
+# Chance on ImageNet (1000 classes) [I]: 0.1% top-1, 0.5% top-5.
+IMAGENET_CHANCE = {"top1": 0.1, "top5": 0.5}
+
+
+def table2_row(augmentation: bool, dropout: bool, weight_decay: bool, random_labels: bool) -> Table2Row | None:
+    """The paper's row of Table 2 for this setting, or None where Table 2 has none."""
+    key = (bool(augmentation), bool(dropout), bool(weight_decay), bool(random_labels))
+    for row in TABLE2:
+        if row.key() == key:
+            return row
+    return None

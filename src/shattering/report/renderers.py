@@ -13,6 +13,8 @@ from ..sweep import Outcome
 from .figures import render_fig1a as render_fig1a
 from .figures import render_fig1bc as render_fig1bc
 from .figures import render_fig2b as render_fig2b
+from .imagenet import render_fig2a as render_fig2a
+from .imagenet import render_table2 as render_table2
 from .tables import render_table1 as render_table1
 from .tables import render_table4 as render_table4
 
@@ -24,6 +26,8 @@ RENDERERS: dict[str, Renderer] = {
     "fig2b": render_fig2b,
     "table1": render_table1,
     "table4": render_table4,
+    "table2": render_table2,
+    "fig2a": render_fig2a,
 }
 
 ARTEFACTS_DIR = "artefacts"

@@ -9,7 +9,7 @@ import json
 
 import numpy as np
 
-from ._checks import check_probability
+from ._checks import check_int, check_probability
 
 
 def _dump(obj) -> str:
@@ -31,6 +31,10 @@ def _pct(value) -> str:
 
 def _check_p(p):
     return None if p is None else check_probability(p)
+
+
+def _check_seed(seed):
+    return check_int(seed, "seed", minimum=0)  # numpy's generators refuse negative seeds (a traceback otherwise)
 
 
 def register(sub) -> None:
@@ -74,8 +78,9 @@ def _add_expressivity(sub) -> None:
 def _cmd_expressivity(args) -> int:
     from .relu_interpolation import expressivity
 
-    r = expressivity(args.dataset, args.n, labels=args.labels, p=_check_p(args.p), depth=args.depth, seed=args.seed,
-                     n_test=args.n_test, candidates=args.candidates, offset=args.offset, method=args.method)
+    r = expressivity(args.dataset, args.n, labels=args.labels, p=_check_p(args.p), depth=args.depth,
+                     seed=_check_seed(args.seed), n_test=args.n_test, candidates=args.candidates, offset=args.offset,
+                     method=args.method)
     if args.json:
         print(_dump(r))
         return 0
@@ -137,7 +142,7 @@ def _cmd_minnorm(args) -> int:
 
     r = min_norm_experiment(args.dataset, args.n, features=args.features, width=args.width, labels=args.labels,
                             p=_check_p(args.p), epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
-                            seed=args.seed)
+                            seed=_check_seed(args.seed))
     if args.json:
         print(_dump(r))
         return 0
@@ -167,8 +172,11 @@ def _cmd_minnorm(args) -> int:
 def _add_kernel(sub) -> None:
     p = sub.add_parser(
         "kernel", help="Section 5 / Table 3: exact kernel interpolation K alpha = Y of true and random labels",
-        description="Solve K alpha = Y exactly (one Cholesky factorization, float64) for several label sets and "
-                    "report training error, residual, test error and the norm sqrt(tr(alpha^T K alpha)).")
+        description="Solve K alpha = Y exactly (one in-place Cholesky factorization, float64 or float32) for several "
+                    "label sets and report training error, residual, test error and the norm sqrt(tr(alpha^T K "
+                    "alpha)). The residual is measured in float64 and refined by conjugate gradients preconditioned "
+                    "by the factor until max |K alpha - Y| <= tol (a run that did not get there says so); a matrix "
+                    "that would not fit in memory is refused before anything is loaded.")
     p.add_argument("--dataset", default="fashion-mnist")
     p.add_argument("--kernel", default="gaussian", help="gaussian or laplacian (default: gaussian)")
     p.add_argument("--features", default="raw", help="raw, gabor, scattering or random-conv (default: raw)")
@@ -181,8 +189,14 @@ def _add_kernel(sub) -> None:
     p.add_argument("--n-test", type=int, default=None, help="test points (default: the whole test set)")
     p.add_argument("--ridge", type=float, default=0.0, help="added to the diagonal (default: 0, interpolation)")
     p.add_argument("--bandwidth", type=float, default=None, help="kernel width sigma (default: median heuristic)")
-    p.add_argument("--dtype", default="float64", help="float64 or float32 factorization (default: float64)")
-    p.add_argument("--block-size", type=int, default=2048, help="Cholesky block size (default: 2048)")
+    p.add_argument("--dtype", default="float64", help="float64 or float32 factorization (default: float64; float32 "
+                                                      "halves the memory and is refined with float64 kernel products)")
+    p.add_argument("--block-size", type=int, default=2048, help="Cholesky block size (default: 2048; 4096 for n in "
+                                                                 "the tens of thousands)")
+    p.add_argument("--tol", type=float, default=None, help="refine until max |K alpha - Y| <= tol (default: 1e-10 in "
+                                                           "float64, 1e-7 in float32)")
+    p.add_argument("--refine-steps", type=int, default=None, help="most conjugate-gradient refinement steps "
+                                                                  "(default: 3 in float64, 50 in float32)")
     p.add_argument("--whitening", default="none", help="pixel preprocessing: none (the paper's), per-image, "
                                                        "per-channel or default (default: none)")
     p.add_argument("--filters", type=int, default=None, help="random-conv filters (default: 1024; paper: 32,000)")
@@ -198,7 +212,8 @@ def _cmd_kernel(args) -> int:
     r = kernel_experiment(args.dataset, kernel=args.kernel, features=args.features, labels=args.labels,
                           p=_check_p(args.p), n_train=args.n_train, n_test=args.n_test, ridge=args.ridge,
                           bandwidth=args.bandwidth, dtype=args.dtype, block_size=args.block_size,
-                          whitening=args.whitening, seed=args.seed, feature_options=options)
+                          whitening=args.whitening, seed=_check_seed(args.seed), feature_options=options,
+                          tol=args.tol, max_steps=args.refine_steps)
     if args.json:
         print(_dump(r))
         return 0
@@ -216,8 +231,19 @@ def _cmd_kernel(args) -> int:
         if not x["interpolates"] and r["ridge"] == 0:
             print(f"  warning: the {x['labels']} labels were not interpolated (max residual {x['max_residual']:.1e}, "
                   f"training error {100 * x['train_error']:.2f}%); try float64 or a smaller bandwidth.")
-    print(f"  time:     features {sec.get('features', 0):.1f} s, kernel {sec['kernel']:.1f} s, Cholesky "
-          f"{sec['factorization']:.1f} s, {r['seconds_total']:.1f} s in all")
+    if r["results"]:
+        first = r["results"][0]
+        history = " ".join(f"{h:.1e}" for h in first["residual_history"])
+        state = "reached" if first["refined_to_tolerance"] else "did NOT reach"
+        count = first["stored_kernel_products"]
+        stored = f"{count} from the stored kernel, " if count else ""
+        print(f"  refined:  {first['refinement_steps']} conjugate-gradient steps ({first['products_from']}); kernel "
+              f"products: {stored}{first['kernel_products']} float64; max residual {history} ({state} tol "
+              f"{first['tol']:g})")
+    print(f"  time:     features {sec.get('features', 0):.1f} s, kernel {sec['kernel']:.1f} s "
+          f"({r['kernel_arithmetic']}), Cholesky {sec['factorization']:.1f} s, solve {sec.get('solve', 0):.1f} s, "
+          f"refinement {sec.get('refinement', 0):.1f} s, prediction {sec.get('predict', 0):.1f} s; "
+          f"{r['seconds_total']:.1f} s in all")
     return 0
 
 
@@ -247,7 +273,7 @@ def _cmd_rademacher(args) -> int:
     from .rademacher import rademacher_probe
 
     r = rademacher_probe(args.dataset, args.n, model=args.model, draws=args.draws, probes=args.probes,
-                         epochs=args.epochs, lr=args.lr, seed=args.seed)
+                         epochs=args.epochs, lr=args.lr, seed=_check_seed(args.seed))
     if args.json:
         print(_dump(r))
         return 0

@@ -17,7 +17,7 @@ from .schedule import causes, describe_schedule, versions
 
 STUCK_EPOCHS = 5  # after this many epochs at chance, print the usual causes
 _COUNTERS = ("epoch", "steps", "seconds", "train_seconds", "eval_seconds", "best_test_acc", "fit_at", "warnings",
-             "resumes", "last")
+             "resumes", "last", "diverged")
 
 
 def now() -> str:
@@ -39,6 +39,7 @@ class RunBook:
         self.warnings: list[str] = []
         self.resumes: list[dict] = []
         self.last: dict = {}
+        self.diverged = False  # an epoch diverged: the run is over (kept in the checkpoint, so a resume knows)
         self.extra: dict = {}  # more summary fields (e.g. packing)
         n = data.n_train
         self.chance = float(np.bincount(data.y_train, minlength=data.num_classes).max()) / max(n, 1)
@@ -63,7 +64,8 @@ class RunBook:
                 "started. Delete the run folder to start again."
             )
         for key in _COUNTERS:
-            setattr(self, key, state[key])
+            if key in state or key != "diverged":  # checkpoints from before "diverged" was kept lack it
+                setattr(self, key, state[key])
 
     def open(self) -> dict | None:
         """Load the newest intact checkpoint (or prepare a fresh start); return the checkpoint or None."""
@@ -87,7 +89,7 @@ class RunBook:
     @property
     def done(self) -> bool:
         """True when the run must not train another epoch (fit with --until fit, or budget spent)."""
-        return (self.fit_at is not None and self.cfg.until == "fit") or self.epoch >= self.cfg.epochs
+        return (self.fit_at is not None and self.cfg.until == "fit") or self.epoch >= self.cfg.epochs or self.diverged
 
     # -- one epoch -----------------------------------------------------------------------------------
     def end_epoch(self, lr: float, metrics: dict, step_rows: list, train_s: float, eval_s: float,
@@ -108,6 +110,7 @@ class RunBook:
         self.record.append_steps(step_rows)
         self.record.append_metrics(self.last)
         if diverged:
+            self.diverged = True
             return "diverged"
         if self.done:
             return "fit" if self.fit_at is not None else "not-fit"
@@ -128,6 +131,8 @@ class RunBook:
 
     def final_status(self) -> str:
         """The status of a run whose loop ended without an explicit one (resumed after its last epoch)."""
+        if self.diverged:
+            return "diverged"
         return "fit" if self.fit_at is not None else "not-fit"
 
     # -- the summary ---------------------------------------------------------------------------------

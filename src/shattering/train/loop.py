@@ -6,6 +6,11 @@ The paper's procedure: SGD with momentum 0.9, batch 128, initial learning rate 0
 whole (randomized) data set lives as tensors on the training device and batches are index slices. After
 every epoch the whole training set is re-evaluated in eval mode; ``until="fit"`` stops at 100% training
 accuracy or at the epoch budget, and the summary says which, with numbers.
+
+Two variants share this loop, the book (:class:`~shattering.train.book.RunBook`), the records and resume:
+data sets too big for memory (ImageNet) stream their batches from disk (:mod:`shattering.train.stream`
+overrides where batches come from and how the epoch is measured), and under torchrun several processes
+train one run (:mod:`shattering.distributed`: each takes a shard of every batch; process 0 writes).
 """
 
 from __future__ import annotations
@@ -21,10 +26,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .. import distributed
 from ..config import RunConfig
 from ..corruptions import randomize
 from ..data.dataset import ImageData, load_dataset
 from ..data.preprocess import per_image_whitening
+from ..data.registry import dataset_info
 from ..errors import ConfigError
 from ..models import CONVOLUTIONAL, build_model
 from ..runs import RunRecord
@@ -78,9 +85,25 @@ class RunResult:
 # --------------------------------------------------------------------------------------------------
 
 
-def make_data(config: RunConfig, progress: bool = False) -> ImageData:
-    """Load, prepare and randomize the data of a (resolved) config: the arrays the run trains on."""
+AUX_LOSS_WEIGHT = 0.4  # Inception V3's auxiliary classifier, when on (TF and torchvision recipes) [I]
+
+
+def streamed(cfg: RunConfig) -> bool:
+    """True for data sets read from disk batch by batch (image folders: ImageNet)."""
+    return dataset_info(cfg.dataset).kind == "image-folder"
+
+
+def make_data(config: RunConfig, progress: bool = False, *, record: RunRecord | None = None):
+    """Load, prepare and randomize the data of a (resolved) config: the arrays the run trains on. A streamed
+    data set (ImageNet) gives a :class:`~shattering.data.imagenet.FolderData` instead: files and labels, the
+    labels kept in ``record``'s folder (``labels.npz``) when a record is given."""
     cfg = config.resolved()
+    if streamed(cfg):
+        from ..data.imagenet import LABELS_FILE, load_folder_data
+
+        if record is not None:
+            record.create()
+        return load_folder_data(cfg, record.dir / LABELS_FILE if record is not None else None)
     data = load_dataset(cfg.dataset, data_dir=cfg.data_dir, train_size=cfg.train_size, test_size=cfg.test_size,
                         subset_seed=cfg.data_seed, crop=cfg.crop or None, whitening=cfg.whitening,
                         keep_source=cfg.random_crop, progress=progress)
@@ -119,22 +142,33 @@ def sgd(model: torch.nn.Module, cfg: RunConfig) -> torch.optim.SGD:
 
 def init_model(cfg: RunConfig, data: ImageData) -> torch.nn.Module:
     """The model of ``cfg``, initialized from ``cfg.seed`` alone (PyTorch's default initialization)."""
+    options = {"aux_logits": True} if cfg.aux_logits else {}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
-        return build_model(cfg.model, data.shape, data.num_classes, cfg.dropout)
+        return build_model(cfg.model, data.shape, data.num_classes, cfg.dropout, **options)
 
 
 class _Trainer:
-    """One run being trained: model, optimizer and random generator; the :class:`RunBook` keeps the rest."""
+    """One run being trained: model, optimizer and random generator; the :class:`RunBook` keeps the rest.
 
-    def __init__(self, cfg: RunConfig, data: ImageData, record: RunRecord, progress: bool):
-        self.cfg, self.data, self.progress = cfg, data, progress
+    ``net`` is the model; ``model`` is what the loop calls (``net`` itself, or ``net`` wrapped for data
+    parallelism under torchrun, ``dist``). Subclasses change where batches come from (:meth:`_batches`) and
+    how an epoch is measured (:meth:`_measure`)."""
+
+    def __init__(self, cfg: RunConfig, data: ImageData, record: RunRecord, progress: bool,
+                 dist: distributed.DistContext | None = None):
+        self.cfg, self.data, self.progress, self.dist = cfg, data, progress, dist
         self.book = RunBook(cfg, data, record, progress)
-        self.device = resolve_device(cfg.device)
+        self.device = dist.device if dist is not None else resolve_device(cfg.device)
         self.memory_format = torch.channels_last if cfg.model in CONVOLUTIONAL else torch.contiguous_format
-        self.model = init_model(cfg, data).to(self.device, memory_format=self.memory_format)
-        self.optimizer = sgd(self.model, cfg)
+        self.net = init_model(cfg, data).to(self.device, memory_format=self.memory_format)
+        self.model = self.net if dist is None else dist.wrap(self.net, cfg.sync_bn)
+        self.optimizer = sgd(self.net, cfg)
         self.generator = torch.Generator().manual_seed(cfg.seed)  # batch order and augmentation
+        self._setup_data()
+
+    def _setup_data(self) -> None:
+        data, cfg = self.data, self.cfg
         self.tensors = device_tensors(data, self.device, self.memory_format)
         self.crop_source = None
         if cfg.random_crop and data.source_train is not None:
@@ -171,12 +205,12 @@ class _Trainer:
 
     # -- checkpoints ---------------------------------------------------------------------------------
     def state(self) -> dict:
-        return {**self.book.counters(), "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+        return {**self.book.counters(), "model": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "generator": self.generator.get_state(), "torch_rng": torch.get_rng_state(),
                 "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None}
 
     def restore(self, state: dict) -> None:
-        self.model.load_state_dict(state["model"])
+        self.net.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
@@ -187,6 +221,10 @@ class _Trainer:
     def train(self) -> dict:
         book, cfg = self.book, self.cfg
         state = book.open()
+        if self.dist is not None:  # process 0 read the checkpoint (the others' record reads nothing)
+            state = self.dist.broadcast(state)
+            if state is not None and not self.dist.is_main:
+                book.restore_counters(state)
         if state is not None:
             self.restore(state)
         from tqdm.auto import tqdm
@@ -202,7 +240,7 @@ class _Trainer:
                 t0 = time.perf_counter()
                 step_rows, diverged = self._train_epoch(lr)
                 t1 = time.perf_counter()
-                metrics = measure(self.model, self.tensors, cfg.eval_batch_size, cfg.precision)
+                metrics = self._measure()
                 status = book.end_epoch(lr, metrics, step_rows, t1 - t0, time.perf_counter() - t1, diverged)
                 book.record.save_checkpoint(self.state())
                 bar.update(1)
@@ -210,22 +248,58 @@ class _Trainer:
                                     f"test {100 * metrics['test_acc']:.1f}%")
         finally:
             bar.close()
+        if self.dist is not None:
+            book.extra["distributed"] = self.dist.describe()
         return book.summary(status or book.final_status(), str(self.device))
 
+    def _measure(self) -> dict:
+        """The epoch's metrics; under torchrun process 0 measures and the others receive its numbers."""
+        if self.dist is None:
+            return measure(self.net, self.tensors, self.cfg.eval_batch_size, self.cfg.precision)
+        metrics = measure(self.net, self.tensors, self.cfg.eval_batch_size, self.cfg.precision) \
+            if self.dist.is_main else None
+        return self.dist.broadcast(metrics)
+
+    def _batches(self, order: torch.Tensor):
+        """The epoch's training batches in ``order``: ``(images, labels, scale)``; ``scale`` is None alone, else
+        the factor on this process's summed loss (:meth:`shattering.distributed.DistContext.shard`).
+
+        Under torchrun every process augments the whole global batch (the same draws from the same generator,
+        so the generator, which also draws the batch order, stays the same everywhere and the augmentation is
+        the single-process one), then keeps its shard."""
+        t = self.tensors
+        for start in range(0, len(order), self.cfg.batch_size):
+            idx = order[start:start + self.cfg.batch_size].to(self.device, non_blocking=True)
+            xb, yb, scale = self._train_batch(idx), t["y_train"][idx], None
+            if self.dist is not None:
+                rows, scale = self.dist.shard(torch.arange(len(idx), device=self.device))
+                xb, yb = xb[rows], yb[rows]
+            yield xb, yb, scale
+
+    def _loss(self, out, yb: torch.Tensor, scale: float | None) -> torch.Tensor:
+        logits, aux = out if isinstance(out, tuple) else (out, None)  # Inception V3's auxiliary head in training
+        per_example = F.cross_entropy(logits.float(), yb, reduction="none")
+        if aux is not None:
+            per_example = per_example + AUX_LOSS_WEIGHT * F.cross_entropy(aux.float(), yb, reduction="none")
+        if scale is None:
+            return per_example.mean()  # per-example losses, then the mean: the reduction a packed run uses
+        return per_example.sum() * scale  # DDP averages over processes: the mean over the global batch
+
+    def _logged_loss(self, running: torch.Tensor, count: int) -> float:
+        if self.dist is None:
+            return float(running) / count
+        return float(self.dist.sum(running)) / (self.dist.world_size * count)
+
     def _train_epoch(self, lr: float) -> tuple[list, bool]:
-        cfg, t, book = self.cfg, self.tensors, self.book
-        n = len(t["y_train"])
+        cfg, book = self.cfg, self.book
         self.model.train()
-        order = torch.randperm(n, generator=self.generator)
+        order = torch.randperm(self.data.n_train, generator=self.generator)
         rows, diverged = [], False
         running, count = torch.zeros((), device=self.device), 0
-        for start in range(0, n, cfg.batch_size):
-            idx = order[start:start + cfg.batch_size].to(self.device, non_blocking=True)
-            xb = self._train_batch(idx)
+        for xb, yb, scale in self._batches(order):
             with autocast(self.device, cfg.precision):
-                logits = self.model(xb)
-            # per-example losses, then the mean: the reduction a packed run uses (same rounding)
-            loss = F.cross_entropy(logits.float(), t["y_train"][idx], reduction="none").mean()
+                out = self.model(xb)
+            loss = self._loss(out, yb, scale)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -233,7 +307,7 @@ class _Trainer:
             running += loss.detach()
             count += 1
             if book.steps % cfg.log_every == 0:
-                value = float(running) / count
+                value = self._logged_loss(running, count)
                 rows.append((book.steps, book.epoch + 1, value, lr))
                 running.zero_()
                 count = 0
@@ -270,21 +344,32 @@ def run(config: RunConfig | dict | None = None, /, *, progress: bool = False, da
     >>> result.fit, result.summary["fit_epoch"]  # doctest: +SKIP
     """
     cfg = as_config(config, **overrides).resolved()
-    record = RunRecord(cfg.run_dir())
-    summary = record.read_summary()
+    dist = distributed.context(cfg.device)  # None unless started by torchrun (then process 0 writes the record)
+    progress = progress and (dist is None or dist.is_main)
+    record = distributed.record_for(cfg.run_dir(), dist)
+    summary = distributed.agree(dist, record.read_summary())
     if summary is not None:
         return RunResult(record.dir, summary)
     with record.lock():
-        summary = record.read_summary()  # another process may have finished it while we waited
+        summary = distributed.agree(dist, record.read_summary())  # another process may have finished it
         if summary is not None:
             return RunResult(record.dir, summary)
         if data is None:
-            data = make_data(cfg, progress=progress)
+            data = distributed.share_data(dist, lambda: make_data(cfg, progress=progress, record=record),
+                                          streamed(cfg))
         with torch.random.fork_rng(devices=[torch.cuda.current_device()] if cfg.device != "cpu"
                                    and torch.cuda.is_available() else []):
             torch.manual_seed(cfg.seed)  # dropout's draws; restored on resume, isolated from the caller's RNG
-            trainer = _Trainer(cfg, data, record, progress)
+            trainer = _trainer_class(cfg)(cfg, data, record, progress, dist)
             trainer.book.write_config()
             summary = trainer.train()
         record.write_summary(summary)
     return RunResult(record.dir, summary)
+
+
+def _trainer_class(cfg: RunConfig) -> type:
+    if streamed(cfg):
+        from .stream import StreamTrainer
+
+        return StreamTrainer
+    return _Trainer

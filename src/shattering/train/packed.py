@@ -36,7 +36,7 @@ from ..errors import ShatteringError
 from ..runs import RunRecord
 from .book import RunBook
 from .evaluate import metrics_from_predictions
-from .loop import device_tensors, init_model, make_data, sgd
+from .loop import device_tensors, init_model, make_data, sgd, streamed
 from .precision import autocast, resolve_device
 from .schedule import lr_at
 
@@ -50,7 +50,7 @@ def pack_key(cfg: RunConfig) -> tuple | None:
     """Runs with equal keys can share a pack; None when ``cfg`` cannot be packed."""
     r = cfg.resolved()
     if (r.model not in PACKABLE or r.corruption not in LABEL_CORRUPTIONS or r.dropout > 0 or r.random_crop
-            or r.flip_rotate):
+            or r.flip_rotate or streamed(r)):  # streamed data (ImageNet) has no tensors to share
         return None
     fields = {k: v for k, v in r.to_dict().items() if k not in _FREE}
     if r.train_size or r.test_size:  # the data seed picks the subset: members must share it
@@ -152,6 +152,10 @@ def run_packed_group(configs: Sequence[RunConfig]) -> Iterator:
         for cfg, record in pending:
             try:
                 locks.enter_context(record.lock())
+                summary = record.read_summary()  # another process may have finished it while we looked
+                if summary is not None:
+                    yield Outcome(cfg, record.dir, summary=summary, skipped=True)
+                    continue
                 data = make_data(cfg)
             except ShatteringError as exc:
                 yield Outcome(cfg, record.dir, error=str(exc))
@@ -194,6 +198,13 @@ def _train_pack(members: list[_Member]) -> Iterator:
 
     cfg0 = members[0].cfg
     device = resolve_device(cfg0.device)
+    for m in [m for m in members if m.book.done]:  # resumed after its last epoch (killed before its summary)
+        summary = m.book.summary(m.book.final_status(), str(device))
+        m.book.record.write_summary(summary)
+        yield Outcome(m.cfg, m.book.record.dir, summary=summary)
+    members = [m for m in members if not m.book.done]
+    if not members:
+        return
     packed = PackedMLP([m.model for m in members]).to(device)
     params = _packed_params(packed)
     n_layers = len(packed.weights)

@@ -1,0 +1,210 @@
+"""The Ray executor: every run of a sweep (or packed group of runs) is a Ray task with its own resources, on
+this machine or across the machines of a Ray cluster.
+
+::
+
+    pip install 'shattering[ray]'
+    ray start --head                                   # on one machine; `ray start --address HEAD:6379` on others
+    shatter sweep fig1bc --scale paper --executor ray --ray-address auto --gpus-per-run 0.25 --out /shared/runs
+
+How it behaves:
+
+- **Resources.** Each task asks for ``cpus_per_run`` CPUs and ``gpus_per_run`` GPUs; fractions are allowed,
+  so ``--gpus-per-run 0.25`` lets four small runs share a card (Ray sets ``CUDA_VISIBLE_DEVICES``; a task
+  with no GPU trains on the CPU). A packed group (several MLP runs trained as one model) is one task and asks
+  for the resources of one run. PyTorch in a task uses ``max(1, int(cpus_per_run))`` threads, and a streamed
+  data set (ImageNet) as many image-decoding workers unless the run sets ``workers``.
+- **Records.** Runs write to ``--out`` exactly as the local executor does (one folder per run). The folder
+  must be shared storage mounted at the same path on every node (NFS, a cluster file system): the driver
+  resolves it to an absolute path, leaves a marker file in it, and a task on a node that does not see the
+  marker reports that ``--out`` is not shared instead of writing records nobody will read. ``--data-dir``
+  likewise must hold the data at the same path on every node (or each node fetches into its own cache).
+  shattering must be installed, at the same version, on every node.
+- **Progress.** A line per finished run, as runs end, then the same summary table as the local executor.
+  Finished runs are read by the driver and not submitted again.
+- **Failures.** A task whose worker process dies (the node is lost, the process is killed, out of memory)
+  is retried up to ``max_retries`` times; the retry resumes the run from its last checkpoint (``run()``
+  always resumes), so nothing is trained or recorded twice. A run that fails with an error (bad data, a
+  diverged or misconfigured run, a bug) is reported in the table and not retried: running the same command
+  again retries it. Ctrl-C cancels the tasks; their records keep the last checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import socket
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config import RunConfig
+from ..errors import ConfigError
+from ..runs import RunRecord
+
+MARKER_PREFIX = ".shattering-sweep-"  # a file the driver leaves in --out; tasks check they see it
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """How the Ray executor runs a sweep (the ``--ray-address``, ``--cpus-per-run``, ``--gpus-per-run`` and
+    ``--max-retries`` options)."""
+
+    address: str | None = None  # the cluster: "auto", "HOST:6379", "ray://HOST:10001"; None: RAY_ADDRESS or local
+    cpus_per_run: float = 1.0  # CPUs a task reserves
+    gpus_per_run: float = 0.0  # GPUs a task reserves; fractions share a card
+    max_retries: int = 3  # retries of a task whose worker died (each resumes from the checkpoint)
+
+    def __post_init__(self):
+        problems = []
+        if not (isinstance(self.cpus_per_run, (int, float)) and self.cpus_per_run > 0):
+            problems.append(f"--cpus-per-run must be a positive number; got {self.cpus_per_run!r}.")
+        if not (isinstance(self.gpus_per_run, (int, float)) and self.gpus_per_run >= 0):
+            problems.append(f"--gpus-per-run must be zero or a positive number; got {self.gpus_per_run!r}.")
+        elif self.gpus_per_run > 1 and self.gpus_per_run != int(self.gpus_per_run):
+            problems.append(f"--gpus-per-run above 1 must be a whole number of GPUs; got {self.gpus_per_run!r}.")
+        if not (isinstance(self.max_retries, int) and self.max_retries >= 0):
+            problems.append(f"--max-retries must be zero or a positive integer; got {self.max_retries!r}.")
+        if problems:
+            raise ConfigError(" ".join(problems))
+
+    @classmethod
+    def from_dict(cls, values: dict | None) -> RayOptions:
+        values = {k: v for k, v in (values or {}).items() if v is not None}
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"Unknown option(s) {', '.join(unknown)} for executor 'ray'; valid options: "
+                              f"{', '.join(sorted(known))}.")
+        return cls(**values)
+
+
+def import_ray():
+    """The ``ray`` module, or one sentence with the install command."""
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("--executor ray needs Ray, which is not installed here; install it with "
+                          "`pip install 'shattering[ray]'`, or use the local executor.") from None
+    return ray
+
+
+def run_ray(configs: Sequence[RunConfig], pack: int | None = None,
+            options: RayOptions | dict | None = None) -> Iterator:
+    """Run ``configs`` as Ray tasks; yield one :class:`~shattering.sweep.Outcome` per config as runs end.
+
+    Connects to ``options.address`` (or reuses a Ray already initialized in this process, or starts a local
+    one) and shuts down only what it started.
+    """
+    from ..sweep import Outcome
+    from ..train.packed import packed_groups
+
+    options = options if isinstance(options, RayOptions) else RayOptions.from_dict(options)
+    ray = import_ray()
+    configs = [_absolute(cfg) for cfg in configs]
+    pending_cfgs = []
+    for cfg in configs:  # finished runs are read here, not sent to the cluster
+        summary = RunRecord(cfg.run_dir()).read_summary()
+        if summary is not None:
+            yield Outcome(cfg, cfg.run_dir(), summary=summary, skipped=True)
+        else:
+            pending_cfgs.append(cfg)
+    if not pending_cfgs:
+        return
+    marker = f"{MARKER_PREFIX}{uuid.uuid4().hex[:12]}"
+    markers = _leave_markers(pending_cfgs, marker)
+    started = _connect(ray, options.address)
+    pending: dict = {}
+    try:
+        task = ray.remote(_run_group).options(num_cpus=options.cpus_per_run, num_gpus=options.gpus_per_run,
+                                               max_retries=options.max_retries, retry_exceptions=False)
+        threads = max(1, int(options.cpus_per_run))
+        for group in packed_groups(pending_cfgs, pack):
+            pending[task.remote(group, marker, threads)] = group
+        while pending:
+            (ref,), _ = ray.wait(list(pending), num_returns=1)
+            group = pending.pop(ref)
+            try:
+                outcomes = ray.get(ref)
+            except ray.exceptions.RayError as exc:
+                error = _task_error(ray, exc, options.max_retries)
+                outcomes = [Outcome(cfg, cfg.run_dir(), error=error) for cfg in group]
+            yield from outcomes
+    except KeyboardInterrupt:
+        for ref in pending:
+            with contextlib.suppress(Exception):  # already finished or unknown to the cluster
+                ray.cancel(ref, force=True)
+        raise
+    finally:
+        for path in markers:
+            path.unlink(missing_ok=True)
+        if started:
+            ray.shutdown()
+
+
+# INTERNAL UTILITIES -------------------------------------------------------------------------------
+
+
+def _run_group(group: list[RunConfig], marker: str, threads: int) -> list:
+    """The Ray task: one run, or a packed group; never raises for a failed run (it is an outcome)."""
+    import torch
+
+    from ..sweep import Outcome, run_one
+    from ..train.packed import run_packed_group
+
+    unseen = [cfg for cfg in group if not (Path(cfg.out) / marker).is_file()]
+    if unseen:
+        out = unseen[0].out
+        error = (f"the records folder {out} on node {socket.gethostname()} is not the driver's (its marker file "
+                 f"{marker} is missing): --out must be shared storage mounted at the same path on every node")
+        return [Outcome(cfg, cfg.run_dir(), error=error) for cfg in group]
+    torch.set_num_threads(threads)
+    group = [cfg if cfg.workers is not None else cfg.replace(workers=threads) for cfg in group]  # not in the id
+    if len(group) == 1:
+        return [run_one(group[0])]
+    return list(run_packed_group(group))
+
+
+def _absolute(cfg: RunConfig) -> RunConfig:
+    """Paths as the driver sees them, so that a worker with another working directory writes the same place."""
+    changes = {"out": str(Path(os.path.expanduser(cfg.out)).resolve())}
+    if cfg.data_dir is not None:
+        changes["data_dir"] = str(Path(os.path.expanduser(cfg.data_dir)).resolve())
+    return cfg.replace(**changes)
+
+
+def _leave_markers(configs: Sequence[RunConfig], marker: str) -> list[Path]:
+    from ..runs import atomic_write_bytes
+
+    paths = []
+    for out in sorted({cfg.out for cfg in configs}):
+        Path(out).mkdir(parents=True, exist_ok=True)
+        path = Path(out) / marker
+        atomic_write_bytes(path, f"written by the shattering sweep driver on {socket.gethostname()}\n".encode())
+        paths.append(path)
+    return paths
+
+
+def _connect(ray, address: str | None) -> bool:
+    """Join the cluster (or reuse this process's Ray); True when this call started it."""
+    if ray.is_initialized():
+        return False
+    try:
+        ray.init(address=address, ignore_reinit_error=True)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        where = f"at {address}" if address else "(RAY_ADDRESS or a new local one)"
+        raise ConfigError(f"Could not start or reach the Ray cluster {where}: {exc}; check the address "
+                          "(`ray status` on the head node prints it) or leave --ray-address out to start "
+                          "a local cluster.") from None
+    return True
+
+
+def _task_error(ray, exc: Exception, max_retries: int) -> str:
+    if isinstance(exc, ray.exceptions.RayTaskError):  # the task raised (a bug: run_one reports run errors)
+        cause = getattr(exc, "cause", None) or exc
+        return f"{type(cause).__name__}: {str(cause).strip().splitlines()[-1] if str(cause).strip() else ''}"
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return (f"its Ray worker died {max_retries + 1} time(s) ({type(exc).__name__}: {first}); the record keeps "
+            "the last checkpoint: run the same command again to resume")

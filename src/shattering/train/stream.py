@@ -1,0 +1,132 @@
+"""Training on a data set streamed from disk (ImageNet, Table 2 and Figure 2a of Zhang et al., ICLR 2017).
+
+The loop, the book, the records, resume and fit detection are :mod:`shattering.train.loop`'s; only two things
+differ from a data set held as tensors:
+
+- **Batches** come from a torch ``DataLoader`` whose worker processes decode the images
+  (:mod:`shattering.data.imagenet`), in the order of the same seeded permutation, one global batch of
+  ``batch_size`` at a time (under torchrun each process loads only its shard). Augmentation is drawn per
+  image from (seed, epoch, image), so it does not depend on the worker that decodes it, and a resumed run
+  sees the same images as an uninterrupted one. Pixels travel as uint8 and are scaled and whitened on the
+  training device.
+- **Measurement** streams both splits through the evaluation transform in eval mode, as the in-memory path
+  does for its tensors (the whole training set against the labels trained on, the test set against clean
+  labels), and adds the top-5 accuracies of Table 2 and the best top-5 test accuracy so far. Under
+  torchrun each process measures a contiguous shard of each split with process 0's batch-norm statistics
+  and the per-example results are gathered, so all processes book the same numbers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..data.imagenet import NO_AUGMENTATION, TEST, TRAIN, FolderImages, make_loader
+from ..data.preprocess import per_image_whitening
+from ..errors import DataFormatError
+from .evaluate import metrics_from_predictions
+from .loop import _Trainer
+from .precision import autocast
+
+TOP_K = 5
+
+
+class StreamTrainer(_Trainer):
+    """A :class:`~shattering.train.loop._Trainer` whose data stay on disk (a
+    :class:`~shattering.data.imagenet.FolderData`)."""
+
+    def _setup_data(self) -> None:
+        data = self.data
+        self.labels = {  # on the CPU: what the gathered per-example predictions are compared with
+            "y_train": torch.from_numpy(np.asarray(data.y_train, dtype=np.int64)),
+            "y_train_original": torch.from_numpy(np.asarray(data.y_train_original, dtype=np.int64)),
+            "train_changed": torch.from_numpy(np.asarray(data.train_changed, dtype=bool)),
+            "y_test": torch.from_numpy(np.asarray(data.y_test, dtype=np.int64)),
+            "y_test_clean": torch.from_numpy(np.asarray(data.y_test_original, dtype=np.int64)),
+        }
+        self.y_train = self.labels["y_train"].to(self.device)
+        self.loader, self.plan = make_loader(FolderImages(data, self.cfg.seed), self.cfg.workers,
+                                             pin_memory=self.device.type == "cuda")
+        self.best_test_acc_top5 = 0.0
+
+    # -- batches -------------------------------------------------------------------------------------
+    def _images(self, x: torch.Tensor) -> torch.Tensor:
+        """uint8 (B, 3, S, S) from the loader -> the float images the model sees, on the device."""
+        x = x.to(self.device, non_blocking=True).float() / 255.0
+        if self.cfg.whitening == "per-image":
+            x = per_image_whitening(x)
+        return x.contiguous(memory_format=self.memory_format)
+
+    def _load(self):
+        """Iterate the loader over ``self.plan.batches``; a bad image file is one sentence, not a worker trace."""
+        try:
+            yield from self.loader
+        except DataFormatError as exc:
+            lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+            raise DataFormatError(lines[-1].split("DataFormatError: ", 1)[-1]) from None
+
+    def _batches(self, order: torch.Tensor):
+        cfg = self.cfg
+        epoch = self.book.epoch if cfg.random_crop else NO_AUGMENTATION
+        batches, scales = [], []
+        for start in range(0, len(order), cfg.batch_size):
+            idx, scale = order[start:start + cfg.batch_size], None
+            if self.dist is not None:
+                idx, scale = self.dist.shard(idx)
+            batches.append([(TRAIN, int(i), epoch) for i in idx])
+            scales.append(scale)
+        self.plan.batches = batches
+        for (x, idx), scale in zip(self._load(), scales, strict=True):
+            yield self._images(x), self.y_train[idx.to(self.device)], scale
+
+    # -- measurement ---------------------------------------------------------------------------------
+    @torch.no_grad()
+    def _predict(self, split: int, n: int, labels: torch.Tensor):
+        """Per-example loss, predicted class and top-5 hit against ``labels`` over ``split`` (eval mode)."""
+        size = self.cfg.eval_batch_size
+        part = self.dist.split_range(n) if self.dist is not None else range(n)
+        self.plan.batches = [[(split, i, NO_AUGMENTATION) for i in range(s, min(s + size, part.stop))]
+                             for s in range(part.start, part.stop, size)]
+        losses, preds, hits = [torch.empty(0)], [torch.empty(0, dtype=torch.long)], [torch.empty(0, dtype=torch.bool)]
+        was_training = self.net.training
+        self.net.eval()
+        try:
+            for x, idx in self._load():
+                with autocast(self.device, self.cfg.precision):
+                    logits = self.net(self._images(x))
+                logits = logits.float()
+                y = labels[idx].to(self.device)
+                losses.append(F.cross_entropy(logits, y, reduction="none").cpu())
+                preds.append(logits.argmax(dim=1).cpu())
+                k = min(TOP_K, logits.shape[1])
+                hits.append((logits.topk(k, dim=1).indices == y[:, None]).any(dim=1).cpu())
+        finally:
+            self.net.train(was_training)
+        out = [torch.cat(losses), torch.cat(preds), torch.cat(hits)]
+        if self.dist is not None:
+            out = [self.dist.gather_cat(t) for t in out]
+        return out
+
+    def _measure(self) -> dict:
+        if self.dist is not None:
+            self.dist.sync_buffers(self.net)  # every process measures with process 0's running statistics
+        data = self.data
+        loss, pred, hit5 = self._predict(TRAIN, data.n_train, self.labels["y_train"])
+        test_loss, test_pred, test_hit5 = self._predict(TEST, data.n_test, self.labels["y_test_clean"])
+        metrics = metrics_from_predictions(loss, pred, test_loss, test_pred, self.labels)
+        metrics["train_acc_top5"] = float(hit5.float().mean()) if len(hit5) else None
+        metrics["test_acc_top5"] = float(test_hit5.float().mean()) if len(test_hit5) else None
+        self.best_test_acc_top5 = max(self.best_test_acc_top5, metrics["test_acc_top5"] or 0.0)
+        metrics["best_test_acc_top5"] = self.best_test_acc_top5
+        self.book.extra["best_test_acc_top5"] = self.best_test_acc_top5
+        return metrics
+
+    # -- checkpoints ---------------------------------------------------------------------------------
+    def state(self) -> dict:
+        return {**super().state(), "best_test_acc_top5": self.best_test_acc_top5}
+
+    def restore(self, state: dict) -> None:
+        super().restore(state)
+        self.best_test_acc_top5 = state.get("best_test_acc_top5", 0.0)
+        self.book.extra["best_test_acc_top5"] = self.best_test_acc_top5
