@@ -55,8 +55,53 @@ def stratified_subset(y: np.ndarray, size: int, seed: int, stream: int = STREAM_
     return np.sort(np.concatenate(chosen))
 
 
+def hash_arrays(arrays, extra: bytes = b"") -> str:
+    """BLAKE2b (32 hex digits) of arrays' dtypes, shapes and bytes, then ``extra``: a data fingerprint."""
+    h = hashlib.blake2b(digest_size=16)
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(memoryview(a).cast("B"))
+    h.update(extra)
+    return h.hexdigest()
+
+
+class LabelledSplits:
+    """What every prepared data set reports about its splits and labels, in memory or streamed from disk.
+
+    Needs ``class_names``, ``y_train``, ``y_train_original``, ``train_changed``, ``y_test`` and
+    ``y_test_original``.
+    """
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def n_train(self) -> int:
+        return len(self.y_train)
+
+    @property
+    def n_test(self) -> int:
+        return len(self.y_test)
+
+    @property
+    def corrupted_fraction(self) -> float:
+        """Share of training examples whose label or image was changed."""
+        return float(self.train_changed.mean()) if self.n_train else 0.0
+
+    @property
+    def label_noise(self) -> float:
+        """Share of training labels that now differ from the original (the effective noise rate)."""
+        return float((self.y_train != self.y_train_original).mean()) if self.n_train else 0.0
+
+    @property
+    def test_label_noise(self) -> float:
+        return float((self.y_test != self.y_test_original).mean()) if self.n_test else 0.0
+
+
 @dataclass(eq=False)
-class ImageData:
+class ImageData(LabelledSplits):
     """Training and test arrays at the scale the model sees, shape (N, C, H, W), with their history."""
 
     name: str
@@ -77,50 +122,17 @@ class ImageData:
     # Uncropped raw training images (for a random crop from the full image, CIFAR) and how to scale them.
     source_train: np.ndarray | None = None
 
-    # -- shape ---------------------------------------------------------------------------------------
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
-
     @property
     def shape(self) -> tuple[int, int, int]:
         return tuple(int(s) for s in self.x_train.shape[1:])
 
-    @property
-    def n_train(self) -> int:
-        return len(self.y_train)
-
-    @property
-    def n_test(self) -> int:
-        return len(self.y_test)
-
-    # -- what was changed ----------------------------------------------------------------------------
-    @property
-    def corrupted_fraction(self) -> float:
-        """Share of training examples whose label or image was changed."""
-        return float(self.train_changed.mean()) if self.n_train else 0.0
-
-    @property
-    def label_noise(self) -> float:
-        """Share of training labels that now differ from the original (the effective noise rate)."""
-        return float((self.y_train != self.y_train_original).mean()) if self.n_train else 0.0
-
-    @property
-    def test_label_noise(self) -> float:
-        return float((self.y_test != self.y_test_original).mean()) if self.n_test else 0.0
-
     @cached_property
     def fingerprint(self) -> str:
         """BLAKE2b of the exact arrays a model trains and is tested on (32 hex digits)."""
-        h = hashlib.blake2b(digest_size=16)
         arrays = [self.x_train, self.y_train, self.x_test, self.y_test]
         if self.source_train is not None:
             arrays.append(self.source_train)
-        for a in arrays:
-            a = np.ascontiguousarray(a)
-            h.update(f"{a.dtype.str}{a.shape}".encode())
-            h.update(memoryview(a).cast("B"))
-        return h.hexdigest()
+        return hash_arrays(arrays)
 
     def describe(self) -> dict:
         """A JSON-ready summary (what ``shatter data show --json`` prints)."""

@@ -34,7 +34,6 @@ for every run would take longer than an epoch).
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import math
@@ -47,7 +46,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, DataFormatError, DataNotFoundError, RecordError
-from .dataset import STREAM_TEST_SUBSET, STREAM_TRAIN_SUBSET, rng_for, stratified_subset
+from .dataset import STREAM_TEST_SUBSET, STREAM_TRAIN_SUBSET, LabelledSplits, hash_arrays, rng_for, stratified_subset
 from .registry import candidate_dirs, dataset_info, missing_image_folder_message
 
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
@@ -130,7 +129,7 @@ def list_image_folder(root: str | Path) -> FolderListing:
 
 
 @dataclass(eq=False)
-class FolderData:
+class FolderData(LabelledSplits):
     """A streamed data set: image files and (randomized) labels; the pixels stay on disk.
 
     Offers what the run's bookkeeping reads from :class:`~shattering.data.dataset.ImageData` (shape, class
@@ -158,43 +157,14 @@ class FolderData:
     source_train: None = None  # no uncropped copy: augmentation happens at decode time
 
     @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
-
-    @property
     def shape(self) -> tuple[int, int, int]:
         return (3, self.image_size, self.image_size)
-
-    @property
-    def n_train(self) -> int:
-        return len(self.y_train)
-
-    @property
-    def n_test(self) -> int:
-        return len(self.y_test)
-
-    @property
-    def corrupted_fraction(self) -> float:
-        return float(self.train_changed.mean()) if self.n_train else 0.0
-
-    @property
-    def label_noise(self) -> float:
-        return float((self.y_train != self.y_train_original).mean()) if self.n_train else 0.0
-
-    @property
-    def test_label_noise(self) -> float:
-        return float((self.y_test != self.y_test_original).mean()) if self.n_test else 0.0
 
     @cached_property
     def fingerprint(self) -> str:
         """BLAKE2b of the file lists, the labels and the preprocessing (32 hex digits)."""
-        h = hashlib.blake2b(digest_size=16)
-        for a in (self.train_files, self.y_train, self.test_files, self.y_test):
-            a = np.ascontiguousarray(a)
-            h.update(f"{a.dtype.str}{a.shape}".encode())
-            h.update(memoryview(a).cast("B"))
-        h.update(json.dumps(self.preprocessing_key(), sort_keys=True).encode())
-        return h.hexdigest()
+        return hash_arrays((self.train_files, self.y_train, self.test_files, self.y_test),
+                           json.dumps(self.preprocessing_key(), sort_keys=True).encode())
 
     def preprocessing_key(self) -> dict:
         return {k: self.preprocessing[k] for k in ("image_size", "whitening", "eval_resize")}
