@@ -116,22 +116,33 @@ def run(args) -> dict:
                f"[{x.min():g}, {x.max():g}]")
 
     last = [0.0]
+    marks = {"solver": time.perf_counter()}
 
     def progress(phase, done, total):
         now = time.perf_counter()
+        marks[phase] = now
         if phase == "kernel" or done == total or now - last[0] > 60:
             last[0] = now
             log(start, f"{phase}: {done:,} / {total:,}")
 
-    solver = kernels.KernelSolver(x, "gaussian", None, dtype="float32", block_size=args.block, seed=args.seed,
-                                  stored_products=args.stored, progress=progress)
+    try:
+        solver = kernels.KernelSolver(x, "gaussian", None, dtype="float32", block_size=args.block, seed=args.seed,
+                                      stored_products=args.stored, progress=progress)
+    except kernels.KernelFactorizationError as exc:  # measured and reported like a result
+        now = time.perf_counter()
+        info.update(failed=str(exc), kernel_s=marks.get("kernel", now) - marks["solver"],
+                    factor_s=now - marks.get("kernel", now), total_s=now - start, peak_rss=peak_rss(),
+                    load_end=os.getloadavg())
+        log(start, f"FAILED after {info['factor_s']:.0f} s of factorization: {exc}")
+        return info
     info["solver"] = solver.describe()
     info["peak_gflops_after"] = matmul_peak()  # the load may change: measured before and after the factorization
     log(start, f"float32 matmul peak again: {info['peak_gflops_after']:.0f} GFLOP/s")
     sec = solver.seconds
     log(start, f"kernel {sec['kernel']:.1f} s ({solver.evaluator.mode}, sigma = {solver.bandwidth:.4g}); "
                f"factorization {sec['factorization']:.1f} s = {info['solver']['factorization_gflops']:.0f} GFLOP/s; "
-               f"refinement products: {solver.products}")
+               f"refinement products: {solver.products}; rows factored with a diagonal shift (float32 pivots not "
+               f"positive): {info['solver']['shifted_rows']:,} (largest shift {info['solver']['largest_shift']:g})")
 
     alphas, rows = [], []
     for name, y in label_sets.items():
@@ -172,7 +183,24 @@ def run(args) -> dict:
     return info
 
 
+def render_failure(info: dict) -> str:
+    n, m = info["n"], info["machine"]
+    tag = f"kernel-{round(n / 1000)}k"
+    return "\n".join([
+        f"<!-- {tag}:start -->",
+        f"## Exact kernel interpolation, n = {n:,} (bench/kernel_60k.py): factorization failed",
+        "", f"`python bench/kernel_60k.py --n {n} --block {info['block']}` on {info['date']}: {m['cpu']}, "
+        f"{m['cores']} cores, {m['ram_gib']:.1f} GiB RAM, torch {m['torch']}; load average "
+        f"{info['load_start'][0]:.2f} at the start, {info['load_end'][0]:.2f} at the end; float32 matmul peak "
+        f"{info['peak_gflops']:.0f} GFLOP/s.", "",
+        f"Kernel matrix (float32, {n * n * 4 / 1e9:.1f} GB) built in {info['kernel_s']:.1f} s; the in-place float32 "
+        f"Cholesky stopped after {info['factor_s']:.0f} s: {info['failed']} Peak memory "
+        f"{info['peak_rss'] / 2 ** 30:.2f} GiB, {info['total_s']:.0f} s in all.", f"<!-- {tag}:end -->"]) + "\n"
+
+
 def render(info: dict) -> str:
+    if "failed" in info:
+        return render_failure(info)
     n, m, s = info["n"], info["machine"], info["solver"]
     sec = s["seconds"]
     peak = max(info["peak_gflops"], info["peak_gflops_after"])
@@ -191,7 +219,11 @@ def render(info: dict) -> str:
              f"until max |K alpha - Y| <= {info['tol']:g}. Refinement products: {s['refinement_products']}"
              + (" (K above the diagonal kept in 48-bit fixed point beside the factor, "
                 f"{kernels.FixedPointUpper.nbytes(n) / 1e9:.1f} GB more)" if "48" in s["refinement_products"] else "")
-             + "; the final residual is always recomputed from the kernel in float64.", "",
+             + "; the final residual is always recomputed from the kernel in float64. "
+             + (f"The float32 pivots of {s['shifted_rows']:,} rows were not positive: their diagonal blocks were "
+                f"factored with up to {s['largest_shift']:g} added to the diagonal (the factor is a preconditioner; "
+                "the refinement still solves K alpha = Y)." if s["shifted_rows"] else
+                "Every float32 pivot was positive (no diagonal shift)."), "",
              "| phase | seconds | |", "|---|---|---|",
              f"| kernel matrix | {sec['kernel']:.1f} | |",
              f"| factorization | {sec['factorization']:.1f} | {s['factorization_gflops']:.0f} GFLOP/s (n^3/3 = "
@@ -261,7 +293,7 @@ def main(argv=None) -> int:
     if not args.no_write:
         write_results(section, f"kernel-{round(info['n'] / 1000)}k")
         print(f"wrote {RESULTS}")
-    return 0
+    return 1 if "failed" in info else 0
 
 
 if __name__ == "__main__":

@@ -221,6 +221,26 @@ def test_stored_48_bit_kernel_refines_like_float64_products():
     assert torch.allclose(alpha, ref, rtol=0, atol=1e-5 * float(ref.abs().max()))
 
 
+def test_float32_pivots_that_fail_get_a_diagonal_shift():
+    x = pixels(300, 6, seed=4)
+    k = kernel_matrix(x, "gaussian", 1.5)  # cond ~ 1e10: not positive definite in float32
+    with pytest.raises(KernelFactorizationError, match="not numerically positive definite"):
+        blocked_cholesky_(k.to(torch.float32), 32)
+    shifts = []
+    factor = blocked_cholesky_(k.to(torch.float32), 32, shift=1e-6, shifts=shifts)
+    assert shifts and all(k0 % 32 == 0 and 0 < added <= 1e-2 for k0, _, added in shifts)
+    low = torch.tril(factor).double()
+    added = torch.zeros(300, dtype=torch.float64)
+    for k0, k1, value in shifts:
+        added[k0:k1] = value
+    assert torch.allclose(low @ low.T, k + torch.diag(added), atol=1e-4)  # the factor of K plus a diagonal
+    solver = KernelSolver(x, "gaussian", 1.5, dtype="float32", block_size=32, tile=64)
+    assert solver.shifts == shifts and solver.describe()["shifted_rows"] == sum(b - a for a, b, _ in shifts)
+    (r,) = fit_label_sets(solver, {"true": np.arange(300) % 3}, 3, max_steps=3)
+    assert not r.extra["refined_to_tolerance"]
+    assert not r.interpolates and r.refinement_steps == 3  # said, not hidden
+
+
 def test_cholesky_keeps_the_upper_triangle_bit_for_bit():
     a = spd(70, seed=5).to(torch.float32)
     bits = a.view(torch.int32)

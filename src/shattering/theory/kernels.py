@@ -61,6 +61,7 @@ PIXEL_LEVELS = 255  # inputs on the grid k / PIXEL_LEVELS, 0 <= k <= 255, are tr
 REFINE_TOL = {"float64": 1e-10, "float32": 1e-7}  # refine until max |(K + ridge I) alpha - Y| <= tol * max |Y|
 REFINE_STEPS = {"float64": 3, "float32": 50}  # ... or at most this many conjugate-gradient steps
 INTERPOLATION_TOL = 1e-6  # "interpolates" means training accuracy 100% and max |K alpha - Y| below this
+FLOAT32_SHIFT = 1e-6  # a float32 diagonal block with a non-positive pivot is refactored with this * 10^k added
 MEMORY_SLACK = 512 * 2 ** 20  # bytes for the interpreter, torch and the data beyond what is counted
 
 
@@ -428,6 +429,7 @@ def kernel_product(x_rows, x_cols, alpha: torch.Tensor, kernel: str, bandwidth: 
 
 
 def blocked_cholesky_(a: torch.Tensor, block_size: int = DEFAULT_BLOCK, *, panel_rows: int = PANEL_ROWS,
+                      shift: float | None = None, shifts: list | None = None,
                       progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
     """Factor the symmetric positive definite ``a`` = L L^T in place, one block column at a time.
 
@@ -437,10 +439,15 @@ def blocked_cholesky_(a: torch.Tensor, block_size: int = DEFAULT_BLOCK, *, panel
     ``a``; ``torch.tril(a)`` equals ``torch.linalg.cholesky`` of the input. ``progress(done, n)`` is called
     after each block column.
 
+    ``shift`` (for a factor used as a preconditioner): a diagonal block whose pivots are not all positive in
+    this precision is factored again with ``shift`` * 10^k added to its diagonal, k = 0, 1, ..., 4, the first
+    that works; the result is then the factor of the input plus a non-negative diagonal, and each such block
+    is appended to ``shifts`` as ``(first_row, end_row, added)``.
+
     Raises
     ------
     KernelFactorizationError
-        If a pivot is not positive (the matrix is not numerically positive definite).
+        If a pivot is not positive (the matrix is not numerically positive definite), even after the shifts.
     """
     if a.ndim != 2 or a.shape[0] != a.shape[1]:
         raise ShatteringError(f"blocked_cholesky_ needs a square matrix; got shape {tuple(a.shape)}.")
@@ -460,11 +467,21 @@ def blocked_cholesky_(a: torch.Tensor, block_size: int = DEFAULT_BLOCK, *, panel
         k1 = min(k0 + block_size, n)
         diag = a[k0:k1, k0:k1]
         below = lower_mask(k1 - k0)
-        l11, info = torch.linalg.cholesky_ex(torch.where(below, diag, diag.T))  # the symmetric block, from below
+        block = torch.where(below, diag, diag.T)  # the symmetric block, from its lower half
+        l11, info = torch.linalg.cholesky_ex(block)
+        for power in range(5 if shift is not None and int(info) != 0 else 0):
+            added = float(shift) * 10.0 ** power
+            l11, info = torch.linalg.cholesky_ex(block + added * torch.eye(k1 - k0, dtype=a.dtype))
+            if int(info) == 0:
+                if shifts is not None:
+                    shifts.append((k0, k1, added))
+                break
         if int(info) != 0:
+            tried = f", even with {float(shift) * 1e4:g} added to the diagonal" if shift is not None else ""
             raise KernelFactorizationError(
-                f"The matrix is not numerically positive definite (pivot {k0 + int(info)} of {n}): duplicate "
-                "points, too wide a bandwidth or float32; use float64, a smaller bandwidth or a small ridge.")
+                f"The matrix is not numerically positive definite in {str(a.dtype).replace('torch.', '')} (pivot "
+                f"{k0 + int(info):,} of {n:,}{tried}): duplicate points, too wide a bandwidth or too low a "
+                "precision; use float64, fewer points, a smaller bandwidth or a ridge.")
         diag.copy_(torch.where(below, l11, diag))  # write L11 below and on the diagonal, keep the upper triangle
         if k1 < n:
             l11_t = l11.T
@@ -477,8 +494,8 @@ def blocked_cholesky_(a: torch.Tensor, block_size: int = DEFAULT_BLOCK, *, panel
                 rows = a[i0:i1, k0:k1]
                 if i0 > k1:
                     a[i0:i1, k1:i0].addmm_(rows, a[k1:i0, k0:k1].T, alpha=-1.0)
-                block = a[i0:i1, i0:i1]
-                block.copy_(torch.where(lower_mask(i1 - i0), block - rows @ rows.T, block))
+                target = a[i0:i1, i0:i1]
+                target.copy_(torch.where(lower_mask(i1 - i0), target - rows @ rows.T, target))
         if progress is not None:
             progress(k1, n)
     return a
@@ -602,7 +619,9 @@ class KernelSolver:
         Added to the diagonal before factoring (0: exact interpolation, Eq. 3).
     dtype : {"float64", "float32"}, default="float64"
         Precision of the stored matrix and its factor. Residuals are computed in float64 either way, and
-        solutions are refined to the tolerance of :meth:`solve`.
+        solutions are refined to the tolerance of :meth:`solve`. In float32 the factor is only a
+        preconditioner: a diagonal block whose pivots are not positive in float32 (K nearly singular) is
+        factored with a small diagonal shift instead (``shifts``), and the refinement still solves K alpha = Y.
     block_size : int, default=2048
         Block size of the factorization (small values exercise the blocked code on small matrices).
     tile : int, default=2048
@@ -624,6 +643,8 @@ class KernelSolver:
         How many times a matrix was factored (one per solver: every label set reuses it).
     upper : FixedPointUpper or None
         The stored kernel of the float32 refinement, where there was memory for it.
+    shifts : list of (first_row, end_row, added)
+        float32: the diagonal blocks factored with ``added`` on their diagonal (see :func:`blocked_cholesky_`).
     """
 
     def __init__(self, x, kernel: str = "gaussian", bandwidth: float | None = None, *, ridge: float = 0.0,
@@ -666,7 +687,10 @@ class KernelSolver:
         t1 = time.perf_counter()
         if progress is not None:
             progress("kernel", n, n)
+        self.shifts: list[tuple[int, int, float]] = []  # float32: blocks factored with a diagonal shift
         blocked_cholesky_(self.factor, self.block_size,
+                          shift=FLOAT32_SHIFT * (1.0 + self.ridge) if self.dtype_name == "float32" else None,
+                          shifts=self.shifts,
                           progress=None if progress is None else (lambda done, total: progress("factorization",
                                                                                                done, total)))
         self.factorizations += 1
@@ -809,6 +833,8 @@ class KernelSolver:
         return {"kernel": self.kernel, "bandwidth": self.bandwidth, "bandwidth_rule": self.bandwidth_rule,
                 "ridge": self.ridge, "dtype": self.dtype_name, "block_size": self.block_size, "n": self.n,
                 "kernel_arithmetic": self.evaluator.mode, "refinement_products": self.products,
+                "shifted_rows": sum(k1 - k0 for k0, k1, _ in self.shifts),
+                "largest_shift": max((added for _, _, added in self.shifts), default=0.0),
                 "memory_estimate_gb": (matrix + extra) / 1e9,
                 "factorization_gflops": self.n ** 3 / 3 / 1e9 / max(self.seconds["factorization"], 1e-9),
                 "seconds": dict(self.seconds)}
