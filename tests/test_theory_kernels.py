@@ -10,15 +10,17 @@ import pytest
 import torch
 from scipy.spatial.distance import cdist, pdist
 
-from shattering.errors import ConfigError
+from shattering.errors import ConfigError, ShatteringError
 from shattering.theory import features as feat
 from shattering.theory import kernels, table3
 from shattering.theory.kernels import (
+    FixedPointUpper,
     KernelEvaluator,
     KernelFactorizationError,
     KernelMemoryError,
     KernelSolver,
     blocked_cholesky_,
+    default_bandwidth,
     fit_label_sets,
     kernel_experiment,
     kernel_matrix,
@@ -213,12 +215,29 @@ def test_stored_48_bit_kernel_refines_like_float64_products():
     off_diagonal = (k - torch.eye(len(x), dtype=torch.float64)) @ v
     assert torch.allclose(solver.upper.product(v), off_diagonal, rtol=0, atol=1e-12)  # 2^-47 per entry
     y = torch.from_numpy(np.eye(3)[np.arange(len(x)) % 3])
-    alpha, info = solver.solve(y, tol=1e-7)
+    alpha, info = solver.solve(y, tol=1e-7, final_check="kernel")
     ref, _ = exact_solver.solve(y, tol=1e-7)
     assert info["converged"] and float((k @ alpha - y).abs().max()) <= 1e-7
     assert info["history"][0]["residual"] == "stored kernel" and info["history"][-1]["residual"] == "explicit"
     assert info["products"] == 1 and info["stored_products"] == info["refinement_steps"] + 1  # one float64 check
     assert torch.allclose(alpha, ref, rtol=0, atol=1e-5 * float(ref.abs().max()))
+
+
+def test_stored_kernel_check_proves_the_residual_without_a_kernel_pass():
+    x, solver = ill_conditioned(stored=True)
+    k = kernel_matrix(x, "gaussian", 0.8)
+    y = torch.from_numpy(np.eye(3)[np.arange(len(x)) % 3])
+    alpha, info = solver.solve(y, tol=1e-7)  # final_check="auto"
+    assert info["converged"] and info["products"] == 0 and info["final_check"].startswith("stored 48-bit kernel")
+    bound = info["storage_bound"]
+    assert 0 < bound == pytest.approx(float(FixedPointUpper.ENTRY_ERROR * alpha.abs().sum(0).max()))
+    true_residual = (k @ alpha - y).abs().amax(0)
+    assert float(true_residual.max()) <= 1e-7  # what the bound promised, checked against the float64 kernel
+    assert float((info["system_product"] - k @ alpha).abs().max()) <= bound
+    with pytest.raises(ShatteringError, match="final_check"):
+        solver.solve(y, final_check="never")
+    _, strict = solver.solve(y, tol=1e-7, final_check="kernel")
+    assert strict["products"] == 1 and strict["final_check"] == "float64 kernel" and strict["storage_bound"] == 0
 
 
 def test_float32_pivots_that_fail_get_a_diagonal_shift():
@@ -321,7 +340,18 @@ def test_kernel_experiment_three_label_sets_one_factorization():
     assert all(x["interpolates"] and x["train_error"] == 0 for x in r["results"])
     noise = [x["label_noise"] for x in r["results"]]
     assert noise[0] == 0 < noise[1] < noise[2]
-    assert r["bandwidth_rule"] == "median heuristic"
+    assert r["bandwidth_rule"] == "0.25 x the median pairwise distance"
+
+
+def test_default_bandwidth_is_a_quarter_of_the_median_for_the_gaussian_only():
+    med = median_bandwidth(SMALL)
+    assert default_bandwidth(SMALL, "gaussian") == (pytest.approx(0.25 * med), "0.25 x the median pairwise distance")
+    assert default_bandwidth(SMALL, "laplacian") == (pytest.approx(med), "median heuristic")
+    assert KernelSolver(SMALL, "gaussian").bandwidth == pytest.approx(0.25 * med)
+    wide = KernelSolver(SMALL, "gaussian", bandwidth_fraction=1.0)
+    assert (wide.bandwidth, wide.bandwidth_rule) == (pytest.approx(med), "median heuristic")
+    with pytest.raises(ShatteringError, match="kernel"):
+        default_bandwidth(SMALL, "polynomial")
 
 
 @pytest.mark.parametrize("kwargs, match", [

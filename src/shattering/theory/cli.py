@@ -188,7 +188,8 @@ def _add_kernel(sub) -> None:
                                                               "pixels on 2 cores)")
     p.add_argument("--n-test", type=int, default=None, help="test points (default: the whole test set)")
     p.add_argument("--ridge", type=float, default=0.0, help="added to the diagonal (default: 0, interpolation)")
-    p.add_argument("--bandwidth", type=float, default=None, help="kernel width sigma (default: median heuristic)")
+    p.add_argument("--bandwidth", type=float, default=None, help="kernel width sigma (default: 0.25 x the median "
+                   "pairwise distance on raw pixels, the median on other features)")
     p.add_argument("--dtype", default="float64", help="float64 or float32 factorization (default: float64; float32 "
                                                       "halves the memory and is refined with float64 kernel products)")
     p.add_argument("--block-size", type=int, default=2048, help="Cholesky block size (default: 2048; 4096 for n in "

@@ -129,7 +129,9 @@ def rademacher_probe(dataset: str = "digits", n: int = 500, *, model: str = "mlp
         values = np.array([r["correlation"] for r in runs])
         summary[name] = {"mean": float(values.mean()), "std": float(values.std()), "draws": runs}
     described = {"network": f"{model}, SGD lr {lr:g} momentum 0.9, batch {batch_size}, <= {epochs} epochs",
-                 "kernel": "Gaussian kernel interpolant (median-heuristic bandwidth), h = clip(K alpha, -1, 1)",
+                 "kernel": ("Gaussian kernel interpolant (sigma = "
+                            f"{solver.bandwidth:.4g}, {solver.bandwidth_rule}), h = clip(K alpha, -1, 1)"
+                            if solver is not None else ""),
                  "linear": f"least squares on [x, 1] (d + 1 = {design.shape[1]} weights), h = sign"}
     return {"dataset": sample.name, "n": len(x), "d": x.shape[1], "draws": draws,
             "probes": {name: described[name] for name in names}, "results": summary,
