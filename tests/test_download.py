@@ -14,9 +14,9 @@ import pytest
 from shattering.cli import main
 from shattering.data import registry
 from shattering.data.dataset import load_dataset
-from shattering.data.download import download
+from shattering.data.download import download, extract_tar
 from shattering.data.formats import write_cifar_archive, write_idx
-from shattering.errors import ChecksumError, DataNotFoundError, DownloadError
+from shattering.errors import ChecksumError, DataFormatError, DataNotFoundError, DownloadError
 
 RNG = np.random.default_rng(1)
 
@@ -113,6 +113,24 @@ def test_fetch_cifar_then_load_it(server, tmp_path, monkeypatch):
     data = load_dataset("cifar10", progress=False)
     assert data.shape == (3, 28, 28) and data.n_train == len(x_train)
     assert np.array_equal(data.y_train, y_train)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "corrupt"])
+def test_damaged_archive_is_one_sentence_and_leaves_nothing(tmp_path, damage):
+    x = (np.arange(40 * 3 * 32 * 32) % 7).astype(np.uint8).reshape(40, 3, 32, 32)  # compressible: real deflate
+    archive = write_cifar_archive(tmp_path / "c.tar.gz", "cifar10", x, np.arange(40) % 10, x[:10], np.arange(10))
+    body = bytearray(archive.read_bytes())
+    if damage == "truncate":
+        body = body[: len(body) // 2]
+    else:  # flip bytes inside the deflate stream: zlib.error, not a tarfile error
+        for i in range(len(body) // 3, len(body) // 3 + 64):
+            body[i] ^= 0x5A
+    archive.write_bytes(bytes(body))
+    dest = tmp_path / "out"
+    dest.mkdir()
+    with pytest.raises(DataFormatError, match="truncated or damaged, delete it and fetch it again"):
+        extract_tar(archive, dest, "cifar-10-batches-py")
+    assert list(dest.iterdir()) == []  # no half-extracted folder, no temporary one
 
 
 def test_load_downloads_on_demand_when_allowed(server, tmp_path, monkeypatch):

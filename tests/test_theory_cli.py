@@ -101,6 +101,7 @@ def test_rademacher_command(capsys):
     ["kernel", "--dataset", "digits", "--labels", "partial", "--p", "1.5"],
     ["kernel", "--dataset", "digits", "--labels", "partial", "--p", "-0.1"],
     ["kernel", "--dataset", "digits", "--features", "sift"],
+    ["kernel", "--dataset", "digits", "--features", "raw", "--filters", "0"],
     ["kernel", "--dataset", "nosuchdata"],
     ["rademacher", "--n", "0"],
     ["rademacher", "--draws", "0"],

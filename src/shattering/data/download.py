@@ -15,6 +15,7 @@ import tarfile
 import tempfile
 import urllib.error
 import urllib.request
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -109,7 +110,7 @@ def extract_tar(archive: str | Path, dest_dir: str | Path, top: str) -> Path:
                     tar.extractall(tmp, filter="data")
                 else:  # Python < 3.10.12 / 3.11.4
                     tar.extractall(tmp)  # noqa: S202
-        except (tarfile.TarError, OSError, EOFError) as exc:
+        except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
             raise DataFormatError(
                 f"{archive} could not be extracted ({exc}); it is truncated or damaged, delete it and fetch "
                 "it again."

@@ -9,6 +9,7 @@ import json
 
 import numpy as np
 
+from ..errors import ConfigError
 from ._checks import check_int, check_probability
 
 
@@ -209,6 +210,9 @@ def _add_kernel(sub) -> None:
 def _cmd_kernel(args) -> int:
     from .kernels import kernel_experiment
 
+    if args.filters is not None and args.features != "random-conv":
+        raise ConfigError(f"--filters sets the number of random-conv filters; it does nothing with --features "
+                          f"{args.features}: drop it or use --features random-conv.")
     options = {"filters": args.filters} if args.filters is not None else {}
     r = kernel_experiment(args.dataset, kernel=args.kernel, features=args.features, labels=args.labels,
                           p=_check_p(args.p), n_train=args.n_train, n_test=args.n_test, ridge=args.ridge,
