@@ -92,6 +92,35 @@ def test_damaged_checkpoints_are_always_detected():
           survived=seen["detected"])
 
 
+def test_the_byte_after_the_digest_is_part_of_the_header():
+    """Found by the fuzzer above: a checkpoint whose newline after the digest was overwritten still loaded."""
+    with Folder() as folder:
+        record = RunRecord(folder)
+        record.save_checkpoint(STATE)
+        data = bytearray(record.checkpoint_path.read_bytes())
+        data[len(CHECKPOINT_MAGIC) + 64] = 0
+        record.checkpoint_path.write_bytes(bytes(data))
+        state, notes = record.load_checkpoint()
+    assert state is None and notes == ["checkpoint.pt is damaged (no valid header)"]
+
+
+def test_a_crash_between_the_two_renames_leaves_no_temporary_behind():
+    """Found by the SIGKILL sweep test: killed after checkpoint.prev.pt became a link to checkpoint.pt and before
+    the new checkpoint replaced it, the next save's rename() was a no-op and left .checkpoint.prev.tmp."""
+    with Folder() as folder:
+        record = RunRecord(folder)
+        record.save_checkpoint({**STATE, "epoch": 2})
+        record.prev_checkpoint_path.unlink(missing_ok=True)
+        os.link(record.checkpoint_path, record.prev_checkpoint_path)  # the state that crash leaves
+        record.save_checkpoint(STATE)
+        assert sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp")) == []
+        state, notes = record.load_checkpoint()
+        assert notes == [] and _same(state, STATE)
+        record.checkpoint_path.unlink()
+        state, _ = record.load_checkpoint()
+        assert state["epoch"] == 2
+
+
 def test_torn_and_garbled_log_tails_are_never_read_as_rows():
     rows = [{"epoch": e, "step": 13 * e, "train_acc": e / 10, "train_loss": 2.0 / e} for e in range(1, 5)]
     steps = [(3 * i, 1 + i // 5, 1.0 / (i + 1), 0.01) for i in range(1, 12)]

@@ -116,8 +116,9 @@ class RunConfig:
     precision: str = _f("auto", "auto: bf16 autocast where the processor has native bf16, else fp32",
                         choices=PRECISIONS, section="execution")
     device: str = _f("auto", "auto takes a GPU when present", choices=DEVICES, hashed=False, section="execution")
-    eval_batch_size: int = _f(1024, "examples per evaluation batch", check=_positive, hashed=False,
-                              section="execution")
+    eval_batch_size: int | None = _f(None, "examples per evaluation batch (default: 1024; on a CPU 256 for "
+                                     "convolutional models, measured 30-35%% faster)", check=_positive,
+                                     hashed=False, section="execution")
     workers: int | None = _f(None, "processes that decode images of a streamed data set (imagenet) "
                                    "(default: min(8, CPU count))", check=_nonnegative, hashed=False,
                              section="execution")
@@ -194,7 +195,7 @@ class RunConfig:
     def resolved(self) -> RunConfig:
         """Fill every ``None`` default from the model and data set, and resolve ``precision``."""
         info = dataset_info(self.dataset)
-        from .train.precision import resolve_precision
+        from .train.precision import default_eval_batch_size, resolve_precision
 
         return self.replace(
             image_size=self.image_size if self.image_size is not None else info.extra.get("image_size"),
@@ -205,6 +206,7 @@ class RunConfig:
             whitening=self.whitening if self.whitening is not None else info.whitening,
             p=check_p(self.corruption, self.p),
             precision=resolve_precision(self.precision, self.device),
+            eval_batch_size=self.eval_batch_size or default_eval_batch_size(self.model, self.device),
         )
 
     def hashed_dict(self) -> dict[str, Any]:

@@ -292,6 +292,9 @@ class RunRecord:
                 except OSError:  # no hard links here: copy
                     link.write_bytes(self.checkpoint_path.read_bytes())
                 os.replace(link, self.prev_checkpoint_path)
+                # rename() does nothing when both names are already links to one file (a crash between the two
+                # renames leaves checkpoint.pt and checkpoint.prev.pt so): the link name is then still there
+                link.unlink(missing_ok=True)
                 faults.point("checkpoint-rename")
             os.replace(tmp, self.checkpoint_path)
             _fsync_dir(self.dir)
@@ -312,7 +315,7 @@ class RunRecord:
         except OSError as exc:
             return None, f"unreadable ({exc.strerror})"
         head = len(CHECKPOINT_MAGIC)
-        if not data.startswith(CHECKPOINT_MAGIC) or len(data) < head + 65:
+        if not data.startswith(CHECKPOINT_MAGIC) or len(data) < head + 65 or data[head + 64:head + 65] != b"\n":
             return None, "damaged (no valid header)"
         digest, payload = data[head:head + 64].decode(errors="replace"), data[head + 65:]
         if hashlib.sha256(payload).hexdigest() != digest:
