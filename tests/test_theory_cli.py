@@ -95,6 +95,8 @@ def test_rademacher_command(capsys):
     ["expressivity", "--dataset", "digits", "--n", "50", "--depth", "1"],
     ["expressivity", "--dataset", "digits", "--n", "50", "--labels", "shuffled"],
     ["minnorm", "--n", "-3"],
+    ["minnorm", "--dataset", "synthetic", "--features", "random"],
+    ["minnorm", "--dataset", "synthetic", "--labels", "partial", "--p", "0.5"],
     ["minnorm", "--dataset", "digits", "--n", "10", "--p", "2"],
     ["kernel", "--dataset", "digits", "--n-train", "0"],
     ["kernel", "--dataset", "digits", "--kernel", "polynomial"],

@@ -206,6 +206,12 @@ def min_norm_experiment(dataset: str = "fashion-mnist", n: int = 100, *, feature
     if width is not None:
         width = check_int(width, "width")
     if dataset == SYNTHETIC:
+        if features != "raw":
+            raise ConfigError("The synthetic data set is already N(0, 1) features; --features random applies to "
+                              "a data set's pixels: drop it or name a data set.")
+        if labels not in ("true", "random") or p is not None:
+            raise ConfigError("The synthetic data set's classes are random draws (they have no true labels to "
+                              "corrupt); drop --labels/--p or name a data set.")
         d = width or 5 * n
         rng = np.random.default_rng(np.random.SeedSequence([int(seed), 204]))
         x, x_test = rng.standard_normal((n, d)), rng.standard_normal((n_test or 1000, d))
