@@ -99,6 +99,27 @@ class LabelledSplits:
     def test_label_noise(self) -> float:
         return float((self.y_test != self.y_test_original).mean()) if self.n_test else 0.0
 
+    def describe(self) -> dict:
+        """A JSON-ready summary (what ``shatter data show --json`` prints); needs ``name``, ``shape``,
+        ``corruption``, ``p``, ``seed``, ``corruption_details``, ``preprocessing`` and ``fingerprint`` too."""
+        return {
+            "name": self.name,
+            "n_train": self.n_train,
+            "n_test": self.n_test,
+            "shape": list(self.shape),
+            "classes": self.num_classes,
+            "class_names": list(self.class_names),
+            "corruption": self.corruption,
+            "p": self.p,
+            "seed": self.seed,
+            "corrupted_fraction": self.corrupted_fraction,
+            "label_noise": self.label_noise,
+            "test_label_noise": self.test_label_noise,
+            **self.corruption_details,
+            "preprocessing": self.preprocessing,
+            "fingerprint": self.fingerprint,
+        }
+
 
 @dataclass(eq=False)
 class ImageData(LabelledSplits):
@@ -133,26 +154,6 @@ class ImageData(LabelledSplits):
         if self.source_train is not None:
             arrays.append(self.source_train)
         return hash_arrays(arrays)
-
-    def describe(self) -> dict:
-        """A JSON-ready summary (what ``shatter data show --json`` prints)."""
-        return {
-            "name": self.name,
-            "n_train": self.n_train,
-            "n_test": self.n_test,
-            "shape": list(self.shape),
-            "classes": self.num_classes,
-            "class_names": list(self.class_names),
-            "corruption": self.corruption,
-            "p": self.p,
-            "seed": self.seed,
-            "corrupted_fraction": self.corrupted_fraction,
-            "label_noise": self.label_noise,
-            "test_label_noise": self.test_label_noise,
-            **self.corruption_details,
-            "preprocessing": self.preprocessing,
-            "fingerprint": self.fingerprint,
-        }
 
     def with_changes(self, **changes) -> ImageData:
         """A copy with some arrays replaced (the fingerprint is recomputed)."""

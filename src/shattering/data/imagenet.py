@@ -170,24 +170,7 @@ class FolderData(LabelledSplits):
         return {k: self.preprocessing[k] for k in ("image_size", "whitening", "eval_resize")}
 
     def describe(self) -> dict:
-        return {
-            "name": self.name,
-            "n_train": self.n_train,
-            "n_test": self.n_test,
-            "shape": list(self.shape),
-            "classes": self.num_classes,
-            "class_names": list(self.class_names),
-            "corruption": self.corruption,
-            "p": self.p,
-            "seed": self.seed,
-            "corrupted_fraction": self.corrupted_fraction,
-            "label_noise": self.label_noise,
-            "test_label_noise": self.test_label_noise,
-            **self.corruption_details,
-            "preprocessing": self.preprocessing,
-            "streamed": True,
-            "fingerprint": self.fingerprint,
-        }
+        return {**super().describe(), "streamed": True}
 
 
 def load_folder_data(cfg, labels_path: str | Path | None = None) -> FolderData:
