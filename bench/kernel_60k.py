@@ -35,8 +35,10 @@ import numpy as np
 import torch
 
 HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "RESULTS.md"
 sys.path.insert(0, str(HERE.parent / "src"))
+sys.path.insert(0, str(HERE))
+
+from bench import RESULTS, write_results  # noqa: E402  (bench/bench.py: one writer of RESULTS.md sections)
 
 from shattering.errors import ShatteringError  # noqa: E402
 from shattering.theory import kernels  # noqa: E402
@@ -272,16 +274,6 @@ def render(info: dict) -> str:
                      f"{100 * r['test_error']:.1f}% | {r['norm']:.0f} | {hist} |")
     lines.append(f"<!-- {tag}:end -->")
     return "\n".join(lines) + "\n"
-
-
-def write_results(section: str, tag: str) -> None:
-    start, end = f"<!-- {tag}:start -->", f"<!-- {tag}:end -->"
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
-    if start in text and end in text:
-        text = text[:text.index(start)] + section.rstrip("\n") + text[text.index(end) + len(end):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    RESULTS.write_text(text if text.endswith("\n") else text + "\n")
 
 
 def main(argv=None) -> int:

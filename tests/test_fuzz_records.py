@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
-from pathlib import Path
 
 import torch
 from hypothesis import HealthCheck, given, settings
@@ -21,20 +18,12 @@ from shattering.runs import CHECKPOINT_MAGIC, RunRecord
 
 from .test_faults import tally
 from .test_fuzz_cli import call
+from .test_fuzz_data import Folder
 
 EXAMPLES = int(os.environ.get("SHATTERING_FUZZ_EXAMPLES", "300"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 STATE = {"epoch": 3, "steps": 39, "model": {"w": torch.arange(64, dtype=torch.float32).reshape(8, 8)},
          "generator": torch.Generator().manual_seed(0).get_state(), "last": {"train_acc": 0.5}}
-
-
-class Folder:
-    def __enter__(self) -> Path:
-        self.path = Path(tempfile.mkdtemp(prefix="shattering-fuzz-"))
-        return self.path
-
-    def __exit__(self, *exc):
-        shutil.rmtree(self.path, ignore_errors=True)
 
 
 def _same(a, b) -> bool:
