@@ -239,6 +239,22 @@ def render_fig1bc(preset, outcomes: Sequence[Outcome], out_dir: Path, notes: Seq
     return paths
 
 
+def _draw_accuracy_curves(ax, runs, metrics: dict, scale: float, color: str, *, lw: float = 1.6,
+                          alpha: float = 1.0) -> tuple[list, dict] | None:
+    """Mean test (solid) and training (dashed) accuracy of ``runs`` against steps, shaded from the test accuracy
+    up to the best test accuracy so far (Figure 2); ``(steps, curves)``, or None when a run has no epoch."""
+    n = min(len(metrics[id(o)]) for o in runs)
+    if n == 0:
+        return None
+    xs = [r["step"] / scale for r in metrics[id(runs[0])][:n]]
+    curves = {k: [mean_ci([metrics[id(o)][i][k] for o in runs])[0] for i in range(n)]
+              for k in ("train_acc", "test_acc", "best_test_acc")}
+    ax.fill_between(xs, curves["test_acc"], curves["best_test_acc"], color=color, alpha=0.18 * alpha, lw=0)
+    ax.plot(xs, curves["test_acc"], color=color, lw=lw, alpha=alpha)
+    ax.plot(xs, curves["train_acc"], color=color, lw=lw, ls="--", alpha=alpha)
+    return xs, curves
+
+
 def render_fig2b(preset, outcomes: Sequence[Outcome], out_dir: Path, notes: Sequence[str]) -> list[Path]:
     """Figure 2b: training and test accuracy against steps, Inception with and without batch normalization;
     the shaded area reaches up to the best test accuracy so far (what early stopping could gain)."""
@@ -265,19 +281,11 @@ def render_fig2b(preset, outcomes: Sequence[Outcome], out_dir: Path, notes: Sequ
             groups += [(f"{MODEL_TITLES.get(model, model)}, seed {o.config.seed}: {status_text(o)}", [o], 0.7)
                        for o in mine if status_of(o) != "fit"]
             for label, runs, alpha in groups:
-                n = min(len(metrics[id(o)]) for o in runs)
-                if n == 0:
-                    continue
-                first = metrics[id(runs[0])][:n]
-                xs = [r["step"] / scale for r in first]
-                curves = {}
-                for key in ("train_acc", "test_acc", "best_test_acc"):
-                    curves[key] = [mean_ci([metrics[id(o)][i][key] for o in runs])[0] for i in range(n)]
                 lw = 1.6 if alpha == 1.0 else 1.0
-                ax.fill_between(xs, curves["test_acc"], curves["best_test_acc"], color=color, alpha=0.18 * alpha,
-                                lw=0)
-                ax.plot(xs, curves["test_acc"], color=color, lw=lw, alpha=alpha)
-                ax.plot(xs, curves["train_acc"], color=color, lw=lw, ls="--", alpha=alpha)
+                drawn = _draw_accuracy_curves(ax, runs, metrics, scale, color, lw=lw, alpha=alpha)
+                if drawn is None:
+                    continue
+                xs, curves = drawn
                 if any(status_of(o) == "diverged" for o in runs):
                     ax.plot([xs[-1]], [curves["train_acc"][-1]], marker="x", color=color, ms=7)
                 handles.append(Line2D([], [], color=color, lw=lw, alpha=alpha, label=label))

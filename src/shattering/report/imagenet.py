@@ -21,7 +21,7 @@ from matplotlib.patches import Patch
 from ..runs import RunRecord
 from ..sweep import Outcome
 from .common import mean_ci, status_of, status_text, versions_of, write_csv, write_sidecar, write_text
-from .figures import RC, _figure, _integer_steps, _notes_line, _save, _status_caption, _step_axis
+from .figures import RC, _draw_accuracy_curves, _figure, _integer_steps, _notes_line, _save, _status_caption, _step_axis
 from .paper_numbers import TABLE2_ALEXNET_TOP5_TEST, TRUST, table2_row
 
 SETTING_COLORS = {"aug, dropout, wd": "#1f77b4", "aug": "#2ca02c", "wd": "#ff7f0e", "none": "#d62728"}
@@ -88,13 +88,7 @@ def render_fig2a(preset, outcomes: Sequence[Outcome], out_dir: Path, notes: Sequ
             color = SETTING_COLORS.get(label, "#555555")
             finished = [o for o in runs if o.summary is not None and metrics.get(id(o))]
             if finished:
-                n = min(len(metrics[id(o)]) for o in finished)
-                xs = [r["step"] / scale for r in metrics[id(finished[0])][:n]]
-                curves = {k: [mean_ci([metrics[id(o)][i][k] for o in finished])[0] for i in range(n)]
-                          for k in ("train_acc", "test_acc", "best_test_acc")}
-                ax.fill_between(xs, curves["test_acc"], curves["best_test_acc"], color=color, alpha=0.18, lw=0)
-                ax.plot(xs, curves["test_acc"], color=color, lw=1.6)
-                ax.plot(xs, curves["train_acc"], color=color, lw=1.6, ls="--")
+                _draw_accuracy_curves(ax, finished, metrics, scale, color)
                 handles.append(Line2D([], [], color=color, lw=1.6, label=f"{label} ({len(finished)} run"
                                                                           f"{'s' * (len(finished) != 1)})"))
                 for o in finished:
