@@ -21,11 +21,11 @@ from hypothesis import strategies as st
 
 import shattering.models
 from shattering.cli import main
+from shattering.cli.presets import COMPUTED, GROUPS
 from shattering.config import RunConfig
 from shattering.corruptions import CORRUPTIONS, PIXEL_UNITS
 from shattering.data.preprocess import WHITENINGS
 from shattering.data.registry import DATASETS
-from shattering.experiments.cli import COMPUTED, GROUPS
 from shattering.experiments.presets import PRESETS, SCALES
 
 from .test_faults import tally

@@ -1,4 +1,4 @@
-"""Tests for `shattering/theory/rademacher.py` and the theory commands of `shatter` (`theory/cli.py`)."""
+"""Tests for `shattering/theory/rademacher.py` and the theory commands of `shatter` (`cli/theory.py`)."""
 
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ..errors import ConfigError, ShatteringError
 from ..executors import EXECUTORS
-from .presets import PRESETS, SCALES, get_preset
+from ..experiments.presets import PRESETS, SCALES, get_preset
 
 # Artefacts computed without training runs: name -> (paper reference, title).
 COMPUTED = {"table3": ("Section 5, Appendix D, Table 3",

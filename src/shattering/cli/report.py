@@ -18,8 +18,8 @@ def register(sub) -> None:
 def _cmd_report(args) -> int:
     from pathlib import Path
 
-    from .common import write_text
-    from .html import collect, render_page
+    from ..report.common import write_text
+    from ..report.html import collect, render_page
 
     root = Path(args.dir).expanduser()
     artefacts, runs = collect(root)

@@ -10,7 +10,7 @@ import json
 import numpy as np
 
 from ..errors import ConfigError
-from ._checks import check_int, check_probability
+from ..theory._checks import check_int, check_probability
 
 
 def _dump(obj) -> str:
@@ -77,7 +77,7 @@ def _add_expressivity(sub) -> None:
 
 
 def _cmd_expressivity(args) -> int:
-    from .relu_interpolation import expressivity
+    from ..theory.relu_interpolation import expressivity
 
     r = expressivity(args.dataset, args.n, labels=args.labels, p=_check_p(args.p), depth=args.depth,
                      seed=_check_seed(args.seed), n_test=args.n_test, candidates=args.candidates, offset=args.offset,
@@ -139,7 +139,7 @@ def _add_minnorm(sub) -> None:
 
 
 def _cmd_minnorm(args) -> int:
-    from .min_norm import min_norm_experiment
+    from ..theory.min_norm import min_norm_experiment
 
     r = min_norm_experiment(args.dataset, args.n, features=args.features, width=args.width, labels=args.labels,
                             p=_check_p(args.p), epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
@@ -208,7 +208,7 @@ def _add_kernel(sub) -> None:
 
 
 def _cmd_kernel(args) -> int:
-    from .kernels import kernel_experiment
+    from ..theory.kernels import kernel_experiment
 
     if args.filters is not None and args.features != "random-conv":
         raise ConfigError(f"--filters sets the number of random-conv filters; it does nothing with --features "
@@ -275,7 +275,7 @@ def _add_rademacher(sub) -> None:
 
 
 def _cmd_rademacher(args) -> int:
-    from .rademacher import rademacher_probe
+    from ..theory.rademacher import rademacher_probe
 
     r = rademacher_probe(args.dataset, args.n, model=args.model, draws=args.draws, probes=args.probes,
                          epochs=args.epochs, lr=args.lr, seed=_check_seed(args.seed))

@@ -1,0 +1,45 @@
+"""The ``shatter`` command: the only place that parses arguments. Each module here adds one command group,
+parses, calls one library function and prints; the list below is every command there is.
+
+Every problem with the input ends in one sentence on stderr and exit status 2; a traceback is a bug.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from .. import __version__
+from ..errors import ShatteringError
+from . import data, presets, report, run, theory
+from .common import EXIT_USAGE, ArgumentParser, one_line
+
+# Every command group, in the order `shatter --help` lists them; each module has ``register(subparsers)``.
+COMMAND_GROUPS = (run, data, presets, report, theory)
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="shatter", description="Randomization tests of Zhang et al. (ICLR 2017): "
+                            "fit random labels, random pixels and Gaussian noise, and the paper's theory.")
+    parser.add_argument("--version", action="version", version=f"shattering {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=ArgumentParser)
+    for group in COMMAND_GROUPS:
+        group.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ShatteringError as exc:
+        print(f"shatter: error: {one_line(str(exc))}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("shatter: interrupted; run the same command again to resume.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

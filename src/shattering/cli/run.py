@@ -1,0 +1,48 @@
+"""``shatter run``: one randomization test (Section 2.1), trained, measured and recorded."""
+
+from __future__ import annotations
+
+import json
+
+from ..distributed import is_main_process
+from ..train import run
+from .common import add_config_options, config_from_args
+
+# --------------------------------------------------------------------------------------------------
+# shatter run
+# --------------------------------------------------------------------------------------------------
+
+
+def register(sub) -> None:
+    p = sub.add_parser("run", help="train one randomization test (a paper model on a randomized data set)",
+                       description="Train one run to 100%% training accuracy (--until fit) or for its epoch budget. "
+                                   "Records go to OUT/<run>/; running the same command again resumes or reuses it. "
+                                   "Started by torchrun (torchrun --nproc-per-node N -m shattering run ...), N "
+                                   "processes train the run data-parallel (docs/scaling.md).")
+    p.add_argument("--config", metavar="FILE.toml", help="read settings from a TOML file (options given here win)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_config_options(p)
+    p.set_defaults(func=_cmd_run)
+
+
+def _cmd_run(args) -> int:
+    cfg = config_from_args(args)
+    result = run(cfg, progress=not args.quiet and not args.json)
+    if not is_main_process():  # under torchrun process 0 reports; it keeps the record
+        return 0
+    if args.json:
+        print(json.dumps(result.summary, indent=2, sort_keys=True))
+        return 0
+    s = result.summary
+    print(result.message)
+    print(f"  data:     {s['data']['name']}, {s['data']['n_train']} train / {s['data']['n_test']} test, "
+          f"shape {s['data']['shape']}, label noise {100 * s['data']['label_noise']:.1f}%, "
+          f"fingerprint {s['data_fingerprint'][:12]}")
+    print(f"  schedule: {s['schedule']['text']}")
+    print(f"  ran:      {s['epochs']} epochs, {s['steps']} steps, {s['seconds']:.1f} s on {s['device']} "
+          f"({s['precision']})")
+    for warning in s.get("warnings", []):
+        print(f"  warning:  {warning}")
+    print(f"  record:   {result.run_dir}")
+    return 0
