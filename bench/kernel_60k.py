@@ -42,7 +42,7 @@ from bench import RESULTS, write_results  # noqa: E402  (bench/bench.py: one wri
 
 from shattering.errors import ShatteringError  # noqa: E402
 from shattering.theory import kernels  # noqa: E402
-from shattering.theory._checks import check_choices, check_float, check_int, one_hot  # noqa: E402
+from shattering.validation import check_choices, check_float, check_int, one_hot  # noqa: E402
 
 TIME_TARGET = 12 * 60  # seconds, the target for n = 60,000
 MEMORY_TARGET = 20 * 2 ** 30  # bytes

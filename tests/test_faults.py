@@ -529,12 +529,12 @@ def test_a_run_that_ended_early_resumes_to_the_same_end(zygote, tmp_path, case):
 def test_fsync_only_when_asked(tmp_path, monkeypatch, on):
     """Off (the default), nothing is fsynced: the promises are about process crashes. On, every write is fsynced
     before its rename and the folder after it, and every append, so that a power cut keeps what was renamed."""
-    import shattering.runs as runs
+    import shattering.files as files
 
     calls = []
     real = os.fsync
-    monkeypatch.setattr(runs, "FSYNC", on)
-    monkeypatch.setattr(runs.os, "fsync", lambda fd: (calls.append(fd), real(fd))[1])
+    monkeypatch.setattr(files, "FSYNC", on)
+    monkeypatch.setattr(files.os, "fsync", lambda fd: (calls.append(fd), real(fd))[1])
     record = RunRecord(tmp_path)
     record.save_checkpoint({"epoch": 1})
     record.save_checkpoint({"epoch": 2})  # the second keeps the first as checkpoint.prev.pt

@@ -6,15 +6,14 @@ generalization" (ICLR 2017), and everything else that paper does, run and verifi
 >>> print(result.message)  # doctest: +SKIP
 """
 
-__version__ = "0.1.0"
-
-from .config import RunConfig as RunConfig  # noqa: E402
-from .corruptions import CORRUPTIONS as CORRUPTIONS  # noqa: E402
-from .corruptions import randomize as randomize  # noqa: E402
-from .data import load_dataset as load_dataset  # noqa: E402
-from .models import MODELS as MODELS  # noqa: E402
-from .models import build_model as build_model  # noqa: E402
-from .models import paper_param_count as paper_param_count  # noqa: E402
-from .train import RunResult as RunResult  # noqa: E402
-from .train import make_data as make_data  # noqa: E402
-from .train import run as run  # noqa: E402
+from ._version import __version__ as __version__
+from .config import RunConfig as RunConfig
+from .corruptions import CORRUPTIONS as CORRUPTIONS
+from .corruptions import randomize as randomize
+from .data import load_dataset as load_dataset
+from .models import MODELS as MODELS
+from .models import build_model as build_model
+from .models import paper_param_count as paper_param_count
+from .train import RunResult as RunResult
+from .train import make_data as make_data
+from .train import run as run

@@ -17,108 +17,27 @@ Writes go to a temporary file in the same folder that is renamed over the target
 or the new file, never a mix. Appended files are truncated back to the checkpoint's epoch on resume, and
 temporary files a crash left behind are removed once the lock is held.
 
-Nothing is fsynced unless ``SHATTERING_FSYNC=1``: the promises hold against a crashed or killed process (the
-kernel keeps what was written), not against a power cut or a kernel crash, where the page cache is lost. With
-``SHATTERING_FSYNC=1`` every file is fsynced before its rename and the folder after it (RELIABILITY.md).
+Atomic writes and fsync (``SHATTERING_FSYNC=1``) are :mod:`shattering.files`'.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import io
 import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from . import faults
+from . import faults, files
 from .errors import RecordError, RunLockedError
+from .files import atomic_write_bytes, atomic_write_json, fsync_dir, json_text, read_json, space_hint, umask_mode
 
 CHECKPOINT_MAGIC = b"SHATTERING-CHECKPOINT-1\n"
 STATUSES = ("fit", "not-fit", "diverged")  # how a run with a summary ended
-FSYNC = os.environ.get("SHATTERING_FSYNC", "") not in ("", "0")
-
-
-def _space_hint(exc: OSError) -> str:
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-        return "the disk is full or a file-size limit was hit; free space and start the same command again"
-    return "check the folder's permissions and free space"
-
-
-def _umask_mode() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename in ``folder`` durable (with ``SHATTERING_FSYNC=1`` only)."""
-    if not FSYNC:
-        return
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # a platform without directory handles: the file itself was fsynced
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: str | Path, data: bytes, *, fault: str | None = None) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename (all or nothing). ``fault`` names the
-    :mod:`~shattering.faults` point between the two (tests only)."""
-    path = Path(path)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise RecordError(f"Could not write {path} ({exc.strerror or exc}): {_space_hint(exc)}; "
-                          "the records written before are intact.") from None
-    try:
-        os.fchmod(fd, _umask_mode())  # mkstemp makes 0600 files; records are as readable as any other file
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            if FSYNC:
-                os.fsync(fh.fileno())
-        if fault:
-            faults.point(fault)
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise RecordError(f"Could not write {path} ({exc.strerror or exc}): {_space_hint(exc)}; "
-                          "the records written before are intact.") from None
-
-
-def atomic_write_json(path: str | Path, obj: Any, *, fault: str | None = None) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + "\n").encode(),
-                       fault=fault)
-
-
-def _jsonable(obj):
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"{type(obj).__name__} is not JSON serializable")
-
-
-def read_json(path: str | Path) -> dict | None:
-    """The JSON object in ``path``, or None when the file is missing or not a complete JSON object."""
-    try:
-        obj = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return None
-    return obj if isinstance(obj, dict) else None
 
 
 class RunRecord:
@@ -140,7 +59,7 @@ class RunRecord:
             self.dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise RecordError(f"Could not create the run folder {self.dir} ({exc.strerror}): "
-                              f"{_space_hint(exc)}.") from None
+                              f"{space_hint(exc)}.") from None
 
     @contextlib.contextmanager
     def lock(self):
@@ -202,14 +121,14 @@ class RunRecord:
                     faults.point(fault, before=lambda: (fh.write(text[:len(text) // 2]), fh.flush()))
                 fh.write(text)
                 fh.flush()
-                if FSYNC:
+                if files.FSYNC:
                     os.fsync(fh.fileno())
         except OSError as exc:
-            raise RecordError(f"Could not append to {path} ({exc.strerror or exc}): {_space_hint(exc)}; "
+            raise RecordError(f"Could not append to {path} ({exc.strerror or exc}): {space_hint(exc)}; "
                               "the records written before are intact.") from None
 
     def append_metrics(self, row: dict) -> None:
-        self._append(self.metrics_path, json.dumps(row, sort_keys=True, default=_jsonable) + "\n", "metrics-append")
+        self._append(self.metrics_path, json_text(row, indent=None) + "\n", "metrics-append")
 
     def append_steps(self, rows: list[tuple]) -> None:
         if not rows:
@@ -278,11 +197,11 @@ class RunRecord:
         tmp = None
         try:
             fd, tmp = tempfile.mkstemp(prefix=".checkpoint.", suffix=".tmp", dir=self.dir)
-            os.fchmod(fd, _umask_mode())
+            os.fchmod(fd, umask_mode())
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
                 fh.flush()
-                if FSYNC:
+                if files.FSYNC:
                     os.fsync(fh.fileno())
             faults.point("checkpoint-write")
             if self.checkpoint_path.exists():  # keep it as the fallback; checkpoint.pt never goes missing
@@ -297,14 +216,14 @@ class RunRecord:
                 link.unlink(missing_ok=True)
                 faults.point("checkpoint-rename")
             os.replace(tmp, self.checkpoint_path)
-            _fsync_dir(self.dir)
+            fsync_dir(self.dir)
         except OSError as exc:
             for path in (tmp, link):
                 if path is not None:
                     with contextlib.suppress(OSError):
                         os.unlink(path)
             raise RecordError(f"Could not write the checkpoint in {self.dir} ({exc.strerror or exc}): "
-                              f"{_space_hint(exc)}; the previous checkpoint is intact.") from None
+                              f"{space_hint(exc)}; the previous checkpoint is intact.") from None
 
     @staticmethod
     def _read_checkpoint(path: Path) -> tuple[dict | None, str]:

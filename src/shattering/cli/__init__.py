@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from .. import __version__
+from .._version import __version__
 from ..errors import ShatteringError
 from . import data, presets, report, run, theory
 from .common import EXIT_USAGE, ArgumentParser, one_line

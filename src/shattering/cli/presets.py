@@ -154,8 +154,8 @@ def reproduce_presets(name: str) -> list:
 
 def reproduce_table3(scale: str, dataset: str | None, out: str, seed: int = 0) -> list[Path]:
     """Compute Table 3's kernel rows (or reuse those computed before with the same request) and draw them."""
+    from ..files import atomic_write_json, read_json
     from ..report.renderers import artefact_dir
-    from ..runs import atomic_write_json, read_json
     from ..theory.table3 import compute_table3, render_table3
 
     out_dir = artefact_dir(out, "table3")

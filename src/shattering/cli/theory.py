@@ -5,29 +5,10 @@ verified. Each handler only parses options and calls one library function; bad v
 
 from __future__ import annotations
 
-import json
-
-import numpy as np
-
 from ..errors import ConfigError
-from ..theory._checks import check_int, check_probability
-
-
-def _dump(obj) -> str:
-    def default(value):
-        if isinstance(value, np.generic):
-            return value.item()
-        raise TypeError(f"not JSON serializable: {type(value).__name__}")
-
-    return json.dumps(obj, indent=2, default=default)
-
-
-def _sci(value) -> str:
-    return "n/a" if value is None else f"{value:.2e}"
-
-
-def _pct(value) -> str:
-    return "n/a" if value is None else f"{100 * value:.2f}%"
+from ..files import json_text
+from ..formatting import pct, sci
+from ..validation import check_int, check_probability
 
 
 def _check_p(p):
@@ -83,7 +64,7 @@ def _cmd_expressivity(args) -> int:
                      seed=_check_seed(args.seed), n_test=args.n_test, candidates=args.candidates, offset=args.offset,
                      method=args.method)
     if args.json:
-        print(_dump(r))
+        print(json_text(r, sort_keys=False), end="")
         return 0
     n, d, k, w = r["n"], r["d"], r["classes"], r["weights"]
     one, sc, fit = r["one_per_class"], r["scalar"], r["fit"]
@@ -93,24 +74,24 @@ def _cmd_expressivity(args) -> int:
     print(f"  weights:       2n + d = {w['theorem_1']:,} (one output, fitted to the class index; predict by rounding)")
     print(f"                 nK + n + d = {w['one_per_class']:,} (one output per class, argmax: a and b shared, "
           f"w is n x K)")
-    print(f"  max error:     {_sci(sc['max_error'])} (class index), {_sci(one['max_error'])} (one-hot), float64")
-    print(f"  train acc:     {_pct(sc['train_accuracy'])} (class index), {_pct(one['train_accuracy'])} (one-hot)")
-    print(f"  test acc:      {_pct(sc['test_accuracy'])} (class index), {_pct(one['test_accuracy'])} (one-hot) "
+    print(f"  max error:     {sci(sc['max_error'])} (class index), {sci(one['max_error'])} (one-hot), float64")
+    print(f"  train acc:     {pct(sc['train_accuracy'])} (class index), {pct(one['train_accuracy'])} (one-hot)")
+    print(f"  test acc:      {pct(sc['test_accuracy'])} (class index), {pct(one['test_accuracy'])} (one-hot) "
           f"on {r['n_test']:,} test images, chance {100 / k:.0f}%")
-    print(f"  min gap:       min_i (x_i - b_i) = {_sci(fit['min_gap'])}; projection gaps / range = "
-          f"{_sci(fit['relative_gap'])} (best of {fit['candidates']} directions)")
-    cond = f"  conditioning:  cond_1(A) ~ {_sci(r['cond_1'])} (b at offset {fit['offset']:g})"
+    print(f"  min gap:       min_i (x_i - b_i) = {sci(fit['min_gap'])}; projection gaps / range = "
+          f"{sci(fit['relative_gap'])} (best of {fit['candidates']} directions)")
+    cond = f"  conditioning:  cond_1(A) ~ {sci(r['cond_1'])} (b at offset {fit['offset']:g})"
     if "midpoint" in r:
-        cond += f"; midpoints: {_sci(r['midpoint']['cond_1'])}, max error {_sci(r['midpoint']['max_error'])}"
+        cond += f"; midpoints: {sci(r['midpoint']['cond_1'])}, max error {sci(r['midpoint']['max_error'])}"
     print(cond)
-    agree = f", recurrence agrees to {_sci(r['solver_agreement'])}" if "solver_agreement" in r else ""
+    agree = f", recurrence agrees to {sci(r['solver_agreement'])}" if "solver_agreement" in r else ""
     print(f"  solver:        {fit['method']}{agree}")
     if "deep" in r:
         dp = r["deep"]
         print(f"  depth {dp['depth']}:       {dp['num_weights']:,} free weights (= nK + n + d) + "
               f"{dp['fixed_connections']:,} fixed +-1 connections, width {dp['widths'][0]}-{dp['widths'][1]}; "
-              f"max error {_sci(dp['max_error'])}, train acc {_pct(dp['train_accuracy'])}, "
-              f"test acc {_pct(dp['test_accuracy'])}")
+              f"max error {sci(dp['max_error'])}, train acc {pct(dp['train_accuracy'])}, "
+              f"test acc {pct(dp['test_accuracy'])}")
     print(f"  time:          {fit['seconds']:.2f} s to fit, {r['seconds']:.1f} s in all")
     return 0
 
@@ -145,7 +126,7 @@ def _cmd_minnorm(args) -> int:
                             p=_check_p(args.p), epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
                             seed=_check_seed(args.seed))
     if args.json:
-        print(_dump(r))
+        print(json_text(r, sort_keys=False), end="")
         return 0
     z, rs, mn = r["from_zero"], r["from_random_start"], r["min_norm"]
     print(f"Minimum norm on {r['dataset']} ({r['features']}): n = {r['n']}, d = {r['d']}, rank {r['rank']}, "
@@ -160,7 +141,7 @@ def _cmd_minnorm(args) -> int:
     print(f"                  predicted limit w* + (I - pinv(X) X) w0 has norm {rs['predicted_norm']:.4g}; "
           f"distance to it {rs['distance_to_predicted_limit']:.2e}")
     if mn["test_accuracy"] is not None:
-        print(f"  test acc:       {_pct(z['test_accuracy'])} (from 0), {_pct(rs['test_accuracy'])} (random start)")
+        print(f"  test acc:       {pct(z['test_accuracy'])} (from 0), {pct(rs['test_accuracy'])} (random start)")
     print(f"  time:           {r['seconds']:.1f} s")
     return 0
 
@@ -220,7 +201,7 @@ def _cmd_kernel(args) -> int:
                           whitening=args.whitening, seed=_check_seed(args.seed), feature_options=options,
                           tol=args.tol, max_steps=args.refine_steps)
     if args.json:
-        print(_dump(r))
+        print(json_text(r, sort_keys=False), end="")
         return 0
     sec = r["seconds"]
     print(f"Kernel interpolation on {r['dataset']}: {r['n_train']:,} train / {r['n_test']:,} test, "
@@ -231,7 +212,7 @@ def _cmd_kernel(args) -> int:
     for x in r["results"]:
         print(f"  {x['labels']:<8} {100 * x['label_noise']:>5.1f}% {100 * x['train_error']:>8.2f}% "
               f"{x['max_residual']:>10.1e} {'yes' if x['interpolates'] else 'NO':>7} "
-              f"{_pct(x['test_error']):>8} {x['norm']:>10.1f}")
+              f"{pct(x['test_error']):>8} {x['norm']:>10.1f}")
     for x in r["results"]:
         if not x["interpolates"] and r["ridge"] == 0:
             print(f"  warning: the {x['labels']} labels were not interpolated (max residual {x['max_residual']:.1e}, "
@@ -280,7 +261,7 @@ def _cmd_rademacher(args) -> int:
     r = rademacher_probe(args.dataset, args.n, model=args.model, draws=args.draws, probes=args.probes,
                          epochs=args.epochs, lr=args.lr, seed=_check_seed(args.seed))
     if args.json:
-        print(_dump(r))
+        print(json_text(r, sort_keys=False), end="")
         return 0
     print(f"Rademacher probe on {r['dataset']}: n = {r['n']}, d = {r['d']}, {r['draws']} draws of sigma")
     print("  (1/n) sum sigma_i h(x_i): 1 means the class shatters the sample (R_n = 1, a vacuous bound)")

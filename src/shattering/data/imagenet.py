@@ -225,7 +225,7 @@ def draw_labels(listing: FolderListing, cfg) -> dict:
 
 def write_labels(path: Path, state: dict) -> None:
     """``labels.npz``: the run's files and labels (plain arrays, no pickles), written atomically."""
-    from ..runs import atomic_write_bytes
+    from ..files import atomic_write_bytes
 
     buf = io.BytesIO()
     arrays = {k: v for k, v in state.items() if k != "meta"}

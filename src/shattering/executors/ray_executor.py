@@ -176,7 +176,7 @@ def _absolute(cfg: RunConfig) -> RunConfig:
 
 
 def _leave_markers(configs: Sequence[RunConfig], marker: str) -> list[Path]:
-    from ..runs import atomic_write_bytes
+    from ..files import atomic_write_bytes
 
     paths = []
     for out in sorted({cfg.out for cfg in configs}):

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import textwrap
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from ..runs import atomic_write_bytes
+from ..files import atomic_write_bytes, json_text
+from ..formatting import pct as pct
 from ..sweep import Outcome, describe
-from ..train.book import pct as book_pct
 
 ARTEFACT_FORMAT = 1  # the "shattering_artefact" key of a sidecar: its format version
 CONFIDENCE = 0.95
@@ -31,11 +30,6 @@ CONFIDENCE = 0.95
 def status_of(outcome: Outcome) -> str:
     """``fit``, ``not-fit``, ``diverged`` or ``failed``."""
     return outcome.summary["status"] if outcome.summary is not None else "failed"
-
-
-def pct(acc: float | None) -> str:
-    """A percentage (two decimals) that never rounds a miss up to 100%; a dash for no value."""
-    return "—" if acc is None else book_pct(acc)
 
 
 def status_text(outcome: Outcome) -> str:
@@ -167,20 +161,7 @@ def write_sidecar(out_dir: Path, stem: str, preset, outcomes: Sequence[Outcome],
         **extra,
     }
     path = out_dir / f"{stem}.json"
-    return write_text(path, json.dumps(clean_json(data), indent=2, sort_keys=True) + "\n")
-
-
-def clean_json(obj):
-    """``obj`` with NaN and infinities as None, paths as strings and tuples as lists (strict JSON)."""
-    if isinstance(obj, dict):
-        return {str(k): clean_json(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [clean_json(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
+    return write_text(path, json_text(data, strict=True))
 
 
 def wrap_lines(lines: Iterable[str], width: int) -> list[str]:

@@ -18,7 +18,8 @@ from html import escape
 from pathlib import Path
 
 from ..errors import ShatteringError
-from ..runs import RunRecord, read_json
+from ..files import read_json
+from ..runs import RunRecord
 from .common import ARTEFACT_FORMAT, pct, write_text
 
 STATUS_LABELS = {"fit": "fit", "not-fit": "did not fit", "diverged": "diverged", "failed": "failed",
@@ -60,7 +61,7 @@ def collect(root: str | Path) -> tuple[list[tuple[Path, dict]], list[dict]]:
 
 def render_page(root: Path, artefacts: list[tuple[Path, dict]], runs: list[dict]) -> str:
     """The page for what :func:`collect` found under ``root``."""
-    from .. import __version__
+    from .._version import __version__
 
     known = {r["run_id"] for r in runs if r.get("run_id") and r["status"] != "unfinished"}
     toc = "".join(f'<li><a href="#artefact-{escape(d.get("preset", ""))}-{escape(d.get("artefact", ""))}">'

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
-from ._checks import check_choice, check_int
+from ..validation import check_choice, check_int
 
 FEATURES = ("raw", "gabor", "scattering", "random-conv")
 DEFAULT_J = 2  # scales of the wavelet transforms: output grid is (H / 4) x (W / 4)

@@ -57,7 +57,7 @@ import numpy as np
 import torch
 
 from ..errors import ShatteringError
-from ._checks import check_choice, check_choices, check_float, check_int, check_matrix, check_probability, one_hot
+from ..validation import check_choice, check_choices, check_float, check_int, check_matrix, check_probability, one_hot
 
 KERNELS = ("gaussian", "laplacian")
 DTYPES = {"float64": torch.float64, "float32": torch.float32}

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ConfigError
-from ._checks import check_choice, check_float, check_int, check_matrix, check_probability, check_targets, one_hot
+from ..validation import check_choice, check_float, check_int, check_matrix, check_probability, check_targets, one_hot
 
 FEATURES = ("raw", "random")
 SYNTHETIC = "synthetic"

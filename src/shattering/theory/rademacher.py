@@ -29,7 +29,7 @@ import time
 import numpy as np
 import torch
 
-from ._checks import check_choices, check_float, check_int
+from ..validation import check_choices, check_float, check_int
 
 PROBES = ("network", "kernel", "linear")
 

@@ -61,7 +61,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ._checks import (
+from ..validation import (
     check_choice,
     check_float,
     check_int,

@@ -15,7 +15,7 @@ from ..corruptions import randomize
 from ..data import ImageData, dataset_info, load_dataset
 from ..data.preprocess import WHITENINGS
 from ..errors import ConfigError
-from ._checks import check_choice, check_int, check_probability
+from ..validation import check_choice, check_int, check_probability
 
 # Short label-set names (the CLI's --labels) and the corruption each stands for.
 LABEL_SETS = {"true": "true-labels", "partial": "partial-labels", "random": "random-labels"}

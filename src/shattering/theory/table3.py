@@ -27,7 +27,8 @@ from pathlib import Path
 from ..data import dataset_info
 from ..data.registry import locate
 from ..errors import ConfigError
-from ._checks import check_choice
+from ..formatting import pct
+from ..validation import check_choice
 
 SCALES = ("smoke", "quick", "paper")
 TABLE_RIDGE = 0.1  # ridge (added to the unit diagonal of the Gaussian kernel) for the "+ l2" rows [I]
@@ -171,10 +172,6 @@ def compute_table3(scale: str, dataset: str | None = None, out_dir: Path | None 
     return out
 
 
-def _pct(value: float | None) -> str:
-    return "—" if value is None else f"{100 * value:.1f}%"
-
-
 def _num(value: float | None) -> str:
     return "—" if value is None else f"{value:.0f}"
 
@@ -211,9 +208,9 @@ def render_table3(rows: list[dict], out_dir: Path) -> list[Path]:
         note = "; ".join(n for n in (r.get("note"), r.get("paper_note")) if n)
         lines.append(
             f"| {r['row']} | {data} | {r['features']} | {r['ridge']:g} | {r['n_train']} / {r['n_test']} "
-            f"| {_pct(r['train_error'])} | {_pct(r['test_error'])} | {_pct(r['paper_test_error'])} "
+            f"| {pct(r['train_error'], 1)} | {pct(r['test_error'], 1)} | {pct(r['paper_test_error'], 1)} "
             f"| {_num(r['norm'])} | {_num(r['paper_norm'])} "
-            f"| {_pct(r['random_train_error'])} / {_pct(r['random_test_error'])} / {_num(r['random_norm'])} "
+            f"| {pct(r['random_train_error'], 1)} / {pct(r['random_test_error'], 1)} / {_num(r['random_norm'])} "
             f"| {note} |")
     scales = sorted({r["scale"] for r in rows})
     lines += ["", f"Scale: {', '.join(scales)}. Kernel bandwidth: 0.25 x the median pairwise distance on raw "

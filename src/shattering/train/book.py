@@ -12,6 +12,7 @@ import numpy as np
 
 from ..config import RunConfig
 from ..data.dataset import ImageData
+from ..formatting import pct
 from ..runs import RunRecord
 from .schedule import causes, describe_schedule, versions
 
@@ -191,11 +192,3 @@ class RunBook:
         self.record.write_config({"config": cfg.to_dict(), "run_id": cfg.run_id(), "data": self.data.describe(),
                                   "data_fingerprint": self.data.fingerprint, "versions": versions(),
                                   "schedule": describe_schedule(cfg), "created": now()})
-
-
-def pct(acc: float) -> str:
-    """A percentage that never rounds a miss up to 100%."""
-    text = f"{100 * acc:.2f}%"
-    if acc < 1 and text == "100.00%":
-        text = "99.99%"
-    return text

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from ..errors import ConfigError
+from .errors import ConfigError
 
 
 def check_int(value, name: str, *, minimum: int = 1, maximum: int | None = None) -> int:
