@@ -31,7 +31,7 @@ from shattering.experiments.presets import PRESETS, SCALES
 from .test_faults import tally
 
 # every name `--model` takes (models built only for some data sets included)
-MODELS = getattr(shattering.models, "MODEL_NAMES", shattering.models.MODELS)
+MODELS = shattering.models.model_names()
 
 EXAMPLES = int(os.environ.get("SHATTERING_FUZZ_EXAMPLES", "300"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -18,7 +18,7 @@ import pytest
 
 from shattering.config import RunConfig
 from shattering.experiments.presets import FIG1BC_MODELS, PRESETS
-from shattering.models import PAPER_PARAMS
+from shattering.models import model_info
 from shattering.report import paper_numbers as pn
 from shattering.report.html import build_report, find_runs
 from shattering.report.renderers import RENDERERS, render
@@ -101,7 +101,7 @@ def test_table1_has_all_19_rows_with_tags():
 
 def test_table1_params_are_the_models_counts():
     for row in pn.TABLE1:
-        assert row.params == PAPER_PARAMS[row.model]
+        assert row.params == model_info(row.model).paper_params
     assert pn.table1_row("inception-small-nobn", False, False, False).params == 1_649_402
 
 

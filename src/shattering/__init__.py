@@ -14,6 +14,7 @@ from .data import load_dataset as load_dataset
 from .models import MODELS as MODELS
 from .models import build_model as build_model
 from .models import paper_param_count as paper_param_count
+from .models import register_model as register_model
 from .train import RunResult as RunResult
 from .train import make_data as make_data
 from .train import run as run

@@ -24,7 +24,7 @@ from .corruptions import CORRUPTIONS, PIXEL_UNITS, check_p
 from .data.preprocess import WHITENINGS
 from .data.registry import DATASETS, dataset_info
 from .errors import ConfigError
-from .models import MODEL_NAMES, PAPER_LR
+from .models import model_info, model_names
 
 UNTIL = ("fit", "epochs")
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -54,7 +54,7 @@ class RunConfig:
     """One run: a paper model trained with the paper's procedure on a (randomized) data set."""
 
     # -- data ------------------------------------------------------------------------------------------
-    dataset: str = _f("digits", "data set name", choices=tuple(DATASETS), section="data")
+    dataset: str = _f("digits", "data set name", choices=lambda: tuple(DATASETS), section="data")
     train_size: int | None = _f(None, "training examples to use (stratified subset; default: all)",
                                 check=_positive, section="data")
     test_size: int | None = _f(None, "test examples to use (stratified subset; default: all)",
@@ -80,7 +80,7 @@ class RunConfig:
                                       "(imagenet) is resized and cropped to (default: the data set's, 299 as "
                                       "Inception V3)", check=_positive, section="data", id_when_set=True)
     # -- model -----------------------------------------------------------------------------------------
-    model: str = _f("mlp-1x512", "architecture", choices=MODEL_NAMES, section="model")
+    model: str = _f("mlp-1x512", "architecture", choices=model_names, section="model")
     dropout: float = _f(0.0, "dropout probability before the output layer (the paper: off)",
                         check=(lambda x: 0 <= x < 1, "in [0, 1)"), section="model")
     aux_logits: bool = _f(False, "inception-v3 only: train its auxiliary classifier too (loss + 0.4 x its loss)",
@@ -199,7 +199,7 @@ class RunConfig:
 
         return self.replace(
             image_size=self.image_size if self.image_size is not None else info.extra.get("image_size"),
-            lr=self.lr if self.lr is not None else PAPER_LR[self.model],
+            lr=self.lr if self.lr is not None else model_info(self.model).lr,
             lr_decay=self.lr_decay if self.lr_decay is not None else info.default_lr_decay(self.model),
             epochs=self.epochs if self.epochs is not None else info.epochs,
             crop=self.crop if self.crop is not None else (info.crop or 0),
@@ -278,12 +278,19 @@ def _type_name(f: dataclasses.Field) -> str:
     return {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string"}.get(base, base)
 
 
+def field_choices(f: dataclasses.Field) -> tuple[str, ...] | None:
+    """The values a field takes, when it takes a fixed set: a tuple, or a function of the catalogues (models
+    and data sets registered at run time count too)."""
+    choices = f.metadata.get("choices")
+    return tuple(choices()) if callable(choices) else choices
+
+
 def _check_field(f: dataclasses.Field, value) -> str | None:
     if not _type_ok(f, value):
         return f"The '{f.name}' setting must be {_type_name(f)}; got {value!r}."
     if value is None:
         return None
-    choices = f.metadata.get("choices")
+    choices = field_choices(f)
     if choices and value not in choices:
         return f"The '{f.name}' setting must be one of {', '.join(choices)}; got {value!r}."
     if isinstance(value, float) and not math.isfinite(value):

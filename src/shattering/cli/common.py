@@ -7,7 +7,7 @@ import argparse
 import dataclasses
 from collections.abc import Callable, Sequence
 
-from ..config import RunConfig
+from ..config import RunConfig, field_choices
 
 EXIT_USAGE = 2
 
@@ -59,7 +59,7 @@ def add_config_options(parser: argparse.ArgumentParser, config_cls=None, skip: S
         base = {"int": int, "float": float, "str": str}[kind.split("|")[0].strip()]
         parse = none_or(base) if "None" in kind and base is not str else base
         group.add_argument(flag, dest=f.name, type=parse, default=argparse.SUPPRESS, help=help_text,
-                           choices=meta.get("choices") if base is str else None,
+                           choices=field_choices(f) if base is str else None,
                            metavar=f.name.upper() if base is not str or not meta.get("choices") else None)
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..models import PAPER_PARAMS
+from ..models import model_info
 
 TRUST = {
     "V": "checked against the paper's main text",
@@ -52,7 +52,7 @@ class Table1Row:
 
     @property
     def params(self) -> int:
-        return PAPER_PARAMS[self.model]
+        return model_info(self.model).paper_params
 
     def key(self) -> tuple:
         return (self.model, self.random_crop, self.weight_decay, self.random_labels)

@@ -33,7 +33,7 @@ from ..data.dataset import ImageData, load_dataset
 from ..data.preprocess import per_image_whitening
 from ..data.registry import dataset_info
 from ..errors import ConfigError
-from ..models import CONVOLUTIONAL, build_model
+from ..models import build_model, model_info
 from ..runs import RunRecord
 from .augment import crop_windows, flip_rotate, pad_and_crop
 from .book import RunBook
@@ -160,7 +160,7 @@ class _Trainer:
         self.cfg, self.data, self.progress, self.dist = cfg, data, progress, dist
         self.book = RunBook(cfg, data, record, progress)
         self.device = dist.device if dist is not None else resolve_device(cfg.device)
-        self.memory_format = torch.channels_last if cfg.model in CONVOLUTIONAL else torch.contiguous_format
+        self.memory_format = torch.channels_last if model_info(cfg.model).convolutional else torch.contiguous_format
         self.net = init_model(cfg, data).to(self.device, memory_format=self.memory_format)
         self.model = self.net if dist is None else dist.wrap(self.net, cfg.sync_bn)
         self.optimizer = sgd(self.net, cfg)

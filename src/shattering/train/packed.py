@@ -33,6 +33,7 @@ from torch import nn
 from ..config import RunConfig
 from ..corruptions import LABEL_CORRUPTIONS
 from ..errors import ShatteringError
+from ..models import model_info
 from ..runs import RunRecord
 from .book import RunBook
 from .evaluate import metrics_from_predictions
@@ -40,7 +41,6 @@ from .loop import device_tensors, init_model, make_data, sgd, streamed
 from .precision import autocast, resolve_device
 from .schedule import lr_at
 
-PACKABLE = ("mlp-1x512", "mlp-3x512")
 MAX_PACK = 16
 # Fields that may differ inside a pack (everything else must be equal).
 _FREE = ("seed", "data_seed", "corruption", "p", "exclude_true_class", "corrupt_test_labels")
@@ -49,7 +49,7 @@ _FREE = ("seed", "data_seed", "corruption", "p", "exclude_true_class", "corrupt_
 def pack_key(cfg: RunConfig) -> tuple | None:
     """Runs with equal keys can share a pack; None when ``cfg`` cannot be packed."""
     r = cfg.resolved()
-    if (r.model not in PACKABLE or r.corruption not in LABEL_CORRUPTIONS or r.dropout > 0 or r.random_crop
+    if (not model_info(r.model).packable or r.corruption not in LABEL_CORRUPTIONS or r.dropout > 0 or r.random_crop
             or r.flip_rotate or streamed(r)):  # streamed data (ImageNet) has no tensors to share
         return None
     fields = {k: v for k, v in r.to_dict().items() if k not in _FREE}

@@ -13,6 +13,7 @@ import functools
 import torch
 
 from ..errors import ConfigError
+from ..models import model_info
 
 
 @functools.lru_cache(maxsize=1)
@@ -54,7 +55,7 @@ def default_eval_batch_size(model: str, device: str = "auto") -> int:
     """Examples per evaluation batch: 1024, except 256 for convolutional models on a CPU (bench/bench.py:
     re-evaluating 1,024 images with inception-small took 1.62 s in batches of 1024 and 1.12-1.27 s in batches
     of 128-256; alexnet-small 1.07 s against 0.67-0.71 s; the MLP is fastest at 1024)."""
-    if resolve_device(device).type == "cpu" and not model.startswith("mlp"):
+    if resolve_device(device).type == "cpu" and model_info(model).convolutional:
         return CPU_CONV_EVAL_BATCH
     return EVAL_BATCH
 
