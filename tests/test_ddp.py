@@ -15,10 +15,10 @@ import torch
 
 import shattering
 from shattering.config import RunConfig
-from shattering.distributed import DistContext
 from shattering.errors import ConfigError
+from shattering.executors.sweep import run_sweep
 from shattering.runs import RunRecord
-from shattering.sweep import run_sweep
+from shattering.train.distributed import DistContext
 
 RTOL = 1e-5  # fp32: the all-reduce sums the two halves of a batch in another order than one process does
 TIMING = {"seconds", "eval_seconds", "epoch_seconds"}

@@ -11,9 +11,9 @@ import time
 import pytest
 
 from shattering.config import RunConfig
+from shattering.executors.packing import packed_groups
+from shattering.executors.sweep import run_sweep
 from shattering.runs import RunRecord
-from shattering.sweep import run_sweep
-from shattering.train.packed import packed_groups
 
 TIMING = {"seconds", "eval_seconds", "epoch_seconds"}
 P_LEVELS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
@@ -90,7 +90,7 @@ def test_packed_checkpoint_resumes_as_a_separate_run(tmp_path):
 
 @pytest.mark.slow
 def test_sigkill_a_packed_sweep_then_resume(tmp_path):
-    script = (f"from shattering.config import RunConfig\nfrom shattering.sweep import run_sweep\n"
+    script = (f"from shattering.config import RunConfig\nfrom shattering.executors.sweep import run_sweep\n"
               f"run_sweep([RunConfig(dataset='digits', model='mlp-1x512', corruption='partial-labels', p=p, "
               f"batch_size=8, until='epochs', epochs=25, precision='fp32', out={str(tmp_path / 'b')!r}) "
               f"for p in {P_LEVELS!r}], progress=False)\n")
