@@ -1,4 +1,4 @@
-"""Tests for data-parallel training under torchrun (`shattering/distributed.py`): two gloo processes on the
+"""Tests for data-parallel training under torchrun (`shattering/train/distributed.py`): two gloo processes on the
 CPU train the same run as one process (MLP, fp32: equal up to float summation order), only process 0
 writes, and a run whose process 0 is killed resumes under torchrun."""
 

@@ -1,4 +1,5 @@
-"""Tests for `shattering/train/packed.py`: K runs packed into one model are exactly K separate runs."""
+"""Tests for `shattering/train/packed.py` and `shattering/executors/packing.py`: K runs packed into one model
+are exactly K separate runs."""
 
 from __future__ import annotations
 
