@@ -32,12 +32,18 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.flop_counter import FlopCounterMode
 
 import shattering
 from shattering.config import RunConfig
+from shattering.data.dataset import ImageData
+from shattering.devices import cpu_has_native_bf16, resolve_precision
+from shattering.executors.sweep import run_sweep
 from shattering.models import MODELS, build_model
-from shattering.sweep import run_sweep
-from shattering.train.precision import cpu_has_native_bf16, resolve_precision
+from shattering.runs import RunRecord
+from shattering.train.evaluate import predict
+from shattering.train.in_memory import InMemoryTrainer
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "RESULTS.md"
@@ -97,8 +103,6 @@ def matmul_peak(device: torch.device, repeats: int, size: int = 4096) -> dict:
 
 def step_flops(model_name: str, precision: str) -> float:
     """FLOPs of one training step (forward + backward) per image, counted exactly on one batch."""
-    from torch.utils.flop_counter import FlopCounterMode
-
     model = build_model(model_name, SHAPE, CLASSES)
     x, y = torch.randn(BATCH, *SHAPE), torch.randint(0, CLASSES, (BATCH,))
     with FlopCounterMode(display=False) as counter:
@@ -108,8 +112,6 @@ def step_flops(model_name: str, precision: str) -> float:
 
 def textbook_images_per_s(model_name: str, device: torch.device, steps: int, repeats: int) -> float:
     """torch DataLoader over a TensorDataset, fp32, NCHW, plain loop: what most re-implementations do."""
-    from torch.utils.data import DataLoader, TensorDataset
-
     n = BATCH * steps
     data = TensorDataset(torch.randn(n, *SHAPE), torch.randint(0, CLASSES, (n,)))
     loader = DataLoader(data, batch_size=BATCH, shuffle=True)
@@ -129,11 +131,7 @@ def textbook_images_per_s(model_name: str, device: torch.device, steps: int, rep
 
 
 def _trainer(model_name: str, device: torch.device, n: int, precision: str, tmp: str):
-    """shattering's real trainer (`_Trainer`) on an in-memory CIFAR-shaped data set of ``n`` images."""
-    from shattering.data.dataset import ImageData
-    from shattering.runs import RunRecord
-    from shattering.train.loop import _Trainer
-
+    """shattering's real trainer (`InMemoryTrainer`) on an in-memory CIFAR-shaped data set of ``n`` images."""
     g = torch.Generator().manual_seed(0)
     x = torch.randn(n, *SHAPE, generator=g).numpy()
     y = torch.randint(0, CLASSES, (n,), generator=g).numpy()
@@ -144,12 +142,12 @@ def _trainer(model_name: str, device: torch.device, n: int, precision: str, tmp:
                      test_changed=yt != yt, preprocessing={})
     cfg = RunConfig(dataset="digits", model=model_name, precision=precision, device=device.type,
                     log_every=10**9).resolved()
-    return _Trainer(cfg, data, RunRecord(tmp), progress=False), cfg
+    return InMemoryTrainer(cfg, data, RunRecord(tmp), progress=False), cfg
 
 
 def trainer_images_per_s(model_name: str, device: torch.device, steps: int, repeats: int,
                          precision: str) -> float:
-    """shattering's training epoch (the real `_Trainer._train_epoch`) on an in-memory CIFAR-shaped set."""
+    """shattering's training epoch (the real `Trainer._train_epoch`) on an in-memory CIFAR-shaped set."""
     n = BATCH * steps
     with tempfile.TemporaryDirectory() as tmp:
         trainer, cfg = _trainer(model_name, device, n, precision, tmp)
@@ -229,8 +227,6 @@ def bench_eval(device: torch.device, quick: bool) -> list[dict]:
     """Whole-training-set evaluation (eval mode, no autograd, large batches) as a share of the epoch: one
     training epoch, then the training set and a test set a fifth its size re-evaluated (shattering's
     `measure`)."""
-    from shattering.train.evaluate import predict
-
     precision = resolve_precision("auto", device.type)
     rows = []
     for model, n in (("mlp-1x512", 20480), ("alexnet-small", 2048), ("inception-small", 1024)):

@@ -41,8 +41,8 @@ def train_images_per_s(model: str, device: str, steps: int, packed: int = 1) -> 
     from shattering.config import RunConfig
     from shattering.data.dataset import ImageData
     from shattering.runs import RunRecord
-    from shattering.train.loop import _Trainer
-    from shattering.train.packed import PackedMLP, _open_member, _train_epoch
+    from shattering.train.in_memory import InMemoryTrainer
+    from shattering.train.packed import PackedMLP, open_member, train_epoch
 
     n = BATCH * steps
     g = torch.Generator().manual_seed(0)
@@ -55,14 +55,14 @@ def train_images_per_s(model: str, device: str, steps: int, packed: int = 1) -> 
         cfgs = [RunConfig(dataset="digits", model=model, device=device, seed=s, log_every=10**9).resolved()
                 for s in range(packed)]
         if packed == 1:
-            trainer = _Trainer(cfgs[0], data, RunRecord(tmp), progress=False)
+            trainer = InMemoryTrainer(cfgs[0], data, RunRecord(tmp), progress=False)
             run = lambda: trainer._train_epoch(cfgs[0].lr)  # noqa: E731
         else:
-            members = [_open_member(c, data, RunRecord(Path(tmp) / str(i))) for i, c in enumerate(cfgs)]
+            members = [open_member(c, data, RunRecord(Path(tmp) / str(i))) for i, c in enumerate(cfgs)]
             pack = PackedMLP([m.model for m in members]).to(device)
             opt = torch.optim.SGD(list(pack.parameters()), lr=0.01, momentum=0.9)
             xs = members[0].tensors["x_train"].flatten(1)
-            run = lambda: _train_epoch(pack, opt, members, xs, 0.01)  # noqa: E731
+            run = lambda: train_epoch(pack, opt, members, xs, 0.01)  # noqa: E731
         run()  # warm-up (kernel selection, allocations)
         sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
         sync()

@@ -1,4 +1,4 @@
-"""Tests for data-parallel training under torchrun (`shattering/distributed.py`): two gloo processes on the
+"""Tests for data-parallel training under torchrun (`shattering/train/distributed.py`): two gloo processes on the
 CPU train the same run as one process (MLP, fp32: equal up to float summation order), only process 0
 writes, and a run whose process 0 is killed resumes under torchrun."""
 
@@ -15,10 +15,10 @@ import torch
 
 import shattering
 from shattering.config import RunConfig
-from shattering.distributed import DistContext
 from shattering.errors import ConfigError
+from shattering.executors.sweep import run_sweep
 from shattering.runs import RunRecord
-from shattering.sweep import run_sweep
+from shattering.train.distributed import DistContext
 
 RTOL = 1e-5  # fp32: the all-reduce sums the two halves of a batch in another order than one process does
 TIMING = {"seconds", "eval_seconds", "epoch_seconds"}

@@ -63,7 +63,7 @@ _ZYGOTE = r"""
 import json, os, resource, sys, traceback
 import torch
 torch.set_num_threads(1)
-import shattering, shattering.cli, shattering.sweep, shattering.train.packed
+import shattering, shattering.cli, shattering.executors.sweep
 from shattering import faults
 # What a run imports lazily (seconds each): import it once here, not in every child.
 import sklearn.datasets, sklearn.model_selection, tqdm.auto

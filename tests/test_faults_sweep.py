@@ -43,7 +43,7 @@ def configs(out: Path) -> list[RunConfig]:
 def sweep_code(out: Path) -> str:
     """Child code: the sweep into ``out``; prints one JSON line per outcome (run id, status, skipped, error)."""
     rows = [{**BASE, **row, "out": str(out)} for row in GRID]
-    return ("import json\nfrom shattering.config import RunConfig\nfrom shattering.sweep import run_sweep\n"
+    return ("import json\nfrom shattering.config import RunConfig\nfrom shattering.executors.sweep import run_sweep\n"
             f"outcomes = run_sweep([RunConfig(**row) for row in {rows!r}], progress=False)\n"
             "print(json.dumps([[o.config.run_id(), o.status, o.skipped, o.error] for o in outcomes]))\n")
 

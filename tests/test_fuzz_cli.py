@@ -188,8 +188,8 @@ def tripwires(monkeypatch, tmp_path):
     def trip(*args, **kwargs):
         raise WouldStartWork("a malformed value was accepted and work would start")
 
-    monkeypatch.setattr("shattering.train.run", trip)
-    monkeypatch.setattr("shattering.sweep.run_sweep", trip)
+    monkeypatch.setattr("shattering.executors.outcome.run", trip)
+    monkeypatch.setattr("shattering.executors.sweep.run_sweep", trip)
     monkeypatch.setattr("shattering.theory.table3.compute_table3", trip)
     monkeypatch.setattr("shattering.data.download.download", trip)
     monkeypatch.chdir(tmp_path)

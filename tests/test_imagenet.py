@@ -92,7 +92,7 @@ def test_new_settings_keep_the_run_ids_of_earlier_records():
 
 
 def test_streamed_runs_are_never_packed(tmp_path, folder):
-    from shattering.train.packed import packed_groups
+    from shattering.executors.packing import packed_groups
 
     configs = [_config(folder, tmp_path, seed=s) for s in range(3)]
     assert [len(g) for g in packed_groups(configs)] == [1, 1, 1]

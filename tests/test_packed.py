@@ -1,4 +1,5 @@
-"""Tests for `shattering/train/packed.py`: K runs packed into one model are exactly K separate runs."""
+"""Tests for `shattering/train/packed.py` and `shattering/executors/packing.py`: K runs packed into one model
+are exactly K separate runs."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ import time
 import pytest
 
 from shattering.config import RunConfig
-from shattering.runs import RunRecord
-from shattering.sweep import run_sweep
-from shattering.train.packed import packed_groups
+from shattering.executors.packing import packed_groups
+from shattering.executors.sweep import run_sweep
+from shattering.runs import RunRecord, trainer_class
+from shattering.train.in_memory import InMemoryTrainer
+from shattering.train.stream import StreamTrainer
 
 TIMING = {"seconds", "eval_seconds", "epoch_seconds"}
 P_LEVELS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
@@ -88,9 +91,31 @@ def test_packed_checkpoint_resumes_as_a_separate_run(tmp_path):
     assert_same_runs(resumed, reference)
 
 
+def test_a_lone_run_and_a_pack_member_write_one_checkpoint_format(tmp_path):
+    """A single run is not a pack of one (train/trainer.py says why), but both write the same checkpoint
+    (train/checkpoint.py): the same keys, in the same order, of the same kinds."""
+    members = _sweep(tmp_path / "packed", epochs=1, until="epochs")[:2]
+    alone = _sweep(tmp_path / "alone", epochs=1, until="epochs")[0]
+    packed = run_sweep(members, progress=False)
+    lone = run_sweep([alone], progress=False)
+    assert all("packed" in o.summary for o in packed) and "packed" not in lone[0].summary
+    member_state, notes = RunRecord(packed[0].run_dir).load_checkpoint()
+    lone_state, lone_notes = RunRecord(lone[0].run_dir).load_checkpoint()
+    assert notes == lone_notes == []
+    assert list(member_state) == list(lone_state)
+    assert {k: type(v) for k, v in member_state.items()} == {k: type(v) for k, v in lone_state.items()}
+    assert member_state["model"].keys() == lone_state["model"].keys()
+    assert member_state["optimizer"]["param_groups"] == lone_state["optimizer"]["param_groups"]
+
+
+def test_the_runs_layer_picks_the_trainer_by_where_the_data_live():
+    assert trainer_class(RunConfig(dataset="digits")) is InMemoryTrainer
+    assert trainer_class(RunConfig(dataset="imagenet")) is StreamTrainer
+
+
 @pytest.mark.slow
 def test_sigkill_a_packed_sweep_then_resume(tmp_path):
-    script = (f"from shattering.config import RunConfig\nfrom shattering.sweep import run_sweep\n"
+    script = (f"from shattering.config import RunConfig\nfrom shattering.executors.sweep import run_sweep\n"
               f"run_sweep([RunConfig(dataset='digits', model='mlp-1x512', corruption='partial-labels', p=p, "
               f"batch_size=8, until='epochs', epochs=25, precision='fp32', out={str(tmp_path / 'b')!r}) "
               f"for p in {P_LEVELS!r}], progress=False)\n")

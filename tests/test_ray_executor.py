@@ -18,9 +18,10 @@ import pytest
 from shattering.cli import main
 from shattering.config import RunConfig
 from shattering.errors import ConfigError
+from shattering.executors.outcome import summary_table
 from shattering.executors.ray_executor import RayOptions, _run_group
+from shattering.executors.sweep import run_sweep
 from shattering.runs import RunRecord
-from shattering.sweep import run_sweep, summary_table
 
 RTOL = 1e-5  # a Ray task runs PyTorch on one thread, the test process on several: float sums may round apart
 TIMING = {"seconds", "train_seconds", "eval_seconds", "epoch_seconds", "fit_seconds", "finished_at", "resumes"}

@@ -17,13 +17,13 @@ from pathlib import Path
 import pytest
 
 from shattering.config import RunConfig
+from shattering.executors.outcome import Outcome
 from shattering.experiments.presets import FIG1BC_MODELS, PRESETS
 from shattering.models import model_info
 from shattering.report import paper_numbers as pn
 from shattering.report.html import build_report, find_runs
 from shattering.report.renderers import RENDERERS, render
 from shattering.runs import RunRecord
-from shattering.sweep import Outcome
 
 STEPS_PER_EPOCH = 4
 NOTES = ["data set: scikit-learn digits instead of the paper's CIFAR-10", "120 training images (the paper: 50,000)"]

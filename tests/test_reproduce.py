@@ -121,7 +121,7 @@ def test_rerun_trains_nothing_and_rewrites_identical_bytes(reproduced, monkeypat
     def no_training(*args, **kwargs):
         raise AssertionError("a finished reproduce must not train again")
 
-    monkeypatch.setattr("shattering.train.run", no_training)
+    monkeypatch.setattr("shattering.executors.outcome.run", no_training)
     for name in COMMANDS:
         rc, text = shatter(*reproduce_args(name, out))
         assert rc == 0, text
@@ -146,7 +146,7 @@ def test_a_failed_run_is_reported_and_the_rest_still_render(reproduced, tmp_path
     def impossible(cfg, **kwargs):
         raise ConfigError(f"impossible config {cfg.model} (made so by the test).")
 
-    monkeypatch.setattr("shattering.train.run", impossible)
+    monkeypatch.setattr("shattering.executors.outcome.run", impossible)
     rc, text = shatter(*reproduce_args("fig2b", out))
     assert rc == 1
     assert "1 of 2 runs failed" in text and "impossible config inception-small-nobn" in text

@@ -15,6 +15,6 @@ from .models import MODELS as MODELS
 from .models import build_model as build_model
 from .models import paper_param_count as paper_param_count
 from .models import register_model as register_model
-from .train import RunResult as RunResult
-from .train import make_data as make_data
-from .train import run as run
+from .runs import RunResult as RunResult
+from .runs import run as run
+from .train.data import make_data as make_data

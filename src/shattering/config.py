@@ -23,6 +23,7 @@ from typing import Any
 from .corruptions import CORRUPTIONS, PIXEL_UNITS, check_p
 from .data.preprocess import WHITENINGS
 from .data.registry import DATASETS, dataset_info
+from .devices import default_eval_batch_size, resolve_precision
 from .errors import ConfigError
 from .models import model_info, model_names
 
@@ -195,8 +196,6 @@ class RunConfig:
     def resolved(self) -> RunConfig:
         """Fill every ``None`` default from the model and data set, and resolve ``precision``."""
         info = dataset_info(self.dataset)
-        from .train.precision import default_eval_batch_size, resolve_precision
-
         return self.replace(
             image_size=self.image_size if self.image_size is not None else info.extra.get("image_size"),
             lr=self.lr if self.lr is not None else model_info(self.model).lr,

@@ -23,7 +23,12 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 from collections.abc import Callable
+
+import torch
+from torch.nn.modules.module import register_module_forward_pre_hook
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from .errors import ConfigError
 
@@ -58,10 +63,6 @@ def arm(spec: str | None) -> None:
     _targets = parse(spec) if spec else None
     if not _targets:
         return
-    import torch
-    from torch.nn.modules.module import register_module_forward_pre_hook
-    from torch.optim.optimizer import register_optimizer_step_pre_hook
-
     if "step" in _targets:
         _hooks.append(register_optimizer_step_pre_hook(lambda optimizer, args, kwargs: point("step")))
     if "eval" in _targets:
@@ -87,6 +88,4 @@ def point(name: str, before: Callable[[], object] | None = None) -> None:
 try:
     arm(os.environ.get(ENV))
 except ConfigError as exc:  # a test tool: say so and stay off rather than break every command
-    import sys
-
     print(f"shattering: fault injection off: {exc}", file=sys.stderr)

@@ -6,7 +6,7 @@ import json
 
 from ..config import RunConfig
 from ..data import fetch, list_local
-from ..train import make_data
+from ..train.data import make_data
 from .common import none_or
 
 # --------------------------------------------------------------------------------------------------

@@ -87,7 +87,7 @@ def preset_configs(args) -> list:
 
 
 def sweep_from_args(args):
-    from ..sweep import run_sweep
+    from ..executors.sweep import run_sweep
 
     if args.pack is not None and args.pack < 1:
         from ..errors import ConfigError
@@ -131,7 +131,7 @@ def _cmd_presets(args) -> int:
 
 
 def _cmd_sweep(args) -> int:
-    from ..sweep import failed, summary_table
+    from ..executors.outcome import failed, summary_table
 
     outcomes = sweep_from_args(args)
     print(summary_table(outcomes))
@@ -181,8 +181,8 @@ def reproduce(name: str, scale: str = "quick", *, dataset: str | None = None, se
     alone raises instead.
     """
     from ..errors import DataNotFoundError
+    from ..executors.sweep import run_sweep
     from ..report.renderers import artefact_dir, render
-    from ..sweep import run_sweep
 
     presets = reproduce_presets(name)
     computed = [n for n in GROUPS.get(name, (name,)) if n in COMPUTED]
@@ -221,7 +221,7 @@ def reproduce(name: str, scale: str = "quick", *, dataset: str | None = None, se
 
 
 def _cmd_reproduce(args) -> int:
-    from ..sweep import failed, summary_table
+    from ..executors.outcome import failed, summary_table
 
     overrides = {k: getattr(args, k) for k in ("device", "precision", "data_dir") if getattr(args, k, None) is not None}
     pack = getattr(args, "pack", None)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from ..distributed import is_main_process
-from ..train import run
+from ..runs import run
+from ..train.distributed import is_main_process
 from .common import add_config_options, config_from_args
 
 # --------------------------------------------------------------------------------------------------

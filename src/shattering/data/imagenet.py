@@ -8,7 +8,7 @@ class folders)::
     DIR/val/<class>/<image>.JPEG        the same class names; the paper's "test" accuracy is on these
 
 Classes are the sorted sub-folder names of ``train/``. The data set does not fit in memory, so unlike the
-other data sets (one tensor on the device, :mod:`shattering.train.loop`) images are decoded by a torch
+other data sets (one tensor on the device, :mod:`shattering.train.in_memory`) images are decoded by a torch
 ``DataLoader`` with worker processes, batch by batch, in the order of the run's seeded permutation
 (:mod:`shattering.train.stream`).
 

@@ -40,9 +40,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from ..config import RunConfig
 from ..errors import ConfigError
+from ..files import atomic_write_bytes
 from ..runs import RunRecord
+from .outcome import Outcome, run_one
+from .packing import packed_groups, run_packed_group
 
 MARKER_PREFIX = ".shattering-sweep-"  # a file the driver leaves in --out; tasks check they see it
 
@@ -84,7 +89,7 @@ class RayOptions:
 def import_ray():
     """The ``ray`` module, or one sentence with the install command."""
     try:
-        import ray
+        import ray  # optional and heavy (seconds to import): only when --executor ray is asked for
     except ImportError:
         raise ConfigError("--executor ray needs Ray, which is not installed here; install it with "
                           "`pip install 'shattering[ray]'`, or use the local executor.") from None
@@ -92,15 +97,13 @@ def import_ray():
 
 
 def run_ray(configs: Sequence[RunConfig], pack: int | None = None,
-            options: RayOptions | dict | None = None) -> Iterator:
-    """Run ``configs`` as Ray tasks; yield one :class:`~shattering.sweep.Outcome` per config as runs end.
+            options: RayOptions | dict | None = None) -> Iterator[Outcome]:
+    """Run ``configs`` as Ray tasks; yield one :class:`~shattering.executors.outcome.Outcome` per config as
+    runs end.
 
     Connects to ``options.address`` (or reuses a Ray already initialized in this process, or starts a local
     one) and shuts down only what it started.
     """
-    from ..sweep import Outcome
-    from ..train.packed import packed_groups
-
     options = options if isinstance(options, RayOptions) else RayOptions.from_dict(options)
     ray = import_ray()
     configs = [_absolute(cfg) for cfg in configs]
@@ -147,13 +150,8 @@ def run_ray(configs: Sequence[RunConfig], pack: int | None = None,
 # INTERNAL UTILITIES -------------------------------------------------------------------------------
 
 
-def _run_group(group: list[RunConfig], marker: str, threads: int) -> list:
+def _run_group(group: list[RunConfig], marker: str, threads: int) -> list[Outcome]:
     """The Ray task: one run, or a packed group; never raises for a failed run (it is an outcome)."""
-    import torch
-
-    from ..sweep import Outcome, run_one
-    from ..train.packed import run_packed_group
-
     unseen = [cfg for cfg in group if not (Path(cfg.out) / marker).is_file()]
     if unseen:
         out = unseen[0].out
@@ -176,8 +174,6 @@ def _absolute(cfg: RunConfig) -> RunConfig:
 
 
 def _leave_markers(configs: Sequence[RunConfig], marker: str) -> list[Path]:
-    from ..files import atomic_write_bytes
-
     paths = []
     for out in sorted({cfg.out for cfg in configs}):
         Path(out).mkdir(parents=True, exist_ok=True)

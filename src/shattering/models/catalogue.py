@@ -20,7 +20,7 @@ class ModelInfo:
     (C, H, W). ``lr`` is the default initial learning rate (the paper's, Section 2.1, for its models);
     ``paper_params`` Table 1's parameter count at 28x28x3 and 10 classes (None: not a Table 1 model);
     ``convolutional`` decides the memory layout (channels_last) and the CPU evaluation batch; ``packable``
-    says that many runs of it may be trained as one packed model (only MLPs: see ``train/packed.py``);
+    says that many runs of it may be trained as one packed model (only MLPs: see ``executors/packing.py``);
     ``min_side`` is the smallest image side it accepts; ``needs`` names the optional extra it imports."""
 
     name: str

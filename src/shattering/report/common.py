@@ -14,9 +14,9 @@ import textwrap
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from ..executors.outcome import Outcome, describe
 from ..files import atomic_write_bytes, json_text
 from ..formatting import pct as pct
-from ..sweep import Outcome, describe
 
 ARTEFACT_FORMAT = 1  # the "shattering_artefact" key of a sidecar: its format version
 CONFIDENCE = 0.95

@@ -23,9 +23,9 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
+from ..executors.outcome import Outcome
 from ..experiments.presets import FIG1A_SETTINGS, FIG1BC_MODELS
 from ..runs import RunRecord
-from ..sweep import Outcome
 from .common import (
     mean_ci,
     status_counts,

@@ -18,8 +18,8 @@ import matplotlib
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from ..executors.outcome import Outcome
 from ..runs import RunRecord
-from ..sweep import Outcome
 from .common import mean_ci, status_of, status_text, versions_of, write_csv, write_sidecar, write_text
 from .figures import RC, _draw_accuracy_curves, _figure, _integer_steps, _notes_line, _save, _status_caption, _step_axis
 from .paper_numbers import TABLE2_ALEXNET_TOP5_TEST, TRUST, table2_row

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..sweep import Outcome
+from ..executors.outcome import Outcome
 from .figures import render_fig1a as render_fig1a
 from .figures import render_fig1bc as render_fig1bc
 from .figures import render_fig2b as render_fig2b

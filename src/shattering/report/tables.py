@@ -12,7 +12,7 @@ import functools
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..sweep import Outcome
+from ..executors.outcome import Outcome
 from .common import mean_ci, status_of, status_text, versions_of, write_csv, write_sidecar, write_text
 from .paper_numbers import MODEL_TITLES, PARAMS_TAG, TABLE4_REGULARIZERS, TRUST, table1_row, table4_row
 

@@ -1,5 +1,10 @@
-"""The bookkeeping of one run, whoever trains it (alone or packed with others): counters, fit detection,
-the stuck-at-chance and divergence checks, the per-epoch record rows and the honest summary.
+"""The bookkeeping of one run, whoever trains it (alone or packed with others): counters, fit detection
+(Section 2.1: "fit" is 100% training accuracy, measured), the stuck-at-chance and divergence checks, the
+per-epoch record rows and the honest summary.
+
+The book writes through the record it is handed: any object with the few methods of :class:`Record`
+(the runs layer's :class:`shattering.runs.RunRecord`, or its stand-in on torchrun processes 1..N-1).
+Training never opens, locks or summarizes a record itself; that is :func:`shattering.runs.run`'s.
 """
 
 from __future__ import annotations
@@ -7,14 +12,18 @@ from __future__ import annotations
 import math
 import sys
 from datetime import datetime, timezone
+from pathlib import Path
+from typing import Protocol
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from ..config import RunConfig
 from ..data.dataset import ImageData
+from ..errors import RecordError
 from ..formatting import pct
-from ..runs import RunRecord
-from .schedule import causes, describe_schedule, versions
+from ..versions import versions
+from .schedule import causes, describe_schedule
 
 STUCK_EPOCHS = 5  # after this many epochs at chance, print the usual causes
 _COUNTERS = ("epoch", "steps", "seconds", "train_seconds", "eval_seconds", "best_test_acc", "fit_at", "warnings",
@@ -25,10 +34,31 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+class Record(Protocol):
+    """What training needs of a run's record: the logs it appends, the checkpoints it writes and reads back,
+    the config it states (:class:`shattering.runs.RunRecord` is the implementation)."""
+
+    dir: Path
+
+    def write_config(self, config: dict) -> None: ...
+
+    def append_metrics(self, row: dict) -> None: ...
+
+    def append_steps(self, rows: list[tuple]) -> None: ...
+
+    def truncate_logs(self, epoch: int, step: int) -> None: ...
+
+    def reset_logs(self) -> None: ...
+
+    def save_checkpoint(self, state: dict) -> None: ...
+
+    def load_checkpoint(self) -> tuple[dict | None, list[str]]: ...
+
+
 class RunBook:
     """Counters and records of one run. The trainer owns the model; the book owns everything else."""
 
-    def __init__(self, cfg: RunConfig, data: ImageData, record: RunRecord, progress: bool = False):
+    def __init__(self, cfg: RunConfig, data: ImageData, record: Record, progress: bool = False):
         self.cfg, self.data, self.record, self.progress = cfg, data, record, progress
         self.epoch = 0
         self.steps = 0
@@ -47,8 +77,6 @@ class RunBook:
 
     def log(self, text: str) -> None:
         if self.progress:
-            from tqdm.auto import tqdm
-
             tqdm.write(text, file=sys.stderr)
 
     # -- checkpoint contents -------------------------------------------------------------------------
@@ -56,8 +84,6 @@ class RunBook:
         return {key: getattr(self, key) for key in _COUNTERS} | {"fingerprint": self.data.fingerprint}
 
     def restore_counters(self, state: dict) -> None:
-        from ..errors import RecordError
-
         if state.get("fingerprint") != self.data.fingerprint:
             raise RecordError(
                 f"The checkpoint in {self.record.dir} was trained on other data (fingerprint "

@@ -14,7 +14,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .precision import autocast
+from ..devices import autocast
 
 
 @torch.no_grad()

@@ -1,5 +1,5 @@
 """Many runs at once: runs of a sweep that share an MLP architecture, data and schedule (corruption levels,
-seeds) are trained together as one packed model, exactly K independent SGD runs.
+seeds of Section 2.1's experiments) trained together as one packed model, exactly K independent SGD runs.
 
 Each member keeps everything a separate run has: its own initialization (from its seed), batch order (its own
 generator), labels, optimizer state and run record; the K weight matrices of a layer are stacked and applied
@@ -8,73 +8,35 @@ leave them idle. In fp32 a packed run produces the same metrics as the separate 
 paper's batch size on the CPU tested (a batched product of one model can round differently from one of
 several for a few small batch sizes, so in general equal up to float rounding); a member computes the same
 numbers however many others share its pack, so a resumed pack equals an uninterrupted one. Its checkpoint is
-written in the separate run's format, so either can resume the other. A member that is
-done (fit, out of budget, diverged) writes its summary and leaves the pack.
+written in the separate run's format (:mod:`shattering.train.checkpoint`), so either can resume the other.
 
-The rule (``pack=None``): MLPs are packed (up to ``MAX_PACK`` runs); the convolutional models run one after
-another -- on a 2-core CPU one run already saturates the cores, and grouped convolutions measured slower
-than separate runs (bench/RESULTS.md; PyTorch issue #73764 on CUDA). ``pack=1`` turns packing off and
-``pack=K`` caps a pack at K runs.
+This module is the packed training only: the model, the packed epoch, its measurement and the pack's loop,
+which yields each member's summary when it is done (fit, out of budget, diverged) and drops it from the
+pack. Which runs share a pack, and opening, locking and summarizing their records, is scheduling
+(:mod:`shattering.executors.packing`). Why a lone run is not a pack of one: see
+:mod:`shattering.train.trainer`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..config import RunConfig
-from ..corruptions import LABEL_CORRUPTIONS
-from ..errors import ShatteringError
-from ..models import model_info
-from ..runs import RunRecord
-from .book import RunBook
+from ..data.dataset import ImageData
+from ..devices import autocast, resolve_device
+from .book import Record, RunBook
+from .checkpoint import checkpoint_state, restore_checkpoint
 from .evaluate import metrics_from_predictions
-from .loop import device_tensors, init_model, make_data, sgd, streamed
-from .precision import autocast, resolve_device
+from .in_memory import device_tensors
 from .schedule import lr_at
-
-MAX_PACK = 16
-# Fields that may differ inside a pack (everything else must be equal).
-_FREE = ("seed", "data_seed", "corruption", "p", "exclude_true_class", "corrupt_test_labels")
-
-
-def pack_key(cfg: RunConfig) -> tuple | None:
-    """Runs with equal keys can share a pack; None when ``cfg`` cannot be packed."""
-    r = cfg.resolved()
-    if (not model_info(r.model).packable or r.corruption not in LABEL_CORRUPTIONS or r.dropout > 0 or r.random_crop
-            or r.flip_rotate or streamed(r)):  # streamed data (ImageNet) has no tensors to share
-        return None
-    fields = {k: v for k, v in r.to_dict().items() if k not in _FREE}
-    if r.train_size or r.test_size:  # the data seed picks the subset: members must share it
-        fields["data_seed"] = r.data_seed
-    return tuple(sorted(fields.items()))
-
-
-def packed_groups(configs: Sequence[RunConfig], pack: int | None = None) -> list[list[RunConfig]]:
-    """Split ``configs`` into packs (lists of configs, in order of first appearance)."""
-    limit = MAX_PACK if pack is None else int(pack)
-    groups: list[list[RunConfig]] = []
-    open_group: dict[tuple, list[RunConfig]] = {}
-    for cfg in configs:
-        key = pack_key(cfg) if limit > 1 else None
-        if key is None:
-            groups.append([cfg])
-            continue
-        group = open_group.get(key)
-        if group is None or len(group) >= limit:
-            group = []
-            open_group[key] = group
-            groups.append(group)
-        group.append(cfg)
-    return groups
+from .trainer import init_model, sgd
 
 
 class PackedMLP(nn.Module):
@@ -112,7 +74,10 @@ class PackedMLP(nn.Module):
 
 
 @dataclass
-class _Member:
+class Member:
+    """One run of a pack: its config, book, its own model and optimizer (in a separate run's form, for its
+    checkpoints), generator and data tensors, and the global RNG state a separate run would hold."""
+
     cfg: RunConfig
     book: RunBook
     model: nn.Module  # the member as a separate run would build it (for checkpoints in that format)
@@ -132,50 +97,9 @@ def _packed_params(packed: PackedMLP) -> list[nn.Parameter]:
     return list(packed.weights) + list(packed.biases)
 
 
-def run_packed_group(configs: Sequence[RunConfig]) -> Iterator:
-    """Train the runs of ``configs`` together; yield one :class:`~shattering.sweep.Outcome` per run."""
-    from ..sweep import Outcome, run_one
-
-    pending = []
-    for cfg in (c.resolved() for c in configs):
-        record = RunRecord(cfg.run_dir())
-        summary = record.read_summary()
-        if summary is not None:
-            yield Outcome(cfg, record.dir, summary=summary, skipped=True)
-        else:
-            pending.append((cfg, record))
-    if not pending:
-        return
-    with contextlib.ExitStack() as locks:
-        members, alone = [], []
-        x_ref = None
-        for cfg, record in pending:
-            try:
-                locks.enter_context(record.lock())
-                summary = record.read_summary()  # another process may have finished it while we looked
-                if summary is not None:
-                    yield Outcome(cfg, record.dir, summary=summary, skipped=True)
-                    continue
-                data = make_data(cfg)
-            except ShatteringError as exc:
-                yield Outcome(cfg, record.dir, error=str(exc))
-                continue
-            if x_ref is None:
-                x_ref = (data.x_train, data.x_test)
-            elif not (np.array_equal(x_ref[0], data.x_train) and np.array_equal(x_ref[1], data.x_test)):
-                alone.append(cfg)  # other images: cannot share the inputs of the pack
-                continue
-            members.append(_open_member(cfg, data, record))
-        by_epoch: dict[int, list[_Member]] = {}
-        for m in members:
-            by_epoch.setdefault(m.book.epoch, []).append(m)
-        for group in by_epoch.values():
-            yield from _train_pack(group)
-    for cfg in alone:
-        yield run_one(cfg)
-
-
-def _open_member(cfg: RunConfig, data, record: RunRecord) -> _Member:
+def open_member(cfg: RunConfig, data: ImageData, record: Record) -> Member:
+    """A member of a pack, resumed from the newest intact checkpoint in ``record`` (or starting, its config
+    written)."""
     device = resolve_device(cfg.device)
     book = RunBook(cfg, data, record)
     model = init_model(cfg, data).to(device)
@@ -186,22 +110,18 @@ def _open_member(cfg: RunConfig, data, record: RunRecord) -> _Member:
     if state is None:
         book.write_config()
     else:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        generator.set_state(state["generator"])
+        restore_checkpoint(state, model, optimizer, generator)
         torch_rng = state["torch_rng"]
-    return _Member(cfg, book, model, optimizer, generator, device_tensors(data, device), torch_rng)
+    return Member(cfg, book, model, optimizer, generator, device_tensors(data, device), torch_rng)
 
 
-def _train_pack(members: list[_Member]) -> Iterator:
-    from ..sweep import Outcome
-
+def train_pack(members: list[Member]) -> Iterator[tuple[Member, dict, float]]:
+    """Train ``members`` (all at the same epoch) together; yield ``(member, summary, seconds)`` as each one
+    ends, before the next is booked: the caller writes the summary."""
     cfg0 = members[0].cfg
     device = resolve_device(cfg0.device)
     for m in [m for m in members if m.book.done]:  # resumed after its last epoch (killed before its summary)
-        summary = m.book.summary(m.book.final_status(), str(device))
-        m.book.record.write_summary(summary)
-        yield Outcome(m.cfg, m.book.record.dir, summary=summary)
+        yield m, m.book.summary(m.book.final_status(), str(device)), 0.0
     members = [m for m in members if not m.book.done]
     if not members:
         return
@@ -223,9 +143,9 @@ def _train_pack(members: list[_Member]) -> Iterator:
         for group in optimizer.param_groups:
             group["lr"] = lr
         t0 = time.perf_counter()
-        rows, diverged = _train_epoch(packed, optimizer, members, x_train, lr)
+        rows, diverged = train_epoch(packed, optimizer, members, x_train, lr)
         t1 = time.perf_counter()
-        metrics = _measure(packed, members, x_train, x_test, cfg0)
+        metrics = measure_pack(packed, members, x_train, x_test, cfg0)
         t2 = time.perf_counter()
         keep = []
         for k, m in enumerate(members):
@@ -234,9 +154,7 @@ def _train_pack(members: list[_Member]) -> Iterator:
             if status is None:
                 keep.append(k)
             else:
-                summary = m.book.summary(status, str(device))
-                m.book.record.write_summary(summary)
-                yield Outcome(m.cfg, m.book.record.dir, summary=summary, seconds=time.perf_counter() - start)
+                yield m, m.book.summary(status, str(device)), time.perf_counter() - start
         if len(keep) < len(members):
             packed.select(keep)
             for p in params:
@@ -246,7 +164,7 @@ def _train_pack(members: list[_Member]) -> Iterator:
             members = [members[k] for k in keep]
 
 
-def _stack_momentum(optimizer: torch.optim.SGD, params: list, members: list[_Member]) -> None:
+def _stack_momentum(optimizer: torch.optim.SGD, params: list, members: list[Member]) -> None:
     """Stack the members' momentum buffers (after a resume) into the packed optimizer's state."""
     per_member = [[m.optimizer.state.get(p, {}).get("momentum_buffer") for p in _member_params(m.model)]
                   for m in members]
@@ -256,7 +174,10 @@ def _stack_momentum(optimizer: torch.optim.SGD, params: list, members: list[_Mem
             optimizer.state[p]["momentum_buffer"] = torch.stack(bufs).to(p.device)
 
 
-def _train_epoch(packed: PackedMLP, optimizer, members: list[_Member], x_train: torch.Tensor, lr: float):
+def train_epoch(packed: PackedMLP, optimizer: torch.optim.SGD, members: list[Member], x_train: torch.Tensor,
+                lr: float) -> tuple[list[list], list[bool]]:
+    """One epoch of every member: each its own batch order and labels, one batched step for all; returns each
+    member's loss-log rows and whether it diverged."""
     cfg0 = members[0].cfg
     k, n = len(members), x_train.shape[0]
     device = x_train.device
@@ -310,7 +231,9 @@ def _predict(packed: PackedMLP, x: torch.Tensor, labels: torch.Tensor, cfg0: Run
     return torch.cat(losses, 1), torch.cat(preds, 1)
 
 
-def _measure(packed: PackedMLP, members: list[_Member], x_train, x_test, cfg0: RunConfig) -> list[dict]:
+def measure_pack(packed: PackedMLP, members: list[Member], x_train: torch.Tensor, x_test: torch.Tensor,
+                 cfg0: RunConfig) -> list[dict]:
+    """Every member's per-epoch metrics (:func:`shattering.train.evaluate.metrics_from_predictions`)."""
     packed.eval()
     loss, pred = _predict(packed, x_train, torch.stack([m.tensors["y_train"] for m in members]), cfg0)
     test_loss, test_pred = _predict(packed, x_test, torch.stack([m.tensors["y_test_clean"] for m in members]), cfg0)
@@ -318,7 +241,7 @@ def _measure(packed: PackedMLP, members: list[_Member], x_train, x_test, cfg0: R
             for k, m in enumerate(members)]
 
 
-def _save_member(m: _Member, packed: PackedMLP, optimizer, k: int) -> None:
+def _save_member(m: Member, packed: PackedMLP, optimizer: torch.optim.SGD, k: int) -> None:
     """Write member ``k``'s checkpoint in a separate run's format."""
     params = _packed_params(packed)
     with torch.no_grad():
@@ -331,7 +254,5 @@ def _save_member(m: _Member, packed: PackedMLP, optimizer, k: int) -> None:
             m.optimizer.state[mine]["momentum_buffer"] = buf[k].clone()
     for group in m.optimizer.param_groups:
         group["lr"] = optimizer.param_groups[0]["lr"]
-    state = {**m.book.counters(), "model": m.model.state_dict(), "optimizer": m.optimizer.state_dict(),
-             "generator": m.generator.get_state(), "torch_rng": m.torch_rng, "cuda_rng": None}
-    m.book.record.save_checkpoint(state)
+    m.book.record.save_checkpoint(checkpoint_state(m.book, m.model, m.optimizer, m.generator, m.torch_rng, None))
 

@@ -3,15 +3,7 @@
 from __future__ import annotations
 
 import math
-import platform
-import subprocess
-from functools import lru_cache
-from pathlib import Path
 
-import numpy as np
-import torch
-
-from .._version import __version__
 from ..config import RunConfig
 from ..data.registry import dataset_info
 
@@ -57,21 +49,3 @@ def causes(cfg: RunConfig) -> str:
         found.append(f"Inception without batch norm at lr {cfg.lr:g} (try --lr 0.01)")
     found.append(f"the learning rate {cfg.lr:g} is too high if the loss stays at ln K")
     return "Usual causes: " + "; ".join(found) + "."
-
-
-@lru_cache(maxsize=1)
-def _code_version() -> str:
-    version = __version__
-    try:
-        out = subprocess.run(["git", "-C", str(Path(__file__).parent), "rev-parse", "--short", "HEAD"],
-                             capture_output=True, text=True, timeout=5)
-        if out.returncode == 0 and out.stdout.strip():
-            version += f"+g{out.stdout.strip()}"
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return version
-
-
-def versions() -> dict:
-    return {"shattering": _code_version(), "torch": torch.__version__, "numpy": np.__version__,
-            "python": platform.python_version()}

@@ -1,7 +1,7 @@
 """Training on a data set streamed from disk (ImageNet, Table 2 and Figure 2a of Zhang et al., ICLR 2017).
 
-The loop, the book, the records, resume and fit detection are :mod:`shattering.train.loop`'s; only two things
-differ from a data set held as tensors:
+The loop, the book, the records, resume and fit detection are :class:`~shattering.train.trainer.Trainer`'s; only
+two things differ from a data set held as tensors (:mod:`shattering.train.in_memory`):
 
 - **Batches** come from a torch ``DataLoader`` whose worker processes decode the images
   (:mod:`shattering.data.imagenet`), in the order of the same seeded permutation, one global batch of
@@ -24,16 +24,16 @@ import torch.nn.functional as F
 
 from ..data.imagenet import NO_AUGMENTATION, TEST, TRAIN, FolderImages, make_loader
 from ..data.preprocess import per_image_whitening
+from ..devices import autocast
 from ..errors import DataFormatError
 from .evaluate import metrics_from_predictions
-from .loop import _Trainer
-from .precision import autocast
+from .trainer import Trainer
 
 TOP_K = 5
 
 
-class StreamTrainer(_Trainer):
-    """A :class:`~shattering.train.loop._Trainer` whose data stay on disk (a
+class StreamTrainer(Trainer):
+    """A :class:`~shattering.train.trainer.Trainer` whose data stay on disk (a
     :class:`~shattering.data.imagenet.FolderData`)."""
 
     def _setup_data(self) -> None:

@@ -2,7 +2,11 @@
 
 bf16 autocast keeps fp32 master weights, fp32 optimizer state and fp32 batch-norm statistics; only the
 matrix products and convolutions run in bf16. ``precision="fp32"`` forces full precision for users who
-want bit-for-bit comparisons.
+want bit-for-bit comparisons. (The paper trained in fp32; Section 2.1 fixes the procedure, not the
+arithmetic.)
+
+It sits just below :mod:`shattering.config`, which resolves a run's ``device``, ``precision`` and
+``eval_batch_size`` defaults with it; it needs only torch and the model catalogue.
 """
 
 from __future__ import annotations
@@ -12,8 +16,8 @@ import functools
 
 import torch
 
-from ..errors import ConfigError
-from ..models import model_info
+from .errors import ConfigError
+from .models import model_info
 
 
 @functools.lru_cache(maxsize=1)

@@ -31,9 +31,10 @@ What each process does:
   Streamed data sets (ImageNet): every process evaluates a contiguous shard of each split with process 0's
   batch-norm statistics, and the per-example results are gathered, so every process computes the same metrics.
   Either way every process books the same epoch and agrees on when the run is over.
-- **Records.** Only process 0 locks the run folder and writes: config, labels, metrics, checkpoints, summary.
-  Resume works under torchrun: process 0 reads the newest intact checkpoint and sends it to the others, so the
-  record folder need not be shared between nodes (the data must be readable on every node).
+- **Records.** Only process 0 locks the run folder and writes: config, labels, metrics, checkpoints, summary
+  (the others hold a record that writes nothing: :func:`shattering.runs.record_for`). Resume works under
+  torchrun: process 0 reads the newest intact checkpoint and sends it to the others, so the record folder need
+  not be shared between nodes (the data must be readable on every node).
 
 Sweeps are not run under torchrun (each process would run the whole sweep); use ``--executor ray`` for many
 runs and torchrun for one large run.
@@ -45,12 +46,11 @@ import atexit
 import contextlib
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
-from .errors import ConfigError
-from .runs import RunRecord
+from ..devices import resolve_device
+from ..errors import ConfigError
 
 TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
 
@@ -139,8 +139,6 @@ def context(device: str = "auto") -> DistContext | None:
     if missing:
         raise ConfigError(f"WORLD_SIZE is set but {', '.join(missing)} are not: start data-parallel runs with "
                           "`torchrun --nproc-per-node N -m shattering run ...`.")
-    from .train.precision import resolve_device
-
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     local = int(os.environ["LOCAL_RANK"])
     dev = resolve_device(device)
@@ -174,11 +172,6 @@ def agree(ctx: DistContext | None, value):
     return value if ctx is None else ctx.broadcast(value)
 
 
-def record_for(run_dir: Path, ctx: DistContext | None) -> RunRecord:
-    """The run's record for this process: the real one on process 0 (or alone), else one that writes nothing."""
-    return RunRecord(run_dir) if ctx is None or ctx.is_main else FollowerRecord(run_dir)
-
-
 def share_data(ctx: DistContext | None, build, streamed: bool):
     """The run's data on every process. Process 0 builds it first (it writes a streamed data set's labels
     file); a streamed data set (file list and labels) is then sent to the others, while an in-memory one is
@@ -195,41 +188,3 @@ def share_data(ctx: DistContext | None, build, streamed: bool):
         raise ConfigError(f"Process {ctx.rank} prepared other data than process 0 (fingerprint {data.fingerprint}, "
                           f"process 0: {reference}); every node must hold the same data files.")
     return data
-
-
-class FollowerRecord(RunRecord):
-    """The record as processes 1..N-1 see it: nothing is read or written (process 0 keeps the record)."""
-
-    @contextlib.contextmanager
-    def lock(self):
-        yield
-
-    def create(self) -> None:
-        pass
-
-    def read_summary(self):
-        return None
-
-    def write_summary(self, summary: dict) -> None:
-        pass
-
-    def write_config(self, config: dict) -> None:
-        pass
-
-    def append_metrics(self, row: dict) -> None:
-        pass
-
-    def append_steps(self, rows: list) -> None:
-        pass
-
-    def truncate_logs(self, epoch: int, step: int) -> None:
-        pass
-
-    def reset_logs(self) -> None:
-        pass
-
-    def save_checkpoint(self, state: dict) -> None:
-        pass
-
-    def load_checkpoint(self):
-        return None, []

@@ -1,0 +1,19 @@
+"""The local executor (the default): every run of a sweep in this process, one after another, or several MLP
+runs packed into one model (:mod:`shattering.executors.packing`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+from ..config import RunConfig
+from .outcome import Outcome, run_one
+from .packing import packed_groups, run_packed_group
+
+
+def run_local(configs: Sequence[RunConfig], pack: int | None = None) -> Iterator[Outcome]:
+    """Run ``configs`` here; yield one :class:`~shattering.executors.outcome.Outcome` per config as runs end."""
+    for group in packed_groups(configs, pack):
+        if len(group) == 1:
+            yield run_one(group[0])
+        else:
+            yield from run_packed_group(group)

@@ -1,0 +1,90 @@
+"""How each run of a sweep ended (:class:`Outcome`), the one way an executor runs a single config
+(:func:`run_one`, which never raises for a failed run), and the end-of-sweep table. A sweep is a preset's
+grid of runs (the rows of Tables 1, 2 and 4 and the curves of Figures 1 and 2 of Zhang et al., ICLR 2017).
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..config import RunConfig
+from ..errors import ShatteringError
+from ..runs import RunRecord, run
+
+
+@dataclass
+class Outcome:
+    """How one run of a sweep ended: its summary, or the error that stopped it."""
+
+    config: RunConfig
+    run_dir: Path
+    summary: dict | None = None
+    error: str | None = None
+    skipped: bool = False  # already finished before this sweep started
+    seconds: float = 0.0
+    details: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.summary is not None
+
+    @property
+    def status(self) -> str:
+        return self.summary["status"] if self.summary else "failed"
+
+    def line(self) -> str:
+        if self.summary is not None:
+            prefix = "done before: " if self.skipped else ""
+            return prefix + self.summary["message"]
+        return f"{describe(self.config)}: FAILED: {self.error}"
+
+
+def describe(cfg: RunConfig) -> str:
+    """One run in words: data set, model, corruption, seed and the regularizers that are on."""
+    corr = cfg.corruption if cfg.p in (None, 0.0, 1.0) else f"{cfg.corruption} p={cfg.p:g}"
+    regularizers = "".join(f" +{name}" for name, on in (
+        ("crop", cfg.random_crop), ("flip-rotate", cfg.flip_rotate), (f"wd {cfg.weight_decay:g}", cfg.weight_decay),
+        (f"dropout {cfg.dropout:g}", cfg.dropout)) if on)  # rows of Tables 1, 2 and 4 differ only in these
+    return f"{cfg.dataset} {cfg.model} {corr} seed {cfg.seed}{regularizers}"
+
+
+def run_one(cfg: RunConfig, progress: bool = False) -> Outcome:
+    """Run ``cfg`` (or read its finished record); never raises for a failed run."""
+    record = RunRecord(cfg.run_dir())
+    done = record.read_summary()
+    if done is not None:
+        return Outcome(cfg, record.dir, summary=done, skipped=True)
+    t0 = time.perf_counter()
+    try:
+        result = run(cfg, progress=progress)
+    except ShatteringError as exc:
+        return Outcome(cfg, record.dir, error=str(exc), seconds=time.perf_counter() - t0)
+    except Exception as exc:  # a bug must not cost the rest of the sweep; keep the trace for the report
+        trace = traceback.format_exc(limit=6)
+        return Outcome(cfg, record.dir, error=f"{type(exc).__name__}: {exc}", seconds=time.perf_counter() - t0,
+                       details={"traceback": trace})
+    return Outcome(cfg, result.run_dir, summary=result.summary, seconds=time.perf_counter() - t0)
+
+
+def failed(outcomes: Sequence[Outcome]) -> list[Outcome]:
+    """The outcomes of runs that ended with an error (no summary)."""
+    return [o for o in outcomes if not o.ok]
+
+
+def summary_table(outcomes: Sequence[Outcome]) -> str:
+    """A plain-text table, one row per run: status, epochs to fit, accuracies, record."""
+    rows = [("status", "run", "fit epoch", "train acc", "test acc", "record")]
+    for o in outcomes:
+        s = o.summary
+        if s is None:
+            rows.append(("FAILED", describe(o.config), "-", "-", "-", o.error or ""))
+            continue
+        final = s["final"]
+        rows.append((s["status"], describe(o.config), str(s["fit_epoch"] or "-"),
+                     f"{100 * final['train_acc']:.2f}%", f"{100 * final['test_acc']:.2f}%", o.run_dir.name))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows)

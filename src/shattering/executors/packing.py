@@ -1,0 +1,110 @@
+"""Packing, a scheduling decision: which runs of a sweep train together as one packed model
+(:mod:`shattering.train.packed`: K MLPs of Section 2.1's experiments, exactly K independent SGD runs), and
+running such a pack with its records (reuse a summary, lock, resume, write each summary as a member ends).
+
+The rule (``pack=None``): MLPs are packed (up to ``MAX_PACK`` runs); the convolutional models run one after
+another -- on a 2-core CPU one run already saturates the cores, and grouped convolutions measured slower
+than separate runs (bench/RESULTS.md; PyTorch issue #73764 on CUDA). ``pack=1`` turns packing off and
+``pack=K`` caps a pack at K runs. Whether a model can be packed at all is its catalogue entry's
+(:attr:`shattering.models.catalogue.ModelInfo.packable`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+from ..config import RunConfig
+from ..corruptions import LABEL_CORRUPTIONS
+from ..errors import ShatteringError
+from ..models import model_info
+from ..runs import RunRecord
+from ..train.data import make_data, streamed
+from ..train.packed import Member, open_member, train_pack
+from .outcome import Outcome, run_one
+
+MAX_PACK = 16
+# Fields that may differ inside a pack (everything else must be equal).
+_FREE = ("seed", "data_seed", "corruption", "p", "exclude_true_class", "corrupt_test_labels")
+
+
+def pack_key(cfg: RunConfig) -> tuple | None:
+    """Runs with equal keys can share a pack; None when ``cfg`` cannot be packed."""
+    r = cfg.resolved()
+    if (not model_info(r.model).packable or r.corruption not in LABEL_CORRUPTIONS or r.dropout > 0 or r.random_crop
+            or r.flip_rotate or streamed(r)):  # streamed data (ImageNet) has no tensors to share
+        return None
+    fields = {k: v for k, v in r.to_dict().items() if k not in _FREE}
+    if r.train_size or r.test_size:  # the data seed picks the subset: members must share it
+        fields["data_seed"] = r.data_seed
+    return tuple(sorted(fields.items()))
+
+
+def packed_groups(configs: Sequence[RunConfig], pack: int | None = None) -> list[list[RunConfig]]:
+    """Split ``configs`` into packs (lists of configs, in order of first appearance)."""
+    limit = MAX_PACK if pack is None else int(pack)
+    groups: list[list[RunConfig]] = []
+    open_group: dict[tuple, list[RunConfig]] = {}
+    for cfg in configs:
+        key = pack_key(cfg) if limit > 1 else None
+        if key is None:
+            groups.append([cfg])
+            continue
+        group = open_group.get(key)
+        if group is None or len(group) >= limit:
+            group = []
+            open_group[key] = group
+            groups.append(group)
+        group.append(cfg)
+    return groups
+
+
+def run_packed_group(configs: Sequence[RunConfig]) -> Iterator[Outcome]:
+    """Train the runs of ``configs`` together; yield one :class:`~shattering.executors.outcome.Outcome` per
+    run, each as soon as the run ends (its summary written)."""
+    pending = []
+    for cfg in (c.resolved() for c in configs):
+        record = RunRecord(cfg.run_dir())
+        summary = record.read_summary()
+        if summary is not None:
+            yield Outcome(cfg, record.dir, summary=summary, skipped=True)
+        else:
+            pending.append((cfg, record))
+    if not pending:
+        return
+    with contextlib.ExitStack() as locks:
+        members: list[Member] = []
+        records: dict[int, RunRecord] = {}  # id(member) -> its record, where its summary goes
+        alone = []
+        x_ref = None
+        for cfg, record in pending:
+            try:
+                locks.enter_context(record.lock())
+                summary = record.read_summary()  # another process may have finished it while we looked
+                if summary is not None:
+                    yield Outcome(cfg, record.dir, summary=summary, skipped=True)
+                    continue
+                data = make_data(cfg)
+            except ShatteringError as exc:
+                yield Outcome(cfg, record.dir, error=str(exc))
+                continue
+            if x_ref is None:
+                x_ref = (data.x_train, data.x_test)
+            elif not (np.array_equal(x_ref[0], data.x_train) and np.array_equal(x_ref[1], data.x_test)):
+                alone.append(cfg)  # other images: cannot share the inputs of the pack
+                continue
+            member = open_member(cfg, data, record)
+            members.append(member)
+            records[id(member)] = record
+        by_epoch: dict[int, list[Member]] = {}
+        for m in members:
+            by_epoch.setdefault(m.book.epoch, []).append(m)
+        for group in by_epoch.values():
+            for member, summary, seconds in train_pack(group):
+                record = records[id(member)]
+                record.write_summary(summary)
+                yield Outcome(member.cfg, record.dir, summary=summary, seconds=seconds)
+    for cfg in alone:
+        yield run_one(cfg)

@@ -1,0 +1,69 @@
+"""Sweeps: many runs, each skipped when finished, resumed when broken, and none stopping the others.
+
+A sweep is a list of :class:`~shattering.config.RunConfig` (a preset's grid, expanded in code). An executor
+runs them and yields one :class:`~shattering.executors.outcome.Outcome` per config, in order:
+
+- ``local`` (default, :mod:`shattering.executors.local`): in this process, one run after another or several
+  runs packed into one model (:mod:`shattering.executors.packing`).
+- ``ray``: each run (or packed group) is a Ray task with its resources, on this machine or a cluster; a task
+  whose worker dies is retried and resumes from its checkpoint (:mod:`shattering.executors.ray_executor`).
+
+A run that raises (bad data, a full disk, a bug) is reported at the end and does not stop the sweep.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+
+from tqdm.auto import tqdm
+
+from ..config import RunConfig
+from ..errors import ConfigError
+from ..train.distributed import launched_by_torchrun
+from . import EXECUTORS
+from .local import run_local
+from .outcome import Outcome
+from .ray_executor import RayOptions, import_ray, run_ray
+
+
+def run_sweep(configs: Iterable[RunConfig], *, executor: str = "local", progress: bool = True,
+              log=None, pack: int | None = None, executor_options: dict | None = None) -> list[Outcome]:
+    """Run every config (finished ones are read, broken ones resumed) and return one outcome per config, in
+    the order of ``configs``.
+
+    Duplicate configs (same run id) run once. ``log`` receives one line per run as it ends; with
+    ``progress`` the lines go under an overall progress bar on stderr instead. ``pack`` caps how many runs
+    train together as one packed model (1: never; None: the rule of :mod:`shattering.executors.packing`).
+    ``executor_options``: for ``ray``, the fields of :class:`~shattering.executors.ray_executor.RayOptions`
+    (``address``, ``cpus_per_run``, ``gpus_per_run``, ``max_retries``).
+    """
+    if executor not in EXECUTORS:
+        raise ConfigError(f"Unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}.")
+    if launched_by_torchrun():
+        raise ConfigError("Sweeps do not run under torchrun (every process would run the whole sweep): torchrun "
+                          "trains one run (`shatter run`); spread a sweep with --executor ray.")
+    if executor == "local" and executor_options:
+        raise ConfigError(f"Option(s) {', '.join(sorted(executor_options))} apply to --executor ray only.")
+    unique: dict[str, RunConfig] = {}
+    for cfg in configs:
+        unique.setdefault(cfg.run_id(), cfg)
+    configs = list(unique.values())
+    if executor == "ray":
+        options = RayOptions.from_dict(executor_options)
+        import_ray()  # the install command now, before any progress bar
+        ending = run_ray(configs, pack, options)
+    else:
+        ending = run_local(configs, pack)
+    outcomes = []
+    with tqdm(total=len(configs), disable=not progress, unit="run", desc="sweep", file=sys.stderr) as bar:
+        for i, outcome in enumerate(ending, 1):
+            outcomes.append(outcome)
+            bar.update(1)
+            text = f"[{i}/{len(configs)}] {outcome.line()}"
+            if progress:
+                bar.write(text, file=sys.stderr)
+            elif log is not None:
+                log(text)
+    order = {cfg.run_id(): i for i, cfg in enumerate(configs)}
+    return sorted(outcomes, key=lambda o: order.get(o.config.run_id(), len(order)))

@@ -1,0 +1,182 @@
+"""The trainer of one run: the paper's procedure (Section 2.1 of Zhang et al., ICLR 2017, and its Appendix
+A), epoch after epoch, measured honestly and booked.
+
+SGD with momentum 0.9, batch 128, initial learning rate 0.1 (Inceptions) or 0.01 (others), multiplied by
+``lr_decay`` after every epoch, no explicit regularization unless switched on. After every epoch the whole
+training set is re-evaluated in eval mode; ``until="fit"`` stops at 100% training accuracy or at the epoch
+budget, and the summary says which, with numbers.
+
+:class:`Trainer` is the loop, the loss, the optimizer and the checkpoint; where batches come from and how an
+epoch is measured are its subclasses': :class:`~shattering.train.in_memory.InMemoryTrainer` (the data set
+held as tensors on the training device) and :class:`~shattering.train.stream.StreamTrainer` (ImageNet,
+streamed from disk). The runs layer picks one (:func:`shattering.runs.trainer_class`). Under torchrun several
+processes train one run (:mod:`shattering.train.distributed`: each takes a shard of every batch; process 0
+writes).
+
+Why a single run is not a pack of one: the packed loop (:mod:`shattering.train.packed`) stacks K MLPs into
+batched matrix products and exists only for them. Convolutional models are never packed (grouped
+convolutions measured slower than separate runs, bench/RESULTS.md), and a lone run also trains under
+torchrun, on streamed data, with augmentation, dropout and Inception V3's auxiliary head, none of which a
+pack takes. So there are two epoch loops, but one book (:class:`~shattering.train.book.RunBook`: counters,
+fit, records, summary), one schedule and one checkpoint format (:mod:`shattering.train.checkpoint`).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Iterator
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from ..config import RunConfig
+from ..data.dataset import LabelledSplits
+from ..devices import autocast, resolve_device
+from ..models import build_model, model_info
+from .book import Record, RunBook
+from .checkpoint import checkpoint_state, restore_checkpoint
+from .distributed import DistContext
+from .schedule import lr_at
+
+AUX_LOSS_WEIGHT = 0.4  # Inception V3's auxiliary classifier, when on (TF and torchvision recipes) [I]
+
+
+def sgd(model: torch.nn.Module, cfg: RunConfig) -> torch.optim.SGD:
+    """SGD with momentum; weight decay on the weights only (not biases or batch-norm offsets)."""
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (decay if p.ndim > 1 else no_decay).append(p)
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
+
+
+def init_model(cfg: RunConfig, data: LabelledSplits) -> torch.nn.Module:
+    """The model of ``cfg``, initialized from ``cfg.seed`` alone (PyTorch's default initialization)."""
+    options = {"aux_logits": True} if cfg.aux_logits else {}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        return build_model(cfg.model, data.shape, data.num_classes, cfg.dropout, **options)
+
+
+class Trainer:
+    """One run being trained: model, optimizer and random generator; the :class:`RunBook` keeps the rest.
+
+    ``net`` is the model; ``model`` is what the loop calls (``net`` itself, or ``net`` wrapped for data
+    parallelism under torchrun, ``dist``). Subclasses say where the data live (:meth:`_setup_data`), where
+    batches come from (:meth:`_batches`) and how an epoch is measured (:meth:`_measure`)."""
+
+    def __init__(self, cfg: RunConfig, data: LabelledSplits, record: Record, progress: bool,
+                 dist: DistContext | None = None):
+        self.cfg, self.data, self.progress, self.dist = cfg, data, progress, dist
+        self.book = RunBook(cfg, data, record, progress)
+        self.device = dist.device if dist is not None else resolve_device(cfg.device)
+        self.memory_format = torch.channels_last if model_info(cfg.model).convolutional else torch.contiguous_format
+        self.net = init_model(cfg, data).to(self.device, memory_format=self.memory_format)
+        self.model = self.net if dist is None else dist.wrap(self.net, cfg.sync_bn)
+        self.optimizer = sgd(self.net, cfg)
+        self.generator = torch.Generator().manual_seed(cfg.seed)  # batch order and augmentation
+        self._setup_data()
+
+    # -- what subclasses provide ---------------------------------------------------------------------
+    def _setup_data(self) -> None:
+        """Prepare the data for :meth:`_batches` and :meth:`_measure` (called once, at the end of __init__)."""
+        raise NotImplementedError
+
+    def _batches(self, order: torch.Tensor) -> Iterator[tuple[torch.Tensor, torch.Tensor, float | None]]:
+        """The epoch's training batches in ``order``: ``(images, labels, scale)``; ``scale`` is None alone, else
+        the factor on this process's summed loss (:meth:`shattering.train.distributed.DistContext.shard`)."""
+        raise NotImplementedError
+
+    def _measure(self) -> dict:
+        """The epoch's metrics (:func:`shattering.train.evaluate.metrics_from_predictions` and more)."""
+        raise NotImplementedError
+
+    # -- checkpoints ---------------------------------------------------------------------------------
+    def state(self) -> dict:
+        return checkpoint_state(self.book, self.net, self.optimizer, self.generator, torch.get_rng_state(),
+                                torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None)
+
+    def restore(self, state: dict) -> None:
+        restore_checkpoint(state, self.net, self.optimizer, self.generator)
+        torch.set_rng_state(state["torch_rng"])
+        if state.get("cuda_rng") is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+
+    # -- the loop ------------------------------------------------------------------------------------
+    def train(self) -> dict:
+        """Train to the end (resuming from the newest intact checkpoint) and return the run's summary; the
+        caller writes it."""
+        book, cfg = self.book, self.cfg
+        state = book.open()
+        if self.dist is not None:  # process 0 read the checkpoint (the others' record reads nothing)
+            state = self.dist.broadcast(state)
+            if state is not None and not self.dist.is_main:
+                book.restore_counters(state)
+        if state is not None:
+            self.restore(state)
+        bar = tqdm(total=cfg.epochs, initial=book.epoch, disable=not self.progress, unit="epoch", leave=False,
+                   desc=f"{cfg.dataset} {cfg.model} {cfg.corruption}", file=sys.stderr)
+        status = None
+        try:
+            while status is None and not book.done:
+                lr = lr_at(cfg, book.epoch)
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr
+                t0 = time.perf_counter()
+                step_rows, diverged = self._train_epoch(lr)
+                t1 = time.perf_counter()
+                metrics = self._measure()
+                status = book.end_epoch(lr, metrics, step_rows, t1 - t0, time.perf_counter() - t1, diverged)
+                book.record.save_checkpoint(self.state())
+                bar.update(1)
+                bar.set_postfix_str(f"loss {metrics['train_loss']:.3f} train {100 * metrics['train_acc']:.1f}% "
+                                    f"test {100 * metrics['test_acc']:.1f}%")
+        finally:
+            bar.close()
+        if self.dist is not None:
+            book.extra["distributed"] = self.dist.describe()
+        return book.summary(status or book.final_status(), str(self.device))
+
+    def _loss(self, out, yb: torch.Tensor, scale: float | None) -> torch.Tensor:
+        logits, aux = out if isinstance(out, tuple) else (out, None)  # Inception V3's auxiliary head in training
+        per_example = F.cross_entropy(logits.float(), yb, reduction="none")
+        if aux is not None:
+            per_example = per_example + AUX_LOSS_WEIGHT * F.cross_entropy(aux.float(), yb, reduction="none")
+        if scale is None:
+            return per_example.mean()  # per-example losses, then the mean: the reduction a packed run uses
+        return per_example.sum() * scale  # DDP averages over processes: the mean over the global batch
+
+    def _logged_loss(self, running: torch.Tensor, count: int) -> float:
+        if self.dist is None:
+            return float(running) / count
+        return float(self.dist.sum(running)) / (self.dist.world_size * count)
+
+    def _train_epoch(self, lr: float) -> tuple[list, bool]:
+        cfg, book = self.cfg, self.book
+        self.model.train()
+        order = torch.randperm(self.data.n_train, generator=self.generator)
+        rows, diverged = [], False
+        running, count = torch.zeros((), device=self.device), 0
+        for xb, yb, scale in self._batches(order):
+            with autocast(self.device, cfg.precision):
+                out = self.model(xb)
+            loss = self._loss(out, yb, scale)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            book.steps += 1
+            running += loss.detach()
+            count += 1
+            if book.steps % cfg.log_every == 0:
+                value = self._logged_loss(running, count)
+                rows.append((book.steps, book.epoch + 1, value, lr))
+                running.zero_()
+                count = 0
+                if not math.isfinite(value):
+                    diverged = True
+                    break
+        return rows, diverged
