@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from .corruptions import CORRUPTIONS, PIXEL_UNITS, check_p
+from .data.catalogue import DATASETS, dataset_info
 from .data.preprocess import WHITENINGS
-from .data.registry import DATASETS, dataset_info
 from .errors import ConfigError
 from .models import model_info, model_names
 

@@ -17,6 +17,10 @@ For the pixel randomizations ``p`` is the share of images affected (default 1) a
 randomized the same way (the randomized data set is a new input distribution; shuffled pixels are defined
 on both splits by the paper). Test labels stay clean unless ``corrupt_test_labels=True``.
 
+A data set streamed from disk (an image folder: ImageNet, Table 2) takes the label corruptions only:
+:func:`randomize_folder` draws its labels with the streams :func:`randomize` uses, so a folder gets the labels
+its in-memory copy would, and keeps them in the run folder (:mod:`shattering.data.folder_data`).
+
 Every randomization is drawn once, from its own ``numpy`` stream of ``seed``, and returned as new arrays:
 nothing is re-drawn per epoch or per batch, and calling twice gives identical bytes. Draws do not depend
 on ``p`` (a uniform number and a candidate are drawn for every example), so with one seed the examples
@@ -26,11 +30,19 @@ corrupted at p = 0.2 are a subset of those corrupted at p = 0.4.
 from __future__ import annotations
 
 import math
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .data.dataset import ImageData, rng_for
-from .errors import ConfigError
+from .data.dataset import STREAM_TEST_SUBSET, STREAM_TRAIN_SUBSET, ImageData, rng_for, stratified_subset
+from .data.folder_data import LABELS_FORMAT, FolderData, folder_data, read_labels, write_labels
+from .data.image_folder import FolderListing, list_image_folder
+from .data.location import locate_image_folder
+from .errors import ConfigError, DataNotFoundError
+
+if TYPE_CHECKING:
+    from .config import RunConfig
 
 LABEL_CORRUPTIONS = ("true-labels", "partial-labels", "random-labels")
 PIXEL_CORRUPTIONS = ("shuffled-pixels", "random-pixels", "gaussian")
@@ -211,3 +223,56 @@ def randomize(data: ImageData, corruption: str = "true-labels", p: float | None 
             raise ConfigError("corrupt_test_labels applies to label corruptions only; leave it off for "
                               f"{corruption}.")
     return data.with_changes(**changes, corruption_details=details)
+
+
+# --------------------------------------------------------------------------------------------------
+# Streamed data sets (image folders)
+# --------------------------------------------------------------------------------------------------
+
+
+def randomize_folder(cfg: RunConfig, labels_path: str | Path | None = None) -> FolderData:
+    """The streamed data set of a (resolved) config: files, labels (randomized as ``cfg`` says) and
+    preprocessing. With ``labels_path`` (the run folder's ``labels.npz``): read the labels from it when it
+    exists, else draw them and write it (atomically) before training starts.
+    """
+    root = locate_image_folder(cfg.dataset, cfg.data_dir)
+    labels_path = Path(labels_path) if labels_path is not None else None
+    state = read_labels(labels_path, cfg) if labels_path is not None and labels_path.exists() else None
+    if state is None:
+        state = draw_folder_labels(list_image_folder(root), cfg)
+        if labels_path is not None:
+            write_labels(labels_path, state)
+    first = root / state["train_files"][0].decode()
+    if not first.is_file():
+        raise DataNotFoundError(f"{first} is missing: the run's labels ({labels_path}) list the images of the folder "
+                                f"it started with; point --data-dir at that folder.")
+    return folder_data(cfg, root, state)
+
+
+def draw_folder_labels(listing: FolderListing, cfg: RunConfig) -> dict:
+    """Subset the listing (stratified, seeded) and randomize its labels as ``cfg`` says: the state that
+    ``labels.npz`` holds."""
+    p = check_p(cfg.corruption, cfg.p)
+    tr = (stratified_subset(listing.train_labels, cfg.train_size, cfg.data_seed, STREAM_TRAIN_SUBSET)
+          if cfg.train_size else np.arange(len(listing.train_labels)))
+    te = (stratified_subset(listing.test_labels, cfg.test_size, cfg.data_seed, STREAM_TEST_SUBSET)
+          if cfg.test_size else np.arange(len(listing.test_labels)))
+    y_train, y_test = listing.train_labels[tr], listing.test_labels[te]
+    k = len(listing.classes)
+    new_train, new_test = y_train, y_test
+    if cfg.corruption in ("partial-labels", "random-labels"):
+        # the streams of randomize: the same labels an in-memory copy of this folder would get
+        new_train, _ = corrupt_labels(y_train, p, k, rng_for(cfg.data_seed, _STREAM["train_labels"]),
+                                      cfg.exclude_true_class)
+        if cfg.corrupt_test_labels:
+            new_test, _ = corrupt_labels(y_test, p, k, rng_for(cfg.data_seed, _STREAM["test_labels"]),
+                                         cfg.exclude_true_class)
+    return {
+        "classes": np.array(listing.classes, dtype=str),
+        "train_files": listing.train_files[tr], "test_files": listing.test_files[te],
+        "y_train": new_train, "y_train_original": y_train, "y_test": new_test, "y_test_original": y_test,
+        "meta": {"format": LABELS_FORMAT, "corruption": cfg.corruption, "p": p, "data_seed": cfg.data_seed,
+                 "exclude_true_class": cfg.exclude_true_class, "corrupt_test_labels": cfg.corrupt_test_labels,
+                 "train_size": cfg.train_size, "test_size": cfg.test_size,
+                 "listed": {"train": len(listing.train_labels), "val": len(listing.test_labels)}},
+    }

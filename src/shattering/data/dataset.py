@@ -1,6 +1,6 @@
 """A prepared data set: the exact arrays a model trains and is tested on, and what was done to them.
 
-``prepare`` turns :class:`~shattering.data.registry.RawData` into :class:`ImageData` (subset, scale, crop,
+``prepare`` turns :class:`~shattering.data.readers.RawData` into :class:`ImageData` (subset, scale, crop,
 whiten); :mod:`shattering.corruptions` turns an :class:`ImageData` into a randomized one. Every
 :class:`ImageData` carries the original labels, a per-example mask of what was changed, the nominal and
 effective noise rates and a fingerprint (a hash of the exact arrays) that every run records.
@@ -15,6 +15,7 @@ from functools import cached_property
 import numpy as np
 
 from ..errors import ConfigError
+from .catalogue import dataset_info
 from .preprocess import (
     WHITENINGS,
     center_crop,
@@ -23,7 +24,7 @@ from .preprocess import (
     per_image_whitening,
     scale_pixels,
 )
-from .registry import RawData, dataset_info, load_raw
+from .readers import RawData, load_raw
 
 # Independent random streams derived from one data seed (numpy SeedSequence spawn keys).
 STREAM_TRAIN_SUBSET = 1

@@ -28,10 +28,11 @@ import torch.nn.functional as F
 
 from .. import distributed
 from ..config import RunConfig
-from ..corruptions import randomize
+from ..corruptions import randomize, randomize_folder
+from ..data.catalogue import dataset_info
 from ..data.dataset import ImageData, load_dataset
+from ..data.folder_data import LABELS_FILE
 from ..data.preprocess import per_image_whitening
-from ..data.registry import dataset_info
 from ..errors import ConfigError
 from ..models import build_model, model_info
 from ..runs import RunRecord
@@ -95,15 +96,13 @@ def streamed(cfg: RunConfig) -> bool:
 
 def make_data(config: RunConfig, progress: bool = False, *, record: RunRecord | None = None):
     """Load, prepare and randomize the data of a (resolved) config: the arrays the run trains on. A streamed
-    data set (ImageNet) gives a :class:`~shattering.data.imagenet.FolderData` instead: files and labels, the
+    data set (ImageNet) gives a :class:`~shattering.data.folder_data.FolderData` instead: files and labels, the
     labels kept in ``record``'s folder (``labels.npz``) when a record is given."""
     cfg = config.resolved()
     if streamed(cfg):
-        from ..data.imagenet import LABELS_FILE, load_folder_data
-
         if record is not None:
             record.create()
-        return load_folder_data(cfg, record.dir / LABELS_FILE if record is not None else None)
+        return randomize_folder(cfg, record.dir / LABELS_FILE if record is not None else None)
     data = load_dataset(cfg.dataset, data_dir=cfg.data_dir, train_size=cfg.train_size, test_size=cfg.test_size,
                         subset_seed=cfg.data_seed, crop=cfg.crop or None, whitening=cfg.whitening,
                         keep_source=cfg.random_crop, progress=progress)

@@ -13,7 +13,7 @@ import torch
 
 from .._version import __version__
 from ..config import RunConfig
-from ..data.registry import dataset_info
+from ..data.catalogue import dataset_info
 
 
 def lr_at(cfg: RunConfig, epoch: int) -> float:
