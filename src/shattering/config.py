@@ -25,10 +25,12 @@ from .data.catalogue import DATASETS, dataset_info
 from .data.preprocess import WHITENINGS
 from .errors import ConfigError
 from .models import model_info, model_names
+from .validation import must_be
 
 UNTIL = ("fit", "epochs")
 PRECISIONS = ("auto", "fp32", "bf16")
 DEVICES = ("auto", "cpu", "cuda")
+CONFIG_NAME = "RunConfig"  # what a bad setting's message names: "The 'lr' parameter of RunConfig must be ..."
 
 
 def _f(default, help: str, *, check=None, hashed: bool = True, choices=None, section: str = "run",
@@ -287,15 +289,15 @@ def field_choices(f: dataclasses.Field) -> tuple[str, ...] | None:
 
 def _check_field(f: dataclasses.Field, value) -> str | None:
     if not _type_ok(f, value):
-        return f"The '{f.name}' setting must be {_type_name(f)}; got {value!r}."
+        return must_be(f.name, _type_name(f), value, of=CONFIG_NAME)
     if value is None:
         return None
     choices = field_choices(f)
     if choices and value not in choices:
-        return f"The '{f.name}' setting must be one of {', '.join(choices)}; got {value!r}."
+        return must_be(f.name, f"one of {', '.join(choices)}", value, of=CONFIG_NAME)
     if isinstance(value, float) and not math.isfinite(value):
-        return f"The '{f.name}' setting must be a finite number; got {value!r}."
+        return must_be(f.name, "a finite number", value, of=CONFIG_NAME)
     check = f.metadata.get("check")
     if check is not None and not check[0](value):
-        return f"The '{f.name}' setting must be {check[1]}; got {value!r}."
+        return must_be(f.name, check[1], value, of=CONFIG_NAME)
     return None

@@ -40,6 +40,7 @@ from .data.folder_data import LABELS_FORMAT, FolderData, folder_data, read_label
 from .data.image_folder import FolderListing, list_image_folder
 from .data.location import locate_image_folder
 from .errors import ConfigError, DataNotFoundError
+from .validation import must_be
 
 if TYPE_CHECKING:
     from .config import RunConfig
@@ -67,12 +68,12 @@ def check_p(corruption: str, p: float | None) -> float:
         try:
             p = float(p)
         except (TypeError, ValueError):
-            raise ConfigError(f"p must be a number in [0, 1]; got {p!r}.") from None
+            raise ConfigError(must_be("p", "a number in [0, 1]", p)) from None
         if not (math.isfinite(p) and 0.0 <= p <= 1.0):
-            raise ConfigError(f"p must be a probability in [0, 1]; got {p}.")
+            raise ConfigError(must_be("p", "a probability in [0, 1]", p))
     if corruption == "true-labels":
         if p not in (None, 0.0):
-            raise ConfigError(f"true-labels changes nothing, so p must be 0 or left out; got {p}.")
+            raise ConfigError(must_be("p", "0 or left out for true-labels, which changes nothing", p))
         return 0.0
     if corruption == "random-labels":
         if p not in (None, 1.0):
@@ -174,13 +175,13 @@ def randomize(data: ImageData, corruption: str = "true-labels", p: float | None 
     """
     p = check_p(corruption, p)
     if pixel_unit not in PIXEL_UNITS:
-        raise ConfigError(f"pixel_unit must be one of {', '.join(PIXEL_UNITS)}; got {pixel_unit!r}.")
+        raise ConfigError(must_be("pixel_unit", f"one of {', '.join(PIXEL_UNITS)}", pixel_unit, of="randomize"))
     if corruption != "true-labels" and data.corruption != "true-labels":
         raise ConfigError(f"{data.name} is already randomized ({data.corruption}); randomize the clean data once.")
     try:
         seed = int(seed)
     except (TypeError, ValueError):
-        raise ConfigError(f"seed must be an integer; got {seed!r}.") from None
+        raise ConfigError(must_be("seed", "an integer", seed, of="randomize")) from None
     k = data.num_classes
     n_train, n_test = data.n_train, data.n_test
     details: dict = {"nominal_p": p}

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..errors import ConfigError
+from ..validation import must_be
 from .formats import IDX_FILES
 
 # How a data set's files are read: "idx", "cifar", "sklearn" (bundled), "generated" (mnist1d) or
@@ -77,14 +78,15 @@ DATASETS: dict[str, DatasetInfo] = {}
 def register_dataset(info: DatasetInfo) -> DatasetInfo:
     """Make ``info.name`` a data set every command and function accepts. A name already registered is refused."""
     if not isinstance(info, DatasetInfo):
-        raise ConfigError(f"register_dataset takes a DatasetInfo; got {type(info).__name__}.")
+        raise ConfigError(must_be("info", "a DatasetInfo", info, of="register_dataset", shown=type(info).__name__))
     name = info.name
     if not isinstance(name, str) or not name or name != name.strip():
-        raise ConfigError(f"A data set name must be a non-empty string without surrounding spaces; got {name!r}.")
+        raise ConfigError(must_be("info.name", "a non-empty string without surrounding spaces", name,
+                                  of="register_dataset"))
     if name in DATASETS:
         raise ConfigError(f"A data set named {name!r} is registered already; choose another name.")
     if info.kind not in KINDS:
-        raise ConfigError(f"The kind of data set {name!r} must be one of {', '.join(KINDS)}; got {info.kind!r}.")
+        raise ConfigError(must_be("info.kind", f"one of {', '.join(KINDS)}", info.kind, of="register_dataset"))
     DATASETS[name] = info
     return info
 
