@@ -20,6 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python < 3.11
+    import tomli as tomllib
+
 from .corruptions import CORRUPTIONS, PIXEL_UNITS, check_p
 from .data.catalogue import DATASETS, dataset_info
 from .data.preprocess import WHITENINGS
@@ -165,10 +170,6 @@ class RunConfig:
 
     @classmethod
     def from_toml(cls, path: str | Path) -> RunConfig:
-        try:
-            import tomllib
-        except ModuleNotFoundError:  # Python < 3.11
-            import tomli as tomllib
         path = Path(path)
         try:
             values = tomllib.loads(path.read_text())

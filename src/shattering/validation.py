@@ -4,7 +4,7 @@ value is worded by one function, :func:`must_be`, in one form (scikit-learn's)::
     The 'n_train' parameter of kernel_experiment must be at most 1437; got 5000 instead.
 
 A run's settings are the parameters of :class:`~shattering.config.RunConfig`; the theory experiments
-(Section 5 and Appendix of Zhang et al., ICLR 2017) check theirs with the ``check_*`` functions here. Each
+(Sections 2.2, 4 and 5 of Zhang et al., ICLR 2017) check theirs with the ``check_*`` functions here. Each
 failure is a :class:`~shattering.errors.ConfigError` whose message is that one sentence.
 """
 

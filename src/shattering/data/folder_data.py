@@ -19,6 +19,7 @@ import json
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -26,6 +27,9 @@ from ..errors import RecordError
 from ..files import atomic_write_bytes
 from .dataset import LabelledSplits, hash_arrays
 from .image_folder import EVAL_CROP_FRACTION
+
+if TYPE_CHECKING:
+    from ..config import RunConfig
 
 LABELS_FILE = "labels.npz"
 LABELS_FORMAT = 1
@@ -84,7 +88,7 @@ def write_labels(path: Path, state: dict) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def read_labels(path: Path, cfg) -> dict:
+def read_labels(path: Path, cfg: RunConfig) -> dict:
     """The state written by :func:`write_labels`, checked against ``cfg``'s corruption settings."""
     try:
         with np.load(path, allow_pickle=False) as z:
@@ -103,7 +107,7 @@ def read_labels(path: Path, cfg) -> dict:
     return state
 
 
-def folder_data(cfg, root: Path, state: dict) -> FolderData:
+def folder_data(cfg: RunConfig, root: Path, state: dict) -> FolderData:
     """The :class:`FolderData` of a (resolved) config from the state ``labels.npz`` holds."""
     meta = state["meta"]
     k = len(state["classes"])

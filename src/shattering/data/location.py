@@ -84,7 +84,7 @@ def expected_files(info: DatasetInfo) -> list[str]:
     return list(IDX_FILES)
 
 
-def locate(info: DatasetInfo, data_dir: str | Path | None = None):
+def locate(info: DatasetInfo, data_dir: str | Path | None = None) -> tuple[Path | None, dict[str, Path] | Path | None]:
     """Return ``(folder, found)`` for the first folder holding the files, or ``(None, None)``."""
     for folder in candidate_dirs(info, data_dir):
         found = files_in(folder, info)
@@ -132,7 +132,7 @@ def folder_layout_hint(info: DatasetInfo) -> str:
             f"pass --data-dir DIR, or place that folder at {cache_dir() / info.name}.")
 
 
-def missing_image_folder_message(info: DatasetInfo, data_dir) -> str:
+def missing_image_folder_message(info: DatasetInfo, data_dir: str | Path | None) -> str:
     """The one sentence for an image-folder data set that is not where it was looked for."""
     looked = ", ".join(str(d) for d in candidate_dirs(info, data_dir))
     where = (f"The data directory {data_dir} does not hold {info.title}" if data_dir is not None
@@ -140,7 +140,7 @@ def missing_image_folder_message(info: DatasetInfo, data_dir) -> str:
     return f"{where} (looked for train/ and val/ in {looked}); {folder_layout_hint(info)}"
 
 
-def missing_message(info: DatasetInfo, data_dir, download_failure: str = "") -> str:
+def missing_message(info: DatasetInfo, data_dir: str | Path | None, download_failure: str = "") -> str:
     """The one sentence for a data set whose files are not where they were looked for (and, with
     ``download_failure``, could not be downloaded): the files expected, where, and the command that fetches them."""
     if info.kind == "image-folder":

@@ -1,6 +1,7 @@
-"""Reading a data set into memory, one reader per kind of files: the official IDX and CIFAR files
-(:mod:`~shattering.data.formats`), scikit-learn's bundled digits and the generated MNIST-1D. Image folders
-(ImageNet) are streamed instead (:mod:`~shattering.data.image_folder`).
+"""Reading a data set into memory (the paper's data of Section 2 and Appendix A, and small stand-ins), one reader
+per kind of files: the official IDX and CIFAR files (:mod:`~shattering.data.formats`), scikit-learn's bundled
+digits and the generated MNIST-1D. Image folders (ImageNet) are streamed instead
+(:mod:`~shattering.data.image_folder`).
 
 Reads are cached (a few data sets, keyed by where they were read and the files' modification time), and the
 arrays returned are read-only: :func:`~shattering.data.dataset.prepare` and the corruptions of Section 2.1

@@ -6,9 +6,11 @@ curves of Figure 2, and byte-stable PNG and SVG files (no dates or software vers
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
@@ -30,8 +32,8 @@ PNG_DPI = 130
 MAX_CAPTION_RUNS = 6  # list runs that did not fit one per line up to this many; beyond, point to the sidecar
 
 
-def figure(ncols: int, preset, caption: Sequence[str], panel_w: float = 4.7,
-            panel_h: float = 3.4):
+def figure(ncols: int, preset: Any, caption: Sequence[str], panel_w: float = 4.7,
+           panel_h: float = 3.4) -> tuple[Figure, Sequence[Axes]]:
     """A figure of ``ncols`` panels with the title on top and the caption (notes) below, sized in inches."""
     width = max(7.0, panel_w * ncols + 1.0)
     lines = wrap_lines(caption, int(width * 19))
@@ -65,7 +67,7 @@ def save(fig: Figure, out_dir: Path, stem: str) -> list[Path]:
     return paths
 
 
-def integer_steps(ax, scale: float) -> None:
+def integer_steps(ax: Axes, scale: float) -> None:
     if scale == 1:  # a handful of steps: no fractional ticks
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
@@ -80,7 +82,7 @@ def notes_line(notes: Sequence[str]) -> list[str]:
     return [f"Differs from the paper: {'; '.join(notes)}."] if notes else []
 
 
-def status_caption(outcomes: Sequence[Outcome], label, stem: str) -> list[str]:
+def status_caption(outcomes: Sequence[Outcome], label: Callable[[Outcome], str], stem: str) -> list[str]:
     lines = []
     unfit = [o for o in outcomes if status_of(o) != "fit"]
     if unfit and len(unfit) <= MAX_CAPTION_RUNS:
@@ -96,7 +98,7 @@ def status_caption(outcomes: Sequence[Outcome], label, stem: str) -> list[str]:
     return lines
 
 
-def draw_accuracy_curves(ax, runs, metrics: dict, scale: float, color: str, *, lw: float = 1.6,
+def draw_accuracy_curves(ax: Axes, runs: Sequence[Outcome], metrics: dict, scale: float, color: str, *, lw: float = 1.6,
                           alpha: float = 1.0) -> tuple[list, dict] | None:
     """Mean test (solid) and training (dashed) accuracy of ``runs`` against steps, shaded from the test accuracy
     up to the best test accuracy so far (Figure 2); ``(steps, curves)``, or None when a run has no epoch."""
