@@ -8,8 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import binomtest
 
-from shattering.corruptions import CORRUPTIONS, corrupt_labels, randomize
+from shattering.config import RunConfig
+from shattering.corruptions import CORRUPTIONS, corrupt_labels, draw_folder_labels, randomize
 from shattering.data.dataset import ImageData
+from shattering.data.image_folder import FolderListing
 from shattering.errors import ConfigError
 
 
@@ -174,3 +176,21 @@ def test_label_draws_do_not_depend_on_p():
 def test_bad_corruption_arguments(corruption, p, match):
     with pytest.raises(ConfigError, match=match):
         randomize(make_data(), corruption, p)
+
+
+@pytest.mark.parametrize("corruption, p, exclude, test_labels", [
+    ("random-labels", None, False, False), ("partial-labels", 0.3, True, True), ("true-labels", None, False, True),
+])
+def test_a_streamed_folder_gets_the_labels_its_in_memory_copy_would(corruption, p, exclude, test_labels):
+    data = make_data(n_train=50, n_test=30, seed=4)
+    files = [np.array([f"{split}/{i}.png".encode() for i in range(n)]) for split, n in (("train", 50), ("val", 30))]
+    listing = FolderListing(None, data.class_names, files[0], data.y_train, files[1], data.y_test)
+    cfg = RunConfig(dataset="imagenet", corruption=corruption, p=p, data_seed=9, exclude_true_class=exclude,
+                    corrupt_test_labels=test_labels)
+    state = draw_folder_labels(listing, cfg)
+    memory = randomize(data, corruption, p, 9, exclude_true_class=exclude, corrupt_test_labels=test_labels)
+    np.testing.assert_array_equal(state["y_train"], memory.y_train)
+    np.testing.assert_array_equal(state["y_test"], memory.y_test)
+    np.testing.assert_array_equal(state["y_train_original"], data.y_train)
+    np.testing.assert_array_equal(state["train_files"], files[0])
+    assert state["meta"]["p"] == memory.p and state["meta"]["listed"] == {"train": 50, "val": 30}

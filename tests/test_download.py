@@ -1,4 +1,4 @@
-"""Tests for `shattering/data/download.py` and the registry's fetch, against a local HTTP server on 127.0.0.1
+"""Tests for `shattering/data/download.py` and data/location.py's fetch, against a local HTTP server on 127.0.0.1
 serving archives in the official formats (the real sites are unreachable from CI)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from shattering.cli import main
-from shattering.data import registry
+from shattering.data import catalogue, location
 from shattering.data.dataset import load_dataset
 from shattering.data.download import download, extract_tar
 from shattering.data.formats import write_cifar_archive, write_idx
@@ -98,16 +98,16 @@ def _serve_cifar(handler, base, tmp_path, monkeypatch, n_train=60, n_test=20):
     archive = write_cifar_archive(tmp_path / "src.tar.gz", "cifar10", x_train, y_train, x_test, y_test)
     body = archive.read_bytes()
     handler.files["/cifar-10-python.tar.gz"] = body
-    info = registry.DATASETS["cifar10"]
-    remote = registry.RemoteFile("cifar-10-python.tar.gz", _md5(body), (f"{base}/cifar-10-python.tar.gz",))
-    monkeypatch.setitem(registry.DATASETS, "cifar10", dataclasses.replace(info, files=(remote,)))
+    info = catalogue.DATASETS["cifar10"]
+    remote = catalogue.RemoteFile("cifar-10-python.tar.gz", _md5(body), (f"{base}/cifar-10-python.tar.gz",))
+    monkeypatch.setitem(catalogue.DATASETS, "cifar10", dataclasses.replace(info, files=(remote,)))
     return x_train, y_train
 
 
 def test_fetch_cifar_then_load_it(server, tmp_path, monkeypatch):
     handler, base = server
     x_train, y_train = _serve_cifar(handler, base, tmp_path, monkeypatch)
-    folder = registry.fetch("cifar10", progress=False)
+    folder = location.fetch("cifar10", progress=False)
     assert (folder / "cifar-10-batches-py" / "data_batch_1").is_file()
     assert not list(folder.glob(".cifar*"))  # no leftover temporary extraction folder
     data = load_dataset("cifar10", progress=False)
@@ -146,7 +146,7 @@ def test_fetch_cli_reports_a_cut_connection(server, tmp_path, monkeypatch, capsy
     handler.cut.add("/cifar-10-python.tar.gz")
     assert main(["data", "fetch", "cifar10"]) == 2
     assert "cut" in capsys.readouterr().err
-    assert not list((registry.cache_dir() / "cifar10").glob("*.tar.gz*"))
+    assert not list((location.cache_dir() / "cifar10").glob("*.tar.gz*"))
 
 
 def test_missing_data_names_files_places_and_fetch_command(capsys):

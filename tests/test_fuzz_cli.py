@@ -24,8 +24,8 @@ from shattering.cli import main
 from shattering.cli.presets import COMPUTED, GROUPS
 from shattering.config import RunConfig
 from shattering.corruptions import CORRUPTIONS, PIXEL_UNITS
+from shattering.data.catalogue import DATASETS
 from shattering.data.preprocess import WHITENINGS
-from shattering.data.registry import DATASETS
 from shattering.experiments.presets import PRESETS, SCALES
 
 from .test_faults import tally

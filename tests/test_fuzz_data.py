@@ -20,8 +20,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shattering.data.formats import CIFAR_LAYOUT, write_cifar_archive, write_idx
-from shattering.data.registry import IDX_FILES
+from shattering.data.formats import CIFAR_LAYOUT, IDX_FILES, write_cifar_archive, write_idx
 from shattering.report.html import find_runs
 
 from .test_faults import tally

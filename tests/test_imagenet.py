@@ -1,5 +1,6 @@
-"""Tests for the ImageNet path (`shattering/data/imagenet.py`, `shattering/train/stream.py`, Inception V3, the
-`table2`/`fig2a` presets) on a tiny image folder the tests write with Pillow."""
+"""Tests for the ImageNet path (`shattering/data/image_folder.py`, `shattering/data/folder_data.py`,
+`shattering.corruptions.randomize_folder`, `shattering/train/stream.py`, Inception V3, the `table2`/`fig2a`
+presets) on a tiny image folder the tests write with Pillow."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ import torch
 
 import shattering
 from shattering.config import RunConfig
-from shattering.data.imagenet import LABELS_FILE, decode, eval_box, list_image_folder, resized_crop_box
+from shattering.data.folder_data import LABELS_FILE
+from shattering.data.image_folder import decode, eval_box, list_image_folder, resized_crop_box
 from shattering.errors import ConfigError, DataFormatError, DataNotFoundError
 from shattering.runs import RunRecord
 

@@ -26,7 +26,7 @@ def test_any_input_shape_and_class_count(name, shape):
 def test_batch_norm_has_offset_but_fixed_scale():
     model = build_model("inception-small", (3, 28, 28), 10)
     bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-    assert len(bns) == 19 and sum(bn.num_features for bn in bns) == 1712  # spec section 3.1
+    assert len(bns) == 19 and sum(bn.num_features for bn in bns) == 1712  # Inception (small), Appendix A
     assert all(not bn.weight.requires_grad and bn.bias.requires_grad for bn in bns)
     nobn = build_model("inception-small-nobn", (3, 28, 28), 10)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in nobn.modules())

@@ -8,7 +8,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shattering.data import load_dataset, stratified_subset
+from shattering.config import RunConfig
+from shattering.data import DATASETS, DatasetInfo, dataset_names, load_dataset, register_dataset, stratified_subset
+from shattering.data.formats import IDX_FILES, write_idx
 from shattering.data.preprocess import center_crop, per_image_whitening, scale_pixels
 from shattering.errors import ConfigError
 
@@ -69,13 +71,38 @@ def test_subset_sizes_and_bad_sizes():
     d = load_dataset("digits", train_size=100, test_size=50, subset_seed=3)
     assert (d.n_train, d.n_test) == (100, 50)
     assert np.bincount(d.y_train).min() == 10
-    with pytest.raises(ConfigError, match="train_size must be between 1 and 1437"):
+    with pytest.raises(ConfigError, match="'train_size' parameter of prepare must be between 1 and 1437 for digits; "
+                                          "got 5000 instead"):
         load_dataset("digits", train_size=5000)
 
 
 def test_unknown_dataset_lists_the_known_ones():
     with pytest.raises(ConfigError, match="known data sets: digits, mnist1d, mnist, fashion-mnist, cifar10"):
         load_dataset("imagenet-21k")
+
+
+def test_a_registered_data_set_is_read_and_accepted_like_a_built_in_one(tmp_path):
+    rng = np.random.default_rng(0)
+    arrays = (rng.integers(0, 256, (40, 6, 6), dtype=np.uint8), np.arange(40, dtype=np.uint8) % 4,
+              rng.integers(0, 256, (12, 6, 6), dtype=np.uint8), np.arange(12, dtype=np.uint8) % 4)
+    for name, array in zip(IDX_FILES, arrays, strict=True):
+        write_idx(tmp_path / name, array)
+    info = DatasetInfo(name="tiny-idx", title="Tiny IDX", shape=(1, 6, 6), class_names=tuple("abcd"), n_train=40,
+                       n_test=12, kind="idx")
+    assert "tiny-idx" not in DATASETS
+    try:
+        assert register_dataset(info) is info and dataset_names()[-1] == "tiny-idx"
+        d = load_dataset("tiny-idx", data_dir=tmp_path, train_size=20)
+        assert (d.n_train, d.n_test, d.shape, d.class_names) == (20, 12, (1, 6, 6), tuple("abcd"))
+        assert RunConfig(dataset="tiny-idx").dataset == "tiny-idx"
+        with pytest.raises(ConfigError, match="registered already"):
+            register_dataset(info)
+    finally:
+        DATASETS.pop("tiny-idx", None)
+    with pytest.raises(ConfigError, match="kind"):
+        register_dataset(DatasetInfo(name="odd", title="", shape=(1, 1, 1), class_names=("a",), n_train=1,
+                                     n_test=1, kind="hdf5"))
+    assert "odd" not in DATASETS
 
 
 @needs_fashion

@@ -366,10 +366,12 @@ def test_default_bandwidth_is_a_quarter_of_the_median_for_the_gaussian_only():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    ({"kernel": "polynomial"}, "kernel"), ({"n_train": 0}, "n_train"), ({"p": 1.5}, "p must be"),
+    ({"kernel": "polynomial"}, "kernel"), ({"n_train": 0}, "n_train"),
+    ({"p": 1.5}, r"'p' parameter must be a number in \[0, 1\]; got 1.5 instead"),
     ({"labels": "true,bogus"}, "labels"), ({"labels": "partial"}, "needs a corruption probability"),
     ({"ridge": -1.0}, "ridge"), ({"dtype": "float16"}, "dtype"), ({"bandwidth": 0.0}, "bandwidth"),
-    ({"features": "sift"}, "features"), ({"n_train": 5000}, "n_train must be at most 1437"),
+    ({"features": "sift"}, "features"),
+    ({"n_train": 5000}, "'n_train' parameter must be at most 1437; got 5000 instead"),
     ({"tol": -1.0}, "tol"), ({"max_steps": -1}, "max_steps"), ({"block_size": 0}, "block_size"),
 ])
 def test_bad_options(kwargs, match):

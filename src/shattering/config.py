@@ -20,16 +20,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python < 3.11
+    import tomli as tomllib
+
 from .corruptions import CORRUPTIONS, PIXEL_UNITS, check_p
+from .data.catalogue import DATASETS, dataset_info
 from .data.preprocess import WHITENINGS
-from .data.registry import DATASETS, dataset_info
 from .devices import default_eval_batch_size, resolve_precision
 from .errors import ConfigError
 from .models import model_info, model_names
+from .validation import must_be
 
 UNTIL = ("fit", "epochs")
 PRECISIONS = ("auto", "fp32", "bf16")
 DEVICES = ("auto", "cpu", "cuda")
+CONFIG_NAME = "RunConfig"  # what a bad setting's message names: "The 'lr' parameter of RunConfig must be ..."
 
 
 def _f(default, help: str, *, check=None, hashed: bool = True, choices=None, section: str = "run",
@@ -164,10 +171,6 @@ class RunConfig:
 
     @classmethod
     def from_toml(cls, path: str | Path) -> RunConfig:
-        try:
-            import tomllib
-        except ModuleNotFoundError:  # Python < 3.11
-            import tomli as tomllib
         path = Path(path)
         try:
             values = tomllib.loads(path.read_text())
@@ -286,15 +289,15 @@ def field_choices(f: dataclasses.Field) -> tuple[str, ...] | None:
 
 def _check_field(f: dataclasses.Field, value) -> str | None:
     if not _type_ok(f, value):
-        return f"The '{f.name}' setting must be {_type_name(f)}; got {value!r}."
+        return must_be(f.name, _type_name(f), value, of=CONFIG_NAME)
     if value is None:
         return None
     choices = field_choices(f)
     if choices and value not in choices:
-        return f"The '{f.name}' setting must be one of {', '.join(choices)}; got {value!r}."
+        return must_be(f.name, f"one of {', '.join(choices)}", value, of=CONFIG_NAME)
     if isinstance(value, float) and not math.isfinite(value):
-        return f"The '{f.name}' setting must be a finite number; got {value!r}."
+        return must_be(f.name, "a finite number", value, of=CONFIG_NAME)
     check = f.metadata.get("check")
     if check is not None and not check[0](value):
-        return f"The '{f.name}' setting must be {check[1]}; got {value!r}."
+        return must_be(f.name, check[1], value, of=CONFIG_NAME)
     return None

@@ -17,6 +17,10 @@ For the pixel randomizations ``p`` is the share of images affected (default 1) a
 randomized the same way (the randomized data set is a new input distribution; shuffled pixels are defined
 on both splits by the paper). Test labels stay clean unless ``corrupt_test_labels=True``.
 
+A data set streamed from disk (an image folder: ImageNet, Table 2) takes the label corruptions only:
+:func:`randomize_folder` draws its labels with the streams :func:`randomize` uses, so a folder gets the labels
+its in-memory copy would, and keeps them in the run folder (:mod:`shattering.data.folder_data`).
+
 Every randomization is drawn once, from its own ``numpy`` stream of ``seed``, and returned as new arrays:
 nothing is re-drawn per epoch or per batch, and calling twice gives identical bytes. Draws do not depend
 on ``p`` (a uniform number and a candidate are drawn for every example), so with one seed the examples
@@ -26,11 +30,20 @@ corrupted at p = 0.2 are a subset of those corrupted at p = 0.4.
 from __future__ import annotations
 
 import math
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .data.dataset import ImageData, rng_for
-from .errors import ConfigError
+from .data.dataset import STREAM_TEST_SUBSET, STREAM_TRAIN_SUBSET, ImageData, rng_for, stratified_subset
+from .data.folder_data import LABELS_FORMAT, FolderData, folder_data, read_labels, write_labels
+from .data.image_folder import FolderListing, list_image_folder
+from .data.location import locate_image_folder
+from .errors import ConfigError, DataNotFoundError
+from .validation import must_be
+
+if TYPE_CHECKING:
+    from .config import RunConfig
 
 LABEL_CORRUPTIONS = ("true-labels", "partial-labels", "random-labels")
 PIXEL_CORRUPTIONS = ("shuffled-pixels", "random-pixels", "gaussian")
@@ -55,12 +68,12 @@ def check_p(corruption: str, p: float | None) -> float:
         try:
             p = float(p)
         except (TypeError, ValueError):
-            raise ConfigError(f"p must be a number in [0, 1]; got {p!r}.") from None
+            raise ConfigError(must_be("p", "a number in [0, 1]", p)) from None
         if not (math.isfinite(p) and 0.0 <= p <= 1.0):
-            raise ConfigError(f"p must be a probability in [0, 1]; got {p}.")
+            raise ConfigError(must_be("p", "a probability in [0, 1]", p))
     if corruption == "true-labels":
         if p not in (None, 0.0):
-            raise ConfigError(f"true-labels changes nothing, so p must be 0 or left out; got {p}.")
+            raise ConfigError(must_be("p", "0 or left out for true-labels, which changes nothing", p))
         return 0.0
     if corruption == "random-labels":
         if p not in (None, 1.0):
@@ -162,13 +175,13 @@ def randomize(data: ImageData, corruption: str = "true-labels", p: float | None 
     """
     p = check_p(corruption, p)
     if pixel_unit not in PIXEL_UNITS:
-        raise ConfigError(f"pixel_unit must be one of {', '.join(PIXEL_UNITS)}; got {pixel_unit!r}.")
+        raise ConfigError(must_be("pixel_unit", f"one of {', '.join(PIXEL_UNITS)}", pixel_unit, of="randomize"))
     if corruption != "true-labels" and data.corruption != "true-labels":
         raise ConfigError(f"{data.name} is already randomized ({data.corruption}); randomize the clean data once.")
     try:
         seed = int(seed)
     except (TypeError, ValueError):
-        raise ConfigError(f"seed must be an integer; got {seed!r}.") from None
+        raise ConfigError(must_be("seed", "an integer", seed, of="randomize")) from None
     k = data.num_classes
     n_train, n_test = data.n_train, data.n_test
     details: dict = {"nominal_p": p}
@@ -211,3 +224,56 @@ def randomize(data: ImageData, corruption: str = "true-labels", p: float | None 
             raise ConfigError("corrupt_test_labels applies to label corruptions only; leave it off for "
                               f"{corruption}.")
     return data.with_changes(**changes, corruption_details=details)
+
+
+# --------------------------------------------------------------------------------------------------
+# Streamed data sets (image folders)
+# --------------------------------------------------------------------------------------------------
+
+
+def randomize_folder(cfg: RunConfig, labels_path: str | Path | None = None) -> FolderData:
+    """The streamed data set of a (resolved) config: files, labels (randomized as ``cfg`` says) and
+    preprocessing. With ``labels_path`` (the run folder's ``labels.npz``): read the labels from it when it
+    exists, else draw them and write it (atomically) before training starts.
+    """
+    root = locate_image_folder(cfg.dataset, cfg.data_dir)
+    labels_path = Path(labels_path) if labels_path is not None else None
+    state = read_labels(labels_path, cfg) if labels_path is not None and labels_path.exists() else None
+    if state is None:
+        state = draw_folder_labels(list_image_folder(root), cfg)
+        if labels_path is not None:
+            write_labels(labels_path, state)
+    first = root / state["train_files"][0].decode()
+    if not first.is_file():
+        raise DataNotFoundError(f"{first} is missing: the run's labels ({labels_path}) list the images of the folder "
+                                f"it started with; point --data-dir at that folder.")
+    return folder_data(cfg, root, state)
+
+
+def draw_folder_labels(listing: FolderListing, cfg: RunConfig) -> dict:
+    """Subset the listing (stratified, seeded) and randomize its labels as ``cfg`` says: the state that
+    ``labels.npz`` holds."""
+    p = check_p(cfg.corruption, cfg.p)
+    tr = (stratified_subset(listing.train_labels, cfg.train_size, cfg.data_seed, STREAM_TRAIN_SUBSET)
+          if cfg.train_size else np.arange(len(listing.train_labels)))
+    te = (stratified_subset(listing.test_labels, cfg.test_size, cfg.data_seed, STREAM_TEST_SUBSET)
+          if cfg.test_size else np.arange(len(listing.test_labels)))
+    y_train, y_test = listing.train_labels[tr], listing.test_labels[te]
+    k = len(listing.classes)
+    new_train, new_test = y_train, y_test
+    if cfg.corruption in ("partial-labels", "random-labels"):
+        # the streams of randomize: the same labels an in-memory copy of this folder would get
+        new_train, _ = corrupt_labels(y_train, p, k, rng_for(cfg.data_seed, _STREAM["train_labels"]),
+                                      cfg.exclude_true_class)
+        if cfg.corrupt_test_labels:
+            new_test, _ = corrupt_labels(y_test, p, k, rng_for(cfg.data_seed, _STREAM["test_labels"]),
+                                         cfg.exclude_true_class)
+    return {
+        "classes": np.array(listing.classes, dtype=str),
+        "train_files": listing.train_files[tr], "test_files": listing.test_files[te],
+        "y_train": new_train, "y_train_original": y_train, "y_test": new_test, "y_test_original": y_test,
+        "meta": {"format": LABELS_FORMAT, "corruption": cfg.corruption, "p": p, "data_seed": cfg.data_seed,
+                 "exclude_true_class": cfg.exclude_true_class, "corrupt_test_labels": cfg.corrupt_test_labels,
+                 "train_size": cfg.train_size, "test_size": cfg.test_size,
+                 "listed": {"train": len(listing.train_labels), "val": len(listing.test_labels)}},
+    }

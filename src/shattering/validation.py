@@ -1,7 +1,11 @@
-"""Input gates for the theory modules: every public argument is checked here, with ``raise``, never ``assert``.
+"""Input gates: every public argument is checked with ``raise``, never ``assert``, and every refusal of a bad
+value is worded by one function, :func:`must_be`, in one form (scikit-learn's)::
 
-Each failure is a :class:`~shattering.errors.ConfigError` whose message is one sentence naming the argument,
-what it must be, and what was received.
+    The 'n_train' parameter of kernel_experiment must be at most 1437; got 5000 instead.
+
+A run's settings are the parameters of :class:`~shattering.config.RunConfig`; the theory experiments
+(Sections 2.2, 4 and 5 of Zhang et al., ICLR 2017) check theirs with the ``check_*`` functions here. Each
+failure is a :class:`~shattering.errors.ConfigError` whose message is that one sentence.
 """
 
 from __future__ import annotations
@@ -14,32 +18,42 @@ import numpy as np
 from .errors import ConfigError
 
 
-def check_int(value, name: str, *, minimum: int = 1, maximum: int | None = None) -> int:
+def must_be(name: str, what: str, got: object, *, of: str | None = None, shown: str | None = None) -> str:
+    """The one sentence that refuses a bad value: "The 'name' parameter of OF must be WHAT; got GOT instead."
+
+    ``of`` names the function or class the parameter belongs to (left out: "The 'name' parameter must be ...");
+    ``got`` is the value received, shown as ``repr(got)`` unless ``shown`` says how to show it (a shape, a type).
+    """
+    where = f"The {str(name)!r} parameter" + (f" of {of}" if of else "")
+    return f"{where} must be {what}; got {repr(got) if shown is None else shown} instead."
+
+
+def check_int(value, name: str, *, minimum: int = 1, maximum: int | None = None, of: str | None = None) -> int:
     """``value`` as an int in [minimum, maximum]."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         try:
             as_float = float(value)
         except (TypeError, ValueError):
-            raise ConfigError(f"{name} must be an integer; got {value!r}.") from None
+            raise ConfigError(must_be(name, "an integer", value, of=of)) from None
         if not as_float.is_integer():
-            raise ConfigError(f"{name} must be an integer; got {value!r}.")
+            raise ConfigError(must_be(name, "an integer", value, of=of))
         value = int(as_float)
     value = int(value)
     if value < minimum:
         what = "a positive integer" if minimum == 1 else f"an integer of at least {minimum}"
-        raise ConfigError(f"{name} must be {what}; got {value}.")
+        raise ConfigError(must_be(name, what, value, of=of))
     if maximum is not None and value > maximum:
-        raise ConfigError(f"{name} must be at most {maximum}; got {value}.")
+        raise ConfigError(must_be(name, f"at most {maximum}", value, of=of))
     return value
 
 
 def check_float(value, name: str, *, low: float | None = None, high: float | None = None,
-                low_open: bool = False, high_open: bool = False) -> float:
+                low_open: bool = False, high_open: bool = False, of: str | None = None) -> float:
     """``value`` as a finite float in the interval given by ``low``/``high`` (closed unless ``*_open``)."""
     try:
         out = float(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"{name} must be a number; got {value!r}.") from None
+        raise ConfigError(must_be(name, "a number", value, of=of)) from None
     lo = "-inf" if low is None else f"{low:g}"
     hi = "inf" if high is None else f"{high:g}"
     interval = f"{'(' if low_open or low is None else '['}{lo}, {hi}{')' if high_open or high is None else ']'}"
@@ -49,70 +63,77 @@ def check_float(value, name: str, *, low: float | None = None, high: float | Non
     if high is not None:
         bad |= out >= high if high_open else out > high
     if bad:
-        raise ConfigError(f"{name} must be a number in {interval}; got {value!r}.")
+        raise ConfigError(must_be(name, f"a number in {interval}", value, of=of))
     return out
 
 
-def check_probability(value, name: str = "p") -> float:
-    return check_float(value, name, low=0.0, high=1.0)
+def check_probability(value, name: str = "p", *, of: str | None = None) -> float:
+    return check_float(value, name, low=0.0, high=1.0, of=of)
 
 
-def check_choice(value, name: str, choices: Sequence[str]) -> str:
+def check_choice(value, name: str, choices: Sequence[str], *, of: str | None = None) -> str:
     if value not in choices:
-        raise ConfigError(f"Unknown {name} {value!r}; choose one of {', '.join(choices)}.")
+        raise ConfigError(must_be(name, f"one of {', '.join(choices)}", value, of=of))
     return value
 
 
-def check_choices(values: str | Iterable[str], name: str, choices: Sequence[str]) -> list[str]:
+def check_choices(values: str | Iterable[str], name: str, choices: Sequence[str], *,
+                  of: str | None = None) -> list[str]:
     """A comma-separated string (or a list) of distinct names from ``choices``, in the order given."""
     items = [v.strip() for v in values.split(",")] if isinstance(values, str) else [str(v) for v in values]
     items = [v for v in items if v]
     if not items:
-        raise ConfigError(f"{name} must name at least one of {', '.join(choices)}; got nothing.")
+        raise ConfigError(must_be(name, f"a list of one or more names among {', '.join(choices)}", values, of=of,
+                                  shown="nothing"))
     for v in items:
-        check_choice(v, name, choices)
+        if v not in choices:
+            raise ConfigError(must_be(name, f"a list of names among {', '.join(choices)}", v, of=of))
     if len(set(items)) != len(items):
-        raise ConfigError(f"{name} lists a value twice; got {','.join(items)}.")
+        raise ConfigError(must_be(name, "a list of distinct values", values, of=of, shown=",".join(items)))
     return items
 
 
-def check_matrix(x, name: str = "X", *, min_rows: int = 1) -> np.ndarray:
+def check_matrix(x, name: str = "X", *, min_rows: int = 1, of: str | None = None) -> np.ndarray:
     """A finite 2-D float64 array of at least ``min_rows`` rows (the input is never modified)."""
     try:
         arr = np.asarray(x, dtype=np.float64)
     except (TypeError, ValueError):
-        raise ConfigError(f"{name} must be a 2-D array of numbers; got {type(x).__name__}.") from None
+        raise ConfigError(must_be(name, "a 2-D array of numbers", x, of=of, shown=type(x).__name__)) from None
     if arr.ndim != 2:
-        raise ConfigError(f"{name} must be a 2-D array of shape (n_samples, n_features); got shape {arr.shape} "
-                          "(reshape with x.reshape(len(x), -1)).")
+        raise ConfigError(must_be(name, "a 2-D array of shape (n_samples, n_features) (reshape with "
+                                        "x.reshape(len(x), -1))", x, of=of, shown=f"shape {arr.shape}"))
     if arr.shape[0] < min_rows or arr.shape[1] < 1:
-        raise ConfigError(f"{name} must have at least {min_rows} row(s) and one column; got shape {arr.shape}.")
+        raise ConfigError(must_be(name, f"an array of at least {min_rows} row(s) and one column", x, of=of,
+                                  shown=f"shape {arr.shape}"))
     if not np.isfinite(arr).all():
-        raise ConfigError(f"{name} contains NaN or infinite values; remove or impute them first.")
+        raise ConfigError(must_be(name, "finite (remove or impute NaN and infinite values first)", x, of=of,
+                                  shown="NaN or infinite values"))
     return arr
 
 
-def check_targets(y, n: int, name: str = "y") -> np.ndarray:
+def check_targets(y, n: int, name: str = "y", *, of: str | None = None) -> np.ndarray:
     """Real targets of shape (n,) or (n, k), as float64."""
     try:
         arr = np.asarray(y, dtype=np.float64)
     except (TypeError, ValueError):
-        raise ConfigError(f"{name} must be an array of numbers; got {type(y).__name__}.") from None
+        raise ConfigError(must_be(name, "an array of numbers", y, of=of, shown=type(y).__name__)) from None
     if arr.ndim not in (1, 2) or arr.shape[0] != n:
-        raise ConfigError(f"{name} must have shape ({n},) or ({n}, k) to match the {n} points; got {arr.shape}.")
+        raise ConfigError(must_be(name, f"of shape ({n},) or ({n}, k) to match the {n} points", y, of=of,
+                                  shown=f"shape {arr.shape}"))
     if not np.isfinite(arr).all():
-        raise ConfigError(f"{name} contains NaN or infinite values.")
+        raise ConfigError(must_be(name, "finite", y, of=of, shown="NaN or infinite values"))
     return arr
 
 
-def check_labels(y, n: int, num_classes: int, name: str = "y") -> np.ndarray:
+def check_labels(y, n: int, num_classes: int, name: str = "y", *, of: str | None = None) -> np.ndarray:
     """Integer class labels in [0, num_classes), shape (n,)."""
     arr = np.asarray(y)
     if arr.shape != (n,):
-        raise ConfigError(f"{name} must have shape ({n},) to match the {n} points; got {arr.shape}.")
+        raise ConfigError(must_be(name, f"of shape ({n},) to match the {n} points", y, of=of,
+                                  shown=f"shape {arr.shape}"))
     if arr.size and (not np.issubdtype(arr.dtype, np.integer) or arr.min() < 0 or arr.max() >= num_classes):
-        raise ConfigError(f"{name} must hold integer class labels in [0, {num_classes}); got dtype {arr.dtype} "
-                          f"with values in [{arr.min()}, {arr.max()}].")
+        raise ConfigError(must_be(name, f"integer class labels in [0, {num_classes})", y, of=of,
+                                  shown=f"dtype {arr.dtype} with values in [{arr.min()}, {arr.max()}]"))
     return arr.astype(np.int64)
 
 

@@ -72,8 +72,8 @@ def executor_options(args) -> dict:
 
 def check_user_data(configs) -> None:
     """Fail now, with one sentence, when runs need an image folder (ImageNet) that is not there."""
-    from ..data.imagenet import locate_image_folder
-    from ..data.registry import DATASETS
+    from ..data.catalogue import DATASETS
+    from ..data.location import locate_image_folder
 
     for dataset, data_dir in sorted({(c.dataset, c.data_dir) for c in configs}, key=str):
         if DATASETS[dataset].kind == "image-folder":

@@ -1,6 +1,6 @@
 """A prepared data set: the exact arrays a model trains and is tested on, and what was done to them.
 
-``prepare`` turns :class:`~shattering.data.registry.RawData` into :class:`ImageData` (subset, scale, crop,
+``prepare`` turns :class:`~shattering.data.readers.RawData` into :class:`ImageData` (subset, scale, crop,
 whiten); :mod:`shattering.corruptions` turns an :class:`ImageData` into a randomized one. Every
 :class:`ImageData` carries the original labels, a per-example mask of what was changed, the nominal and
 effective noise rates and a fingerprint (a hash of the exact arrays) that every run records.
@@ -15,6 +15,8 @@ from functools import cached_property
 import numpy as np
 
 from ..errors import ConfigError
+from ..validation import must_be
+from .catalogue import dataset_info
 from .preprocess import (
     WHITENINGS,
     center_crop,
@@ -23,7 +25,7 @@ from .preprocess import (
     per_image_whitening,
     scale_pixels,
 )
-from .registry import RawData, dataset_info, load_raw
+from .readers import RawData, load_raw
 
 # Independent random streams derived from one data seed (numpy SeedSequence spawn keys).
 STREAM_TRAIN_SUBSET = 1
@@ -172,13 +174,13 @@ def prepare(raw: RawData, *, train_size: int | None = None, test_size: int | Non
     crop = info.crop if crop == "default" else crop
     whitening = info.whitening if whitening == "default" else whitening
     if whitening not in WHITENINGS:
-        raise ConfigError(f"Unknown whitening {whitening!r}; choose one of {', '.join(WHITENINGS)}.")
+        raise ConfigError(must_be("whitening", f"one of {', '.join(WHITENINGS)}", whitening, of="prepare"))
     h, w = raw.x_train.shape[-2:]
     if crop is not None and (crop < 1 or crop > min(h, w)):
-        raise ConfigError(f"The crop size must be between 1 and {min(h, w)} for {raw.name} ({h}x{w}); got {crop}.")
+        raise ConfigError(must_be("crop", f"between 1 and {min(h, w)} for {raw.name} ({h}x{w})", crop, of="prepare"))
     for label, size, total in (("train_size", train_size, len(raw.y_train)), ("test_size", test_size, len(raw.y_test))):
         if size is not None and not 1 <= size <= total:
-            raise ConfigError(f"{label} must be between 1 and {total} for {raw.name}; got {size}.")
+            raise ConfigError(must_be(label, f"between 1 and {total} for {raw.name}", size, of="prepare"))
     tr = stratified_subset(raw.y_train, train_size, subset_seed, STREAM_TRAIN_SUBSET) if train_size else None
     te = stratified_subset(raw.y_test, test_size, subset_seed, STREAM_TEST_SUBSET) if test_size else None
     x_train_raw = raw.x_train if tr is None else raw.x_train[tr]

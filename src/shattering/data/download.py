@@ -19,6 +19,8 @@ import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
 from ..errors import ChecksumError, DataFormatError, DownloadError
 
 CHUNK = 1 << 20
@@ -34,8 +36,6 @@ def md5sum(path: str | Path) -> str:
 
 
 def _progress(total: int | None, desc: str, show: bool):
-    from tqdm.auto import tqdm
-
     return tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024, disable=not show,
                 leave=False)
 

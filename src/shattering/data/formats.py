@@ -23,6 +23,10 @@ import numpy as np
 
 from ..errors import DataFormatError
 
+# The four files of an IDX data set (MNIST, Fashion-MNIST), as published: training images and labels, then test.
+IDX_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+             "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+
 # IDX type codes -> big-endian numpy dtypes.
 _IDX_DTYPES = {
     0x08: np.dtype(">u1"),

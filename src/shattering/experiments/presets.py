@@ -14,7 +14,7 @@ A preset's grid is a list of rows (model, corruption, regularizers); the scale a
 budget; ``seeds`` repeats every row with seeds 0..N-1 (training and corruption seed alike).
 
 The ImageNet presets (``table2``, ``fig2a``; Appendix B) need the images (an image folder, ``--data-dir``;
-see :mod:`shattering.data.imagenet`): ``smoke`` and ``quick`` train the small AlexNet at a low resolution on
+see :mod:`shattering.data.image_folder`): ``smoke`` and ``quick`` train the small AlexNet at a low resolution on
 whatever folder is given (a tiny generated one in the tests), ``paper`` trains Inception V3 at 299x299 (a GPU,
 or several with torchrun; see docs/scaling.md).
 """
@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..config import RunConfig
-from ..data.registry import DATASETS
+from ..data.catalogue import DATASETS
 from ..errors import ConfigError
 
 SCALES = ("smoke", "quick", "paper")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from torch import nn
 
 from ..errors import ConfigError
+from ..validation import must_be
 from .alexnet import AlexNetSmall
 from .catalogue import MODELS, ModelInfo, model_info, model_names, register_model
 from .inception import InceptionSmall
@@ -49,7 +50,7 @@ def build_model(name: str, input_shape: tuple[int, int, int], num_classes: int, 
     ``options``: model-specific settings (``aux_logits`` for inception-v3)."""
     info = model_info(name)
     if len(input_shape) != 3 or min(input_shape) < 1:
-        raise ConfigError(f"input_shape must be (C, H, W) with positive sizes; got {tuple(input_shape)}.")
+        raise ConfigError(must_be("input_shape", "(C, H, W) with positive sizes", tuple(input_shape), of="build_model"))
     return info.factory(tuple(int(s) for s in input_shape), int(num_classes), dropout=dropout, **options)
 
 

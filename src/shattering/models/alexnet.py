@@ -3,7 +3,7 @@
 Two modules of (5x5 convolution, ReLU, 3x3 max-pool, local response normalization), then fully connected
 layers of 384 and 192 units and a linear output layer. The paper gives neither channel counts nor strides;
 64 channels per convolution, SAME padding and stride-2 pooling (28 -> 14 -> 7) reproduce Table 1's
-1,387,786 parameters exactly (spec section 3.2). This is the TensorFlow CIFAR-10 tutorial model, with the
+1,387,786 parameters exactly. This is the TensorFlow CIFAR-10 tutorial model, with the
 paper's module order (pool before LRN in both modules). LRN constants are the tutorial's (depth radius 4,
 bias 1, alpha 0.001/9, beta 0.75): PyTorch divides alpha by the window size, hence ``size=9, alpha=0.001``.
 """

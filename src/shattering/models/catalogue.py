@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from ..errors import ConfigError
+from ..validation import must_be
 
 
 @dataclass(frozen=True)
@@ -42,11 +43,12 @@ def register_model(name: str, factory: Callable[..., nn.Module], *, lr: float, p
                    description: str = "") -> ModelInfo:
     """Make ``name`` a model every command and function accepts. A name already registered is refused."""
     if not isinstance(name, str) or not name or name != name.strip():
-        raise ConfigError(f"A model name must be a non-empty string without surrounding spaces; got {name!r}.")
+        raise ConfigError(must_be("name", "a non-empty string without surrounding spaces", name, of="register_model"))
     if name in MODELS:
         raise ConfigError(f"A model named {name!r} is registered already; choose another name.")
     if not callable(factory):
-        raise ConfigError(f"The factory of model {name!r} must be callable; got {type(factory).__name__}.")
+        raise ConfigError(must_be("factory", f"callable (the factory of model {name!r})", factory, of="register_model",
+                                  shown=type(factory).__name__))
     info = ModelInfo(name, factory, float(lr), paper_params, convolutional, packable, min_side, needs, description)
     MODELS[name] = info
     return info

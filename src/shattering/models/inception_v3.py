@@ -23,7 +23,7 @@ MIN_SIZE = 75  # the smallest input whose feature map survives Inception V3's st
 def import_torchvision():
     """torchvision, or one sentence saying why not and how to install it."""
     try:
-        import torchvision
+        import torchvision  # an optional extra (shattering[imagenet]): imported only when inception-v3 is built
     except ImportError:
         raise ConfigError("Model inception-v3 needs torchvision, which is not installed; install it with "
                           "`pip install 'shattering[imagenet]'` (the torchvision build matching your torch "

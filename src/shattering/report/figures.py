@@ -12,46 +12,21 @@ labelled; failed runs are listed in the caption.
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
-from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
-from matplotlib.ticker import MaxNLocator
 
 from ..executors.outcome import Outcome
 from ..experiments.presets import FIG1A_SETTINGS, FIG1BC_MODELS
 from ..runs import RunRecord
-from .common import (
-    mean_ci,
-    status_counts,
-    status_of,
-    status_text,
-    unfit_lines,
-    versions_of,
-    wrap_lines,
-    write_bytes,
-    write_csv,
-)
-from .common import write_sidecar as _write_sidecar
+from .common import mean_ci, status_of, status_text, write_csv, write_sidecar
 from .paper_numbers import FIG1B_CLAIM, FIG1B_P1, FIG1C_P0, FIG1C_P1, MODEL_TITLES, table1_row
+from .plotting import RC, draw_accuracy_curves, figure, integer_steps, notes_line, save, status_caption, step_axis
 
-RC = {
-    "svg.hashsalt": "shattering",  # fixed ids in the SVG: the same figure gives the same bytes
-    "svg.fonttype": "none",  # text stays text (searchable, smaller)
-    "font.size": 8.5,
-    "axes.titlesize": 9.5,
-    "axes.labelsize": 8.5,
-    "legend.fontsize": 7.5,
-    "legend.framealpha": 0.85,
-    "xtick.labelsize": 8,
-    "ytick.labelsize": 8,
-}
-PNG_DPI = 130
 SETTING_LABELS = {"true-labels": "true labels", "random-labels": "random labels",
                   "shuffled-pixels": "shuffled pixels", "random-pixels": "random pixels", "gaussian": "gaussian",
                   "partial-labels": "partially corrupted labels"}
@@ -59,7 +34,7 @@ SETTING_COLORS = {"true-labels": "#1f77b4", "random-labels": "#d62728", "shuffle
                   "random-pixels": "#9467bd", "gaussian": "#ff7f0e", "partial-labels": "#8c564b"}
 MODEL_COLORS = {"inception-small": "#1f77b4", "alexnet-small": "#2ca02c", "mlp-1x512": "#d62728",
                 "inception-small-nobn": "#ff7f0e", "mlp-3x512": "#9467bd"}
-MAX_CAPTION_RUNS = 6  # list runs that did not fit one per line up to this many; beyond, point to the sidecar
+
 
 
 def render_fig1a(preset, outcomes: Sequence[Outcome], out_dir: Path, notes: Sequence[str]) -> list[Path]:
@@ -80,14 +55,14 @@ def render_fig1a(preset, outcomes: Sequence[Outcome], out_dir: Path, notes: Sequ
                 fallback.append(o)
             curves.append((o, xs, ys, source))
         max_step = max((max(xs) for _, xs, _, _ in curves if xs), default=0)
-        scale, xlabel = _step_axis(max_step)
+        scale, xlabel = step_axis(max_step)
 
         extra = []
         if fallback:
             extra.append(f"{len(fallback)} run(s) logged fewer steps than log_every: their curve is the training "
                          "loss of the whole training set evaluated at the end of each epoch (metrics.jsonl).")
-        caption = [*_notes_line(notes), *extra, *_status_caption(outcomes, _fig1a_label, "fig1a")]
-        fig, (ax,) = _figure(1, preset, caption, panel_w=6.2)
+        caption = [*notes_line(notes), *extra, *status_caption(outcomes, _fig1a_label, "fig1a")]
+        fig, (ax,) = figure(1, preset, caption, panel_w=6.2)
         settings = [s for s in FIG1A_SETTINGS if any(o.config.corruption == s for o, *_ in curves)]
         settings += sorted({o.config.corruption for o, *_ in curves} - set(settings))
         handles, band = [], False
@@ -110,14 +85,14 @@ def render_fig1a(preset, outcomes: Sequence[Outcome], out_dir: Path, notes: Sequ
         top = max((y for _, _, ys, _ in curves for y in ys if math.isfinite(y)), default=2.5)
         ax.set_ylim(0, min(top, 20.0) * 1.08)
         ax.set_xlim(left=0)
-        _integer_steps(ax, scale)
+        integer_steps(ax, scale)
         ax.grid(alpha=0.3)
 
-        paths = _save(fig, out_dir, "fig1a")
+        paths = save(fig, out_dir, "fig1a")
         paths.append(write_csv(out_dir / "fig1a.csv", ("setting", "seed", "run_id", "status", "source", "step", "loss"),
                                ((o.config.corruption, o.config.seed, o.config.run_id(), status_of(o), src, x, y)
                                 for o, xs, ys, src in curves for x, y in zip(xs, ys, strict=True))))
-        paths.append(_write_sidecar(out_dir, "fig1a", preset, outcomes, [*notes, *extra], paths))
+        paths.append(write_sidecar(out_dir, "fig1a", preset, outcomes, [*notes, *extra], paths))
     return paths
 
 
@@ -159,12 +134,12 @@ def render_fig1bc(preset, outcomes: Sequence[Outcome], out_dir: Path, notes: Seq
 
         extra = [f"No run at p = 0 fit for {', '.join(no_reference)}: time to fit has no reference, so panel (b) "
                  "shows nothing for them."] if no_reference else []
-        caption = [*_notes_line(notes), *extra,
+        caption = [*notes_line(notes), *extra,
                    "Filled markers: mean over the runs that fit (bars: 95% confidence interval over seeds). Hollow "
                    "markers: runs that did not fit, never averaged in; in (b) at steps run / reference steps, a lower "
                    "bound; in (c) at their test error when the budget ended.",
-                   *_status_caption(outcomes, _fig1bc_label, "fig1bc")]
-        fig, (axb, axc) = _figure(2, preset, caption)
+                   *status_caption(outcomes, _fig1bc_label, "fig1bc")]
+        fig, (axb, axc) = figure(2, preset, caption)
         for model in models:
             color, dx = MODEL_COLORS.get(model, "#555555"), offsets[model]
             mine = [s for s in series if s["model"] == model]
@@ -225,11 +200,11 @@ def render_fig1bc(preset, outcomes: Sequence[Outcome], out_dir: Path, notes: Seq
             ax.set_xlim(-0.06, 1.06)
             ax.grid(alpha=0.3)
 
-        paths = _save(fig, out_dir, "fig1bc")
+        paths = save(fig, out_dir, "fig1bc")
         paths.append(write_csv(out_dir / "fig1bc.csv",
                                ("model", "p", "seed", "run_id", "status", "fit_step", "steps", "relative_time",
                                 "relative_time_lower_bound", "test_error", "in_mean"), rows))
-        paths.append(_write_sidecar(
+        paths.append(write_sidecar(
             out_dir, "fig1bc", preset, outcomes, [*notes, *extra], paths, series=series, chance_error=chance,
             paper={"fig1b_p1": {"low": FIG1B_P1.low, "high": FIG1B_P1.high, "tag": FIG1B_P1.tag,
                                 "source": FIG1B_P1.source},
@@ -237,22 +212,6 @@ def render_fig1bc(preset, outcomes: Sequence[Outcome], out_dir: Path, notes: Seq
                    "fig1c_p0": {m: {"value": a.value, "tag": a.tag, "source": a.source} for m, a in FIG1C_P0.items()},
                    "fig1c_p1": {"value": FIG1C_P1.value, "tag": FIG1C_P1.tag, "source": FIG1C_P1.source}}))
     return paths
-
-
-def _draw_accuracy_curves(ax, runs, metrics: dict, scale: float, color: str, *, lw: float = 1.6,
-                          alpha: float = 1.0) -> tuple[list, dict] | None:
-    """Mean test (solid) and training (dashed) accuracy of ``runs`` against steps, shaded from the test accuracy
-    up to the best test accuracy so far (Figure 2); ``(steps, curves)``, or None when a run has no epoch."""
-    n = min(len(metrics[id(o)]) for o in runs)
-    if n == 0:
-        return None
-    xs = [r["step"] / scale for r in metrics[id(runs[0])][:n]]
-    curves = {k: [mean_ci([metrics[id(o)][i][k] for o in runs])[0] for i in range(n)]
-              for k in ("train_acc", "test_acc", "best_test_acc")}
-    ax.fill_between(xs, curves["test_acc"], curves["best_test_acc"], color=color, alpha=0.18 * alpha, lw=0)
-    ax.plot(xs, curves["test_acc"], color=color, lw=lw, alpha=alpha)
-    ax.plot(xs, curves["train_acc"], color=color, lw=lw, ls="--", alpha=alpha)
-    return xs, curves
 
 
 def render_fig2b(preset, outcomes: Sequence[Outcome], out_dir: Path, notes: Sequence[str]) -> list[Path]:
@@ -263,14 +222,14 @@ def render_fig2b(preset, outcomes: Sequence[Outcome], out_dir: Path, notes: Sequ
         models = [m for m in ("inception-small", "inception-small-nobn") if any(o.config.model == m for o in outcomes)]
         models += sorted({o.config.model for o in outcomes} - set(models))
         metrics = {id(o): RunRecord(o.run_dir).read_metrics() for o in outcomes if o.summary is not None}
-        caption = [*_notes_line(notes),
+        caption = [*notes_line(notes),
                    "Solid: test accuracy; dashed: training accuracy; shaded: up to the best test accuracy so far "
                    "(early stopping's reach). Lines of runs that fit are means over seeds; a run that did not fit or "
                    "diverged is drawn on its own, thinner.",
-                   *_status_caption(outcomes, _fig2b_label, "fig2b")]
-        fig, (ax,) = _figure(1, preset, caption, panel_w=6.2)
+                   *status_caption(outcomes, _fig2b_label, "fig2b")]
+        fig, (ax,) = figure(1, preset, caption, panel_w=6.2)
         max_step = max((r["step"] for rows in metrics.values() for r in rows), default=0)
-        scale, xlabel = _step_axis(max_step)
+        scale, xlabel = step_axis(max_step)
         handles, rows_out = [], []
         for model in models:
             color = MODEL_COLORS.get(model, "#555555")
@@ -282,7 +241,7 @@ def render_fig2b(preset, outcomes: Sequence[Outcome], out_dir: Path, notes: Sequ
                        for o in mine if status_of(o) != "fit"]
             for label, runs, alpha in groups:
                 lw = 1.6 if alpha == 1.0 else 1.0
-                drawn = _draw_accuracy_curves(ax, runs, metrics, scale, color, lw=lw, alpha=alpha)
+                drawn = draw_accuracy_curves(ax, runs, metrics, scale, color, lw=lw, alpha=alpha)
                 if drawn is None:
                     continue
                 xs, curves = drawn
@@ -306,63 +265,17 @@ def render_fig2b(preset, outcomes: Sequence[Outcome], out_dir: Path, notes: Sequ
         ax.set_title("(b) Inception with and without batch normalization (no explicit regularizer)", loc="left")
         ax.set_ylim(0, 1.02)
         ax.set_xlim(left=0)
-        _integer_steps(ax, scale)
+        integer_steps(ax, scale)
         ax.grid(alpha=0.3)
 
-        paths = _save(fig, out_dir, "fig2b")
+        paths = save(fig, out_dir, "fig2b")
         paths.append(write_csv(out_dir / "fig2b.csv", ("model", "seed", "run_id", "status", "epoch", "step",
                                                        "train_acc", "test_acc", "best_test_acc"), rows_out))
-        paths.append(_write_sidecar(out_dir, "fig2b", preset, outcomes, notes, paths))
+        paths.append(write_sidecar(out_dir, "fig2b", preset, outcomes, notes, paths))
     return paths
 
 
 # INTERNAL UTILITIES -------------------------------------------------------------------------------
-
-
-def _figure(ncols: int, preset, caption: Sequence[str], panel_w: float = 4.7,
-            panel_h: float = 3.4):
-    """A figure of ``ncols`` panels with the title on top and the caption (notes) below, sized in inches."""
-    width = max(7.0, panel_w * ncols + 1.0)
-    lines = wrap_lines(caption, int(width * 19))
-    cap_h = 0.135 * len(lines) + 0.15
-    title = [f"Zhang et al. (ICLR 2017), {preset.paper_ref}: reproduced",
-             *wrap_lines([preset.title], int(width * 13))]
-    top_h = 0.45 + 0.2 * len(title)
-    xlab_h = 0.5
-    height = top_h + panel_h + xlab_h + cap_h
-    fig = Figure(figsize=(width, height))
-    fig.subplots_adjust(left=0.7 / width, right=1 - 0.25 / width, top=1 - top_h / height,
-                        bottom=(xlab_h + cap_h) / height, wspace=0.25)
-    axes = fig.subplots(1, ncols, squeeze=False)[0]
-    fig.text(0.5, 1 - 0.12 / height, title[0], ha="center", va="top", fontsize=10.5, weight="bold")
-    if len(title) > 1:
-        fig.text(0.5, 1 - 0.34 / height, "\n".join(title[1:]), ha="center", va="top", fontsize=9)
-    if lines:
-        fig.text(0.012, (cap_h - 0.08) / height, "\n".join(lines), ha="left", va="top", fontsize=7,
-                 color="#333333", linespacing=1.3)
-    return fig, axes
-
-
-def _save(fig: Figure, out_dir: Path, stem: str) -> list[Path]:
-    """``stem.png`` and ``stem.svg``, without dates or software versions in their metadata."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for fmt, metadata in (("png", {"Software": None}), ("svg", {"Date": None, "Creator": None})):
-        buf = io.BytesIO()
-        fig.savefig(buf, format=fmt, dpi=PNG_DPI, metadata=metadata)
-        paths.append(write_bytes(out_dir / f"{stem}.{fmt}", buf.getvalue()))
-    return paths
-
-
-def _integer_steps(ax, scale: float) -> None:
-    if scale == 1:  # a handful of steps: no fractional ticks
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-
-
-def _step_axis(max_step: float) -> tuple[float, str]:
-    if max_step >= 2000:
-        return 1000.0, "training steps (thousands)"
-    return 1.0, "training steps"
 
 
 def _mean_curve(ax, curves: list[tuple[list, list]], scale: float, color: str) -> bool:
@@ -408,26 +321,6 @@ def _status_handles(curves, band: bool) -> list:
     if band:
         handles.append(Patch(color="#555555", alpha=0.2, label="95% confidence band over seeds"))
     return handles
-
-
-def _notes_line(notes: Sequence[str]) -> list[str]:
-    return [f"Differs from the paper: {'; '.join(notes)}."] if notes else []
-
-
-def _status_caption(outcomes: Sequence[Outcome], label, stem: str) -> list[str]:
-    lines = []
-    unfit = [o for o in outcomes if status_of(o) != "fit"]
-    if unfit and len(unfit) <= MAX_CAPTION_RUNS:
-        lines += unfit_lines(outcomes, label)
-    elif unfit:
-        failed = [o for o in unfit if status_of(o) == "failed"]
-        lines.append(f"{len(unfit) - len(failed)} run(s) did not fit or diverged (marked in the plot; listed in "
-                     f"{stem}.json).")
-        lines += [f"{label(o)}, seed {o.config.seed}: {status_text(o)}" for o in failed]
-    versions = ", ".join(versions_of(outcomes)) or "?"
-    lines.append(f"{len(outcomes)} runs ({status_counts(outcomes)}); their config hashes, data fingerprints and "
-                 f"records are listed in {stem}.json; shattering {versions}.")
-    return lines
 
 
 def _fig1a_label(o: Outcome) -> str:

@@ -17,6 +17,7 @@ import math
 from html import escape
 from pathlib import Path
 
+from .._version import __version__
 from ..errors import ShatteringError
 from ..files import read_json
 from ..runs import RunRecord
@@ -61,8 +62,6 @@ def collect(root: str | Path) -> tuple[list[tuple[Path, dict]], list[dict]]:
 
 def render_page(root: Path, artefacts: list[tuple[Path, dict]], runs: list[dict]) -> str:
     """The page for what :func:`collect` found under ``root``."""
-    from .._version import __version__
-
     known = {r["run_id"] for r in runs if r.get("run_id") and r["status"] != "unfinished"}
     toc = "".join(f'<li><a href="#artefact-{escape(d.get("preset", ""))}-{escape(d.get("artefact", ""))}">'
                   f"{escape(d.get('paper_ref', ''))}: {escape(d.get('title', ''))}</a></li>" for _, d in artefacts)

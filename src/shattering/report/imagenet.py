@@ -21,8 +21,8 @@ from matplotlib.patches import Patch
 from ..executors.outcome import Outcome
 from ..runs import RunRecord
 from .common import mean_ci, status_of, status_text, versions_of, write_csv, write_sidecar, write_text
-from .figures import RC, _draw_accuracy_curves, _figure, _integer_steps, _notes_line, _save, _status_caption, _step_axis
 from .paper_numbers import TABLE2_ALEXNET_TOP5_TEST, TRUST, table2_row
+from .plotting import RC, draw_accuracy_curves, figure, integer_steps, notes_line, save, status_caption, step_axis
 
 SETTING_COLORS = {"aug, dropout, wd": "#1f77b4", "aug": "#2ca02c", "wd": "#ff7f0e", "none": "#d62728"}
 
@@ -74,21 +74,21 @@ def render_fig2a(preset, outcomes: Sequence[Outcome], out_dir: Path, notes: Sequ
     out_dir = Path(out_dir)
     with matplotlib.rc_context(RC):
         metrics = {id(o): RunRecord(o.run_dir).read_metrics() for o in outcomes if o.summary is not None}
-        caption = [*_notes_line(notes),
+        caption = [*notes_line(notes),
                    "Solid: top-1 test accuracy; dashed: top-1 training accuracy; shaded: up to the best test "
                    "accuracy so far (early stopping's reach); dotted: the paper's final top-1 test accuracy "
                    "(Table 2). Lines are means over seeds.",
-                   *_status_caption(outcomes, _label, "fig2a")]
-        fig, (ax,) = _figure(1, preset, caption, panel_w=6.2)
+                   *status_caption(outcomes, _label, "fig2a")]
+        fig, (ax,) = figure(1, preset, caption, panel_w=6.2)
         max_step = max((r["step"] for rows in metrics.values() for r in rows), default=0)
-        scale, xlabel = _step_axis(max_step)
+        scale, xlabel = step_axis(max_step)
         handles, rows_out = [], []
         for key, runs in _settings(outcomes).items():
             label = _setting_name(key)
             color = SETTING_COLORS.get(label, "#555555")
             finished = [o for o in runs if o.summary is not None and metrics.get(id(o))]
             if finished:
-                _draw_accuracy_curves(ax, finished, metrics, scale, color)
+                draw_accuracy_curves(ax, finished, metrics, scale, color)
                 handles.append(Line2D([], [], color=color, lw=1.6, label=f"{label} ({len(finished)} run"
                                                                           f"{'s' * (len(finished) != 1)})"))
                 for o in finished:
@@ -108,9 +108,9 @@ def render_fig2a(preset, outcomes: Sequence[Outcome], out_dir: Path, notes: Sequ
         ax.set_title("(a) ImageNet: explicit regularizers on and off (true labels)", loc="left")
         ax.set_ylim(0, 1.02)
         ax.set_xlim(left=0)
-        _integer_steps(ax, scale)
+        integer_steps(ax, scale)
         ax.grid(alpha=0.3)
-        paths = _save(fig, out_dir, "fig2a")
+        paths = save(fig, out_dir, "fig2a")
         paths.append(write_csv(out_dir / "fig2a.csv", ("setting", "seed", "run_id", "status", "epoch", "step",
                                                        "train_acc", "test_acc", "best_test_acc", "test_acc_top5"),
                                rows_out))
@@ -134,7 +134,7 @@ def _markdown(path: Path, preset, notes: Sequence[str], columns, rows, outcomes)
               "1000 classes.", "",
               "The paper gives neither the dropout rate, the weight-decay coefficient nor the schedule; shattering "
               "uses the TensorFlow Inception V3 defaults of the time [I] (each run's config states them).", "",
-              "Trust tags of the paper's numbers (spec section 0):", ""]
+              "Trust tags of the paper's numbers:", ""]
     lines += [f"- [{tag}] {meaning}" for tag, meaning in TRUST.items() if tag in ("V", "S", "M", "I")]
     lines += ["", f"Runs: {len(outcomes)}; config hashes (run ids) in the last column; data fingerprints and "
               f"records in table2.json; shattering {', '.join(versions_of(outcomes)) or '?'}.", ""]

@@ -35,7 +35,7 @@ MODEL_TITLES = {
     "mlp-1x512": "MLP 1x512",
 }
 
-PARAMS_TAG = "A"  # Table 1's parameter counts, reproduced exactly from the architectures (spec section 3)
+PARAMS_TAG = "A"  # Table 1's parameter counts, reproduced exactly from the architectures (Table 1)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..executors.outcome import Outcome
+from ..models import build_model, paper_param_count
 from .common import mean_ci, status_of, status_text, versions_of, write_csv, write_sidecar, write_text
 from .paper_numbers import MODEL_TITLES, PARAMS_TAG, TABLE4_REGULARIZERS, TRUST, table1_row, table4_row
 
@@ -162,8 +163,6 @@ def _our_params(runs: Sequence[Outcome]) -> int | None:
 
 @functools.lru_cache(maxsize=64)
 def _param_count(model: str, shape: tuple, classes: int) -> int:
-    from ..models import build_model, paper_param_count
-
     return paper_param_count(build_model(model, shape, classes))
 
 
@@ -197,7 +196,7 @@ def _markdown(path: Path, preset, table_name: str, notes: Sequence[str], columns
               "several); runs that did not fit are never averaged in: their own numbers are shown with the status."]
     for text in extra:
         lines += ["", text]
-    lines += ["", "Trust tags of the paper's numbers (spec section 0):", ""]
+    lines += ["", "Trust tags of the paper's numbers:", ""]
     lines += [f"- [{tag}] {meaning}" for tag, meaning in TRUST.items() if tag in ("S", "A", "V", "M")]
     versions = ", ".join(versions_of(outcomes)) or "?"
     lines += ["", f"Runs: {len(outcomes)}; config hashes (run ids) in the last column; data fingerprints and "

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from ..data import dataset_info
-from ..data.registry import locate
+from ..data.location import locate
 from ..errors import ConfigError
 from ..formatting import pct
 from ..validation import check_choice

@@ -8,10 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..config import RunConfig
-from ..corruptions import randomize
+from ..corruptions import randomize, randomize_folder
+from ..data.catalogue import dataset_info
 from ..data.dataset import ImageData, load_dataset
-from ..data.imagenet import LABELS_FILE, FolderData, load_folder_data
-from ..data.registry import dataset_info
+from ..data.folder_data import LABELS_FILE, FolderData
 
 
 def streamed(cfg: RunConfig) -> bool:
@@ -22,11 +22,11 @@ def streamed(cfg: RunConfig) -> bool:
 def make_data(config: RunConfig, progress: bool = False, *,
               labels_dir: str | Path | None = None) -> ImageData | FolderData:
     """Load, prepare and randomize the data of a (resolved) config: the arrays the run trains on. A streamed
-    data set (ImageNet) gives a :class:`~shattering.data.imagenet.FolderData` instead: files and labels, the
+    data set (ImageNet) gives a :class:`~shattering.data.folder_data.FolderData` instead: files and labels, the
     labels kept in the existing folder ``labels_dir`` (``labels.npz``; the run's record folder) when given."""
     cfg = config.resolved()
     if streamed(cfg):
-        return load_folder_data(cfg, Path(labels_dir) / LABELS_FILE if labels_dir is not None else None)
+        return randomize_folder(cfg, Path(labels_dir) / LABELS_FILE if labels_dir is not None else None)
     data = load_dataset(cfg.dataset, data_dir=cfg.data_dir, train_size=cfg.train_size, test_size=cfg.test_size,
                         subset_seed=cfg.data_seed, crop=cfg.crop or None, whitening=cfg.whitening,
                         keep_source=cfg.random_crop, progress=progress)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from ..config import RunConfig
-from ..data.registry import dataset_info
+from ..data.catalogue import dataset_info
 
 
 def lr_at(cfg: RunConfig, epoch: int) -> float:

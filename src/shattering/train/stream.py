@@ -4,7 +4,7 @@ The loop, the book, the records, resume and fit detection are :class:`~shatterin
 two things differ from a data set held as tensors (:mod:`shattering.train.in_memory`):
 
 - **Batches** come from a torch ``DataLoader`` whose worker processes decode the images
-  (:mod:`shattering.data.imagenet`), in the order of the same seeded permutation, one global batch of
+  (:mod:`shattering.data.image_folder`), in the order of the same seeded permutation, one global batch of
   ``batch_size`` at a time (under torchrun each process loads only its shard). Augmentation is drawn per
   image from (seed, epoch, image), so it does not depend on the worker that decodes it, and a resumed run
   sees the same images as an uninterrupted one. Pixels travel as uint8 and are scaled and whitened on the
@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data.imagenet import NO_AUGMENTATION, TEST, TRAIN, FolderImages, make_loader
+from ..data.image_folder import NO_AUGMENTATION, TEST, TRAIN, FolderImages, make_loader
 from ..data.preprocess import per_image_whitening
 from ..devices import autocast
 from ..errors import DataFormatError
@@ -34,7 +34,7 @@ TOP_K = 5
 
 class StreamTrainer(Trainer):
     """A :class:`~shattering.train.trainer.Trainer` whose data stay on disk (a
-    :class:`~shattering.data.imagenet.FolderData`)."""
+    :class:`~shattering.data.folder_data.FolderData`)."""
 
     def _setup_data(self) -> None:
         data = self.data

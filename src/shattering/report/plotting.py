@@ -1,0 +1,114 @@
+"""What every figure of the report shares (Figures 1a, 1b/1c, 2a and 2b of Zhang et al., ICLR 2017): the style,
+the page (title on top, the notes and run statuses as a caption below the axes), the step axis, the accuracy
+curves of Figure 2, and byte-stable PNG and SVG files (no dates or software versions in their metadata).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from ..executors.outcome import Outcome
+from .common import mean_ci, status_counts, status_of, status_text, unfit_lines, versions_of, wrap_lines, write_bytes
+
+RC = {
+    "svg.hashsalt": "shattering",  # fixed ids in the SVG: the same figure gives the same bytes
+    "svg.fonttype": "none",  # text stays text (searchable, smaller)
+    "font.size": 8.5,
+    "axes.titlesize": 9.5,
+    "axes.labelsize": 8.5,
+    "legend.fontsize": 7.5,
+    "legend.framealpha": 0.85,
+    "xtick.labelsize": 8,
+    "ytick.labelsize": 8,
+}
+PNG_DPI = 130
+MAX_CAPTION_RUNS = 6  # list runs that did not fit one per line up to this many; beyond, point to the sidecar
+
+
+def figure(ncols: int, preset: Any, caption: Sequence[str], panel_w: float = 4.7,
+           panel_h: float = 3.4) -> tuple[Figure, Sequence[Axes]]:
+    """A figure of ``ncols`` panels with the title on top and the caption (notes) below, sized in inches."""
+    width = max(7.0, panel_w * ncols + 1.0)
+    lines = wrap_lines(caption, int(width * 19))
+    cap_h = 0.135 * len(lines) + 0.15
+    title = [f"Zhang et al. (ICLR 2017), {preset.paper_ref}: reproduced",
+             *wrap_lines([preset.title], int(width * 13))]
+    top_h = 0.45 + 0.2 * len(title)
+    xlab_h = 0.5
+    height = top_h + panel_h + xlab_h + cap_h
+    fig = Figure(figsize=(width, height))
+    fig.subplots_adjust(left=0.7 / width, right=1 - 0.25 / width, top=1 - top_h / height,
+                        bottom=(xlab_h + cap_h) / height, wspace=0.25)
+    axes = fig.subplots(1, ncols, squeeze=False)[0]
+    fig.text(0.5, 1 - 0.12 / height, title[0], ha="center", va="top", fontsize=10.5, weight="bold")
+    if len(title) > 1:
+        fig.text(0.5, 1 - 0.34 / height, "\n".join(title[1:]), ha="center", va="top", fontsize=9)
+    if lines:
+        fig.text(0.012, (cap_h - 0.08) / height, "\n".join(lines), ha="left", va="top", fontsize=7,
+                 color="#333333", linespacing=1.3)
+    return fig, axes
+
+
+def save(fig: Figure, out_dir: Path, stem: str) -> list[Path]:
+    """``stem.png`` and ``stem.svg``, without dates or software versions in their metadata."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for fmt, metadata in (("png", {"Software": None}), ("svg", {"Date": None, "Creator": None})):
+        buf = io.BytesIO()
+        fig.savefig(buf, format=fmt, dpi=PNG_DPI, metadata=metadata)
+        paths.append(write_bytes(out_dir / f"{stem}.{fmt}", buf.getvalue()))
+    return paths
+
+
+def integer_steps(ax: Axes, scale: float) -> None:
+    if scale == 1:  # a handful of steps: no fractional ticks
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def step_axis(max_step: float) -> tuple[float, str]:
+    if max_step >= 2000:
+        return 1000.0, "training steps (thousands)"
+    return 1.0, "training steps"
+
+
+def notes_line(notes: Sequence[str]) -> list[str]:
+    return [f"Differs from the paper: {'; '.join(notes)}."] if notes else []
+
+
+def status_caption(outcomes: Sequence[Outcome], label: Callable[[Outcome], str], stem: str) -> list[str]:
+    lines = []
+    unfit = [o for o in outcomes if status_of(o) != "fit"]
+    if unfit and len(unfit) <= MAX_CAPTION_RUNS:
+        lines += unfit_lines(outcomes, label)
+    elif unfit:
+        failed = [o for o in unfit if status_of(o) == "failed"]
+        lines.append(f"{len(unfit) - len(failed)} run(s) did not fit or diverged (marked in the plot; listed in "
+                     f"{stem}.json).")
+        lines += [f"{label(o)}, seed {o.config.seed}: {status_text(o)}" for o in failed]
+    versions = ", ".join(versions_of(outcomes)) or "?"
+    lines.append(f"{len(outcomes)} runs ({status_counts(outcomes)}); their config hashes, data fingerprints and "
+                 f"records are listed in {stem}.json; shattering {versions}.")
+    return lines
+
+
+def draw_accuracy_curves(ax: Axes, runs: Sequence[Outcome], metrics: dict, scale: float, color: str, *, lw: float = 1.6,
+                          alpha: float = 1.0) -> tuple[list, dict] | None:
+    """Mean test (solid) and training (dashed) accuracy of ``runs`` against steps, shaded from the test accuracy
+    up to the best test accuracy so far (Figure 2); ``(steps, curves)``, or None when a run has no epoch."""
+    n = min(len(metrics[id(o)]) for o in runs)
+    if n == 0:
+        return None
+    xs = [r["step"] / scale for r in metrics[id(runs[0])][:n]]
+    curves = {k: [mean_ci([metrics[id(o)][i][k] for o in runs])[0] for i in range(n)]
+              for k in ("train_acc", "test_acc", "best_test_acc")}
+    ax.fill_between(xs, curves["test_acc"], curves["best_test_acc"], color=color, alpha=0.18 * alpha, lw=0)
+    ax.plot(xs, curves["test_acc"], color=color, lw=lw, alpha=alpha)
+    ax.plot(xs, curves["train_acc"], color=color, lw=lw, ls="--", alpha=alpha)
+    return xs, curves
