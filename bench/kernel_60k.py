@@ -40,8 +40,12 @@ sys.path.insert(0, str(HERE))
 
 from bench import RESULTS, write_results  # noqa: E402  (bench/bench.py: one writer of RESULTS.md sections)
 
+from shattering.data import dataset_info  # noqa: E402
 from shattering.errors import ShatteringError  # noqa: E402
-from shattering.theory import kernels  # noqa: E402
+from shattering.experiments.sample import load_sample  # noqa: E402
+from shattering.theory import kernel_solver, memory  # noqa: E402
+from shattering.theory.fixed_point import FixedPointUpper  # noqa: E402
+from shattering.theory.linear_algebra import KernelFactorizationError  # noqa: E402
 from shattering.validation import check_choices, check_float, check_int, one_hot  # noqa: E402
 
 TIME_TARGET = 12 * 60  # seconds, the target for n = 60,000
@@ -57,7 +61,7 @@ def machine() -> dict:
                 model = line.split(":", 1)[1].strip()
     except (OSError, subprocess.SubprocessError):
         pass
-    total = kernels.physical_memory()
+    total = memory.physical_memory()
     return {"cpu": model, "cores": os.cpu_count(), "ram_gib": None if total is None else total / 2 ** 30,
             "torch": torch.__version__, "threads": torch.get_num_threads(), "numpy": np.__version__}
 
@@ -90,9 +94,6 @@ def log(start: float, message: str) -> None:
 
 
 def run(args) -> dict:
-    from shattering.data import dataset_info
-    from shattering.theory.sample import load_sample
-
     start = time.perf_counter()
     info = {"machine": machine(), "load_start": os.getloadavg(), "n": args.n, "block": args.block, "tol": args.tol,
             "date": datetime.datetime.now().isoformat(timespec="minutes")}
@@ -102,19 +103,19 @@ def run(args) -> dict:
     check_int(args.max_steps, "max_steps", minimum=0)
     if args.budget is not None:
         check_float(args.budget, "budget", low=0.0, low_open=True)
-    kernels.check_memory(n, torch.float32, d=784, block_size=args.block)  # one sentence, before any work
-    matrix, extra = kernels.memory_needed(n, torch.float32, d=784, block_size=args.block)
-    stored = kernels.FixedPointUpper.nbytes(n)
+    memory.check_memory(n, torch.float32, d=784, block_size=args.block)  # one sentence, before any work
+    matrix, extra = memory.memory_needed(n, torch.float32, d=784, block_size=args.block)
+    stored = FixedPointUpper.nbytes(n)
     log(start, f"{info['machine']['cpu']}, {info['machine']['cores']} cores, {info['machine']['ram_gib']:.1f} GiB; "
                f"load average {info['load_start'][0]:.2f}; the matrix needs {matrix / 1e9:.1f} GB + "
                f"{extra / 1e9:.1f} GB (+ {stored / 1e9:.1f} GB to keep the kernel for fast refinement), "
-               f"{kernels.available_memory() / 1e9:.1f} GB available")
+               f"{memory.available_memory() / 1e9:.1f} GB available")
     info["peak_gflops"] = matmul_peak()
     log(start, f"float32 matmul peak (torch.mm 4096, median): {info['peak_gflops']:.0f} GFLOP/s")
 
     sample = load_sample("fashion-mnist", n, None, whitening="none")  # pixels / 255: "no preprocessing"
     x, x_test, y_test = sample.flat("train"), sample.flat("test"), sample.data.y_test
-    label_sets = {name: sample.labels(name, None, args.seed) for name in args.labels}
+    label_sets = {name: sample.labels(f"{name}-labels", None, args.seed) for name in args.labels}
     log(start, f"Fashion-MNIST: {len(x):,} train / {len(x_test):,} test, d = {x.shape[1]}, pixels in "
                f"[{x.min():g}, {x.max():g}]")
 
@@ -129,9 +130,9 @@ def run(args) -> dict:
             log(start, f"{phase}: {done:,} / {total:,}")
 
     try:
-        solver = kernels.KernelSolver(x, "gaussian", None, dtype="float32", block_size=args.block, seed=args.seed,
+        solver = kernel_solver.KernelSolver(x, "gaussian", None, dtype="float32", block_size=args.block, seed=args.seed,
                                       stored_products=args.stored, progress=progress)
-    except kernels.KernelFactorizationError as exc:  # measured and reported like a result
+    except KernelFactorizationError as exc:  # measured and reported like a result
         now = time.perf_counter()
         info.update(failed=str(exc), kernel_s=marks.get("kernel", now) - marks["solver"],
                     factor_s=now - marks.get("kernel", now), total_s=now - start, peak_rss=peak_rss(),
@@ -235,7 +236,7 @@ def render(info: dict) -> str:
              "label set solved with that one factorization and refined by conjugate gradients preconditioned by it "
              f"until max |K alpha - Y| <= {info['tol']:g}. Refinement products: {s['refinement_products']}"
              + (" (K above the diagonal kept in 48-bit fixed point beside the factor, "
-                f"{kernels.FixedPointUpper.nbytes(n) / 1e9:.1f} GB more)" if "48" in s["refinement_products"] else "")
+                f"{FixedPointUpper.nbytes(n) / 1e9:.1f} GB more)" if "48" in s["refinement_products"] else "")
              + "; each label set's final residual is proven below the tolerance from the stored kernel plus the "
              "worst error its storage can cause (2^-46 per entry times ||alpha||_1), or recomputed from the kernel "
              "in float64 where that bound is not enough; then every label set is checked once more against the "
@@ -281,9 +282,9 @@ def main(argv=None) -> int:
     parser.add_argument("--n", type=int, default=60000, help="training images (default: 60000, all)")
     parser.add_argument("--labels", default="true,random", help="label sets in order (default: true,random)")
     parser.add_argument("--block", type=int, default=4096, help="Cholesky block size (default: 4096)")
-    parser.add_argument("--tol", type=float, default=kernels.REFINE_TOL["float32"],
+    parser.add_argument("--tol", type=float, default=kernel_solver.REFINE_TOL["float32"],
                         help="refine until max |K alpha - Y| <= tol (default: %(default)g)")
-    parser.add_argument("--max-steps", type=int, default=kernels.REFINE_STEPS["float32"],
+    parser.add_argument("--max-steps", type=int, default=kernel_solver.REFINE_STEPS["float32"],
                         help="most CG steps per label set (default: %(default)s)")
     parser.add_argument("--budget", type=float, default=None,
                         help="stop refining once this many seconds have passed since the start (default: none)")

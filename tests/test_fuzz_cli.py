@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 import shattering.models
 from shattering.cli import main
-from shattering.cli.presets import COMPUTED, GROUPS
+from shattering.cli.presets import GROUPS
 from shattering.config import RunConfig
 from shattering.corruptions import CORRUPTIONS, PIXEL_UNITS
 from shattering.data.catalogue import DATASETS
@@ -95,7 +95,7 @@ POS_FLOAT = floats_outside(lambda x: 0 < x < math.inf)
 NONNEG_FLOAT = floats_outside(lambda x: 0 <= x < math.inf)
 UNIT_OPEN = floats_outside(lambda x: 0 <= x < 1)  # [0, 1)
 DATASET = not_one_of(DATASETS)
-LABELS = not_one_of(("true", "partial", "random"))
+LABELS = not_one_of(("true-labels", "partial-labels", "random-labels"))
 
 # --------------------------------------------------------------------------------------------------
 # The commands: a cheap base command line and, per option, values that must be refused
@@ -130,28 +130,32 @@ COMMANDS = {
     "data fetch": (["data", "fetch", "x"], {}, {2: st.one_of(DATASET, st.sampled_from(["digits", "mnist1d"]))}),
     "sweep": (["sweep", "fig1a", "--scale", "smoke", "--quiet"], SWEEP_OPTIONS, {1: not_one_of(PRESETS)}),
     "reproduce": (["reproduce", "fig1a", "--scale", "smoke", "--quiet"], SWEEP_OPTIONS,
-                  {1: not_one_of((*PRESETS, *COMPUTED, *GROUPS))}),
-    "expressivity": (["expressivity", "--dataset", "digits", "--n", "20", "--n-test", "10", "--candidates", "2"], {
-        "--dataset": DATASET, "--n": POS_INT, "--labels": LABELS, "--p": PROB, "--depth": ints(below=2),
-        "--n-test": POS_INT, "--candidates": POS_INT, "--offset": floats_outside(lambda x: 0 < x <= 0.5),
-        "--method": not_one_of(("auto", "triangular", "recurrence")), "--seed": NONNEG_INT}, {}),
-    "minnorm": (["minnorm", "--dataset", "digits", "--n", "10", "--epochs", "1"], {
-        "--dataset": not_one_of((*DATASETS, "synthetic")), "--n": POS_INT, "--features": not_one_of(("raw", "random")),
-        "--width": POS_INT, "--labels": LABELS, "--p": PROB, "--epochs": NONNEG_INT, "--lr": POS_FLOAT,
-        "--batch-size": POS_INT, "--seed": NONNEG_INT}, {}),
-    "kernel": (["kernel", "--dataset", "digits", "--n-train", "20", "--n-test", "10"], {
+                  {1: not_one_of((*PRESETS, *GROUPS))}),
+    "expressivity": (["expressivity", "--dataset", "digits", "--train-size", "20", "--test-size", "10", "--candidates",
+                      "2"], {
+        "--dataset": DATASET, "--train-size": POS_INT, "--corruption": LABELS, "--p": PROB, "--depth": ints(below=2),
+        "--test-size": POS_INT, "--candidates": POS_INT, "--offset": floats_outside(lambda x: 0 < x <= 0.5),
+        "--method": not_one_of(("auto", "triangular", "recurrence")), "--seed": NONNEG_INT,
+        "--data-seed": NONNEG_INT}, {}),
+    "minnorm": (["minnorm", "--dataset", "digits", "--train-size", "10", "--epochs", "1"], {
+        "--dataset": not_one_of((*DATASETS, "synthetic")), "--train-size": POS_INT,
+        "--test-size": POS_INT, "--features": not_one_of(("raw", "random")),
+        "--width": POS_INT, "--corruption": LABELS, "--p": PROB, "--epochs": NONNEG_INT, "--lr": POS_FLOAT,
+        "--batch-size": POS_INT, "--seed": NONNEG_INT, "--data-seed": NONNEG_INT}, {}),
+    "kernel": (["kernel", "--dataset", "digits", "--train-size", "20", "--test-size", "10"], {
         "--dataset": DATASET, "--kernel": not_one_of(("gaussian", "laplacian")),
         "--features": not_one_of(("raw", "gabor", "scattering", "random-conv")),
-        "--labels": bad_list(("true", "partial", "random")), "--p": PROB, "--n-train": POS_INT, "--n-test": POS_INT,
+        "--corruption": bad_list(("true-labels", "partial-labels", "random-labels")), "--p": PROB,
+        "--train-size": POS_INT, "--test-size": POS_INT,
         "--ridge": NONNEG_FLOAT, "--bandwidth": POS_FLOAT, "--dtype": not_one_of(("float64", "float32")),
         "--block-size": POS_INT, "--whitening": not_one_of((*WHITENINGS, "default")),
         "--filters": (POS_INT, ["--features", "random-conv"]),  # used by random-conv features only
-        "--seed": NONNEG_INT}, {}),
-    "rademacher": (["rademacher", "--dataset", "digits", "--n", "20", "--draws", "1", "--epochs", "1", "--probes",
-                    "network"], {
-        "--dataset": DATASET, "--n": ints(below=2), "--model": not_one_of(MODELS), "--draws": POS_INT,
-        "--probes": bad_list(("network", "kernel", "linear")), "--epochs": POS_INT, "--lr": POS_FLOAT,
-        "--seed": NONNEG_INT}, {}),
+        "--seed": NONNEG_INT, "--data-seed": NONNEG_INT}, {}),
+    "rademacher": (["rademacher", "--dataset", "digits", "--train-size", "20", "--draws", "1", "--epochs", "1",
+                    "--probes", "network"], {
+        "--dataset": DATASET, "--train-size": ints(below=2), "--test-size": POS_INT, "--model": not_one_of(MODELS),
+        "--draws": POS_INT, "--probes": bad_list(("network", "kernel", "linear")), "--epochs": POS_INT,
+        "--lr": POS_FLOAT, "--seed": NONNEG_INT, "--data-seed": NONNEG_INT}, {}),
     "report": (["report", "does-not-exist"], {}, {}),
     "presets": (["presets"], {}, {}),
     "data list": (["data", "list"], {}, {}),
@@ -190,7 +194,7 @@ def tripwires(monkeypatch, tmp_path):
 
     monkeypatch.setattr("shattering.executors.outcome.run", trip)
     monkeypatch.setattr("shattering.executors.sweep.run_sweep", trip)
-    monkeypatch.setattr("shattering.theory.table3.compute_table3", trip)
+    monkeypatch.setattr("shattering.experiments.table3.compute_table3", trip)
     monkeypatch.setattr("shattering.data.download.download", trip)
     monkeypatch.chdir(tmp_path)
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from shattering.cli import main
-from shattering.theory import table3
+from shattering.errors import ConfigError
+from shattering.experiments import table3
+from shattering.experiments.presets import PRESETS, get_preset
 
 
 def test_reproduce_table3_smoke_then_reuse(tmp_path, capsys, monkeypatch):
@@ -23,6 +25,17 @@ def test_reproduce_table3_smoke_then_reuse(tmp_path, capsys, monkeypatch):
     assert main(["reproduce", "table3", "--scale", "smoke", "--out", str(out), "--quiet"]) == 0
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
     capsys.readouterr()
+
+
+def test_table3_is_a_computed_preset_of_the_registry(capsys):
+    preset = get_preset("table3")
+    assert preset is PRESETS["table3"] and preset.computed and preset.kind == "table" and not preset.rows
+    assert preset.paper_ref == "Section 5, Appendix D, Table 3" and preset.notes("smoke") == []
+    with pytest.raises(ConfigError, match="computed, not trained"):
+        preset.configs("smoke")
+    assert main(["sweep", "table3", "--scale", "smoke", "--quiet"]) == 2  # nothing to sweep: one sentence
+    assert "reproduce table3" in capsys.readouterr().err
+    assert not any(p.computed for name, p in PRESETS.items() if name != "table3")
 
 
 def test_unknown_preset_lists_table3(capsys):

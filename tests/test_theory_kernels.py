@@ -1,5 +1,6 @@
-"""Tests for `shattering/theory/kernels.py`, `features.py` and `table3.py`: exact kernel interpolation (Eq. 3,
-Table 3 of Zhang et al., ICLR 2017)."""
+"""Tests for the kernel modules of `shattering/theory/` (kernel functions, evaluator, linear algebra, fixed-point
+storage, memory, solver), `theory/features.py`, `experiments/kernel_interpolation.py`, `experiments/table3.py`
+and `report/table3.py`: exact kernel interpolation (Eq. 3, Table 3 of Zhang et al., ICLR 2017)."""
 
 from __future__ import annotations
 
@@ -11,25 +12,25 @@ import torch
 from scipy.spatial.distance import cdist, pdist
 
 from shattering.errors import ConfigError, ShatteringError
+from shattering.experiments import kernel_interpolation, table3
+from shattering.experiments.kernel_interpolation import kernel_experiment
+from shattering.experiments.presets import PRESETS
+from shattering.experiments.sample import load_sample
+from shattering.report.table3 import render_table3
 from shattering.theory import features as feat
-from shattering.theory import kernels, table3
-from shattering.theory.kernels import (
-    FixedPointUpper,
-    KernelEvaluator,
+from shattering.theory import kernel_functions, kernel_solver, memory
+from shattering.theory.fixed_point import FixedPointUpper
+from shattering.theory.kernel_evaluator import KernelEvaluator, kernel_matrix
+from shattering.theory.kernel_functions import default_bandwidth, median_bandwidth
+from shattering.theory.kernel_solver import KernelSolver, fit_label_sets
+from shattering.theory.linear_algebra import (
     KernelFactorizationError,
-    KernelMemoryError,
-    KernelSolver,
     blocked_cholesky_,
-    default_bandwidth,
-    fit_label_sets,
-    kernel_experiment,
-    kernel_matrix,
-    median_bandwidth,
     solve_lower_,
     solve_lower_transpose_,
     symmetric_product_from_upper,
 )
-from shattering.theory.sample import load_sample
+from shattering.theory.memory import KernelMemoryError
 
 from .conftest import needs_fashion
 
@@ -161,7 +162,7 @@ def test_ridge_solution_matches_kernel_ridge():
 def test_interpolates_true_and_random_labels(digits):
     sample, x, x_test = digits
     solver = KernelSolver(x, "gaussian")
-    labels = {"true": sample.labels("true"), "random": sample.labels("random", seed=1)}
+    labels = {"true-labels": sample.labels("true-labels"), "random-labels": sample.labels("random-labels", seed=1)}
     true, rand = fit_label_sets(solver, labels, 10, true_labels=sample.data.y_train, x_test=x_test,
                                 y_test=sample.data.y_test)
     for r in (true, rand):
@@ -173,7 +174,7 @@ def test_interpolates_true_and_random_labels(digits):
 
 def test_small_blocks_give_the_same_solution(digits):
     sample, x, _ = digits
-    y = torch.from_numpy(np.eye(10)[sample.labels("random", seed=2)])
+    y = torch.from_numpy(np.eye(10)[sample.labels("random-labels", seed=2)])
     alpha_one, _ = KernelSolver(x, "laplacian").solve(y)
     alpha_blocked, _ = KernelSolver(x, "laplacian", block_size=64).solve(y)
     assert torch.allclose(alpha_one, alpha_blocked, atol=1e-8)
@@ -182,7 +183,8 @@ def test_small_blocks_give_the_same_solution(digits):
 def test_float32_factorization_is_refined_to_interpolation(digits):
     sample, x, _ = digits
     solver = KernelSolver(x, "laplacian", dtype="float32", block_size=128)
-    (r,) = fit_label_sets(solver, {"random": sample.labels("random")}, 10, true_labels=sample.data.y_train)
+    (r,) = fit_label_sets(solver, {"random-labels": sample.labels("random-labels")}, 10,
+                          true_labels=sample.data.y_train)
     assert r.interpolates and r.refinement_steps >= 1
 
 
@@ -296,13 +298,13 @@ def test_refinement_reports_when_it_stops_short():
 
 def test_second_label_set_reuses_the_factorization(monkeypatch):
     calls = []
-    original = kernels.blocked_cholesky_
+    original = kernel_solver.blocked_cholesky_
 
     def counting(*args, **kwargs):
         calls.append(1)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(kernels, "blocked_cholesky_", counting)
+    monkeypatch.setattr(kernel_solver, "blocked_cholesky_", counting)
     x = pixels(200, 12)
     solver = KernelSolver(x, "gaussian", dtype="float32", block_size=64)
     labels = np.arange(200) % 4
@@ -316,9 +318,10 @@ def test_memory_is_checked_before_any_work(monkeypatch):
     def heavy(*args, **kwargs):
         raise AssertionError("heavy work started before the memory check")
 
-    monkeypatch.setattr(kernels, "available_memory", lambda: 2 * 10 ** 9)
-    monkeypatch.setattr(kernels, "median_bandwidth", heavy)
-    monkeypatch.setattr(kernels.KernelEvaluator, "__init__", heavy)
+    monkeypatch.setattr(memory, "available_memory", lambda: 2 * 10 ** 9)
+    monkeypatch.setattr(kernel_solver, "available_memory", lambda: 2 * 10 ** 9)
+    monkeypatch.setattr(kernel_functions, "median_bandwidth", heavy)
+    monkeypatch.setattr(KernelEvaluator, "__init__", heavy)
     x = np.zeros((30000, 1))  # 3.6 GB in float32, 7.2 GB in float64
     with pytest.raises(KernelMemoryError) as err:
         KernelSolver(x, dtype="float32")
@@ -327,10 +330,10 @@ def test_memory_is_checked_before_any_work(monkeypatch):
     assert "2.0 GB of memory is available" in message and message.count(". ") == 0 and message.endswith(".")
     with pytest.raises(KernelMemoryError, match="use float32"):
         KernelSolver(x)
-    monkeypatch.setattr("shattering.theory.sample.load_sample", heavy)  # the data are not even loaded
-    monkeypatch.setattr(kernels, "available_memory", lambda: 10 ** 7)
+    monkeypatch.setattr(kernel_interpolation, "load_sample", heavy)  # the data are not even loaded
+    monkeypatch.setattr(memory, "available_memory", lambda: 10 ** 7)
     with pytest.raises(KernelMemoryError, match="1,437 x 1,437 float64"):
-        kernel_experiment("digits", n_train=1437)
+        kernel_experiment("digits", train_size=1437)
 
 
 def test_ridge_changes_the_solution(digits):
@@ -346,8 +349,9 @@ def test_ridge_changes_the_solution(digits):
 
 
 def test_kernel_experiment_three_label_sets_one_factorization():
-    r = kernel_experiment("digits", labels="true,partial,random", p=0.5, n_train=400, n_test=200, block_size=128)
-    assert [x["labels"] for x in r["results"]] == ["true", "partial", "random"]
+    r = kernel_experiment("digits", corruption="true-labels,partial-labels,random-labels", p=0.5, train_size=400,
+                          test_size=200, block_size=128)
+    assert [x["corruption"] for x in r["results"]] == ["true-labels", "partial-labels", "random-labels"]
     assert all(x["interpolates"] and x["train_error"] == 0 for x in r["results"])
     noise = [x["label_noise"] for x in r["results"]]
     assert noise[0] == 0 < noise[1] < noise[2]
@@ -366,22 +370,24 @@ def test_default_bandwidth_is_a_quarter_of_the_median_for_the_gaussian_only():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    ({"kernel": "polynomial"}, "kernel"), ({"n_train": 0}, "n_train"),
+    ({"kernel": "polynomial"}, "kernel"), ({"train_size": 0}, "train_size"),
     ({"p": 1.5}, r"'p' parameter must be a number in \[0, 1\]; got 1.5 instead"),
-    ({"labels": "true,bogus"}, "labels"), ({"labels": "partial"}, "needs a corruption probability"),
+    ({"corruption": "true-labels,bogus"}, "corruption"),
+    ({"corruption": "true-labels,shuffled-pixels"}, "corruption"),  # a pixel corruption is no label set
+    ({"corruption": "partial-labels"}, "needs a corruption probability"),
     ({"ridge": -1.0}, "ridge"), ({"dtype": "float16"}, "dtype"), ({"bandwidth": 0.0}, "bandwidth"),
     ({"features": "sift"}, "features"),
-    ({"n_train": 5000}, "'n_train' parameter must be at most 1437; got 5000 instead"),
+    ({"train_size": 5000}, "'train_size' parameter must be at most 1437; got 5000 instead"),
     ({"tol": -1.0}, "tol"), ({"max_steps": -1}, "max_steps"), ({"block_size": 0}, "block_size"),
 ])
 def test_bad_options(kwargs, match):
     with pytest.raises(ConfigError, match=match):
-        kernel_experiment("digits", **({"n_train": 50, "n_test": 20} | kwargs))
+        kernel_experiment("digits", **({"train_size": 50, "test_size": 20} | kwargs))
 
 
 @needs_fashion
 def test_fashion_mnist_random_labels_interpolated():
-    r = kernel_experiment("fashion-mnist", n_train=800, n_test=500)
+    r = kernel_experiment("fashion-mnist", train_size=800, test_size=500)
     true, rand = r["results"]
     assert true["interpolates"] and rand["interpolates"]
     assert rand["norm"] > true["norm"] and true["test_error"] < 0.35 < 0.8 < rand["test_error"]
@@ -453,7 +459,7 @@ def test_compute_and_render_table3_smoke(tmp_path):
     assert raw["interpolates"] and raw["train_error"] == 0 and raw["random_train_error"] == 0
     assert raw["random_norm"] > raw["norm"] and raw["test_error"] < raw["random_test_error"]
     assert conv_l2["ridge"] == table3.TABLE_RIDGE and "not comparable" in conv_l2["note"]
-    paths = table3.render_table3(rows, tmp_path)
+    paths = render_table3(PRESETS["table3"], rows, tmp_path, [])
     assert {p.name for p in paths} == {"table3.md", "table3.csv"}
     md = (tmp_path / "table3.md").read_text()
     assert "1.2%" in md and "0.6%" in md and "15.0%" in md and "not comparable" in md

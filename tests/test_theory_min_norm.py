@@ -1,5 +1,5 @@
-"""Tests for `shattering/theory/min_norm.py`: SGD on over-parameterized least squares finds pinv(X) y
-(Section 5 of Zhang et al., ICLR 2017)."""
+"""Tests for `shattering/theory/min_norm.py` and `experiments/min_norm.py`: SGD on over-parameterized least
+squares finds pinv(X) y (Section 5 of Zhang et al., ICLR 2017)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from shattering.errors import ConfigError
+from shattering.experiments.min_norm import min_norm_experiment
 from shattering.theory.min_norm import (
-    min_norm_experiment,
     min_norm_solution,
     null_space_component,
     sgd_least_squares,

@@ -1,5 +1,5 @@
-"""Tests for `shattering/theory/relu_interpolation.py`: Theorem 1, Lemma 1 and the depth-k variant (Section 4,
-Appendix C of Zhang et al., ICLR 2017)."""
+"""Tests for `shattering/theory/relu_interpolation.py` and `experiments/expressivity.py`: Theorem 1, Lemma 1 and
+the depth-k variant (Section 4, Appendix C of Zhang et al., ICLR 2017)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,14 @@ import pytest
 import torch
 
 from shattering.errors import ConfigError
+from shattering.experiments.expressivity import expressivity
+from shattering.experiments.sample import load_sample
 from shattering.theory.relu_interpolation import (
     DeepReLUInterpolant,
     ReLUInterpolant,
     check_distinct,
     choose_direction,
     condition_estimate,
-    expressivity,
     fit_relu_interpolant,
     interleave,
     lemma1_matrix,
@@ -62,10 +63,8 @@ def test_class_index_as_one_real_output():
 
 
 def test_images_are_flattened_and_random_labels_fit():
-    from shattering.theory.sample import load_sample
-
     sample = load_sample("digits", 400)
-    y = sample.labels("random", seed=3)
+    y = sample.labels("random-labels", seed=3)
     model, info = fit_relu_interpolant(sample.data.x_train, y, num_classes=10)
     assert info.d == 64
     assert (predict(model, sample.data.x_train).argmax(1) == y).all()
@@ -165,7 +164,7 @@ def test_deepest_variant_one_unit_per_layer():
 
 
 def test_expressivity_experiment_on_digits():
-    r = expressivity("digits", 300, labels="random", depth=3, seed=1)
+    r = expressivity("digits", 300, corruption="random-labels", depth=3, seed=1, data_seed=1)
     assert r["weights"] == {"theorem_1": 2 * 300 + 64, "one_per_class": 300 * 10 + 300 + 64}
     assert r["scalar"]["num_weights"] == 2 * 300 + 64
     for key in ("scalar", "one_per_class", "deep"):

@@ -21,11 +21,8 @@ from ..errors import ConfigError, ShatteringError
 from ..executors import EXECUTORS
 from ..experiments.presets import PRESETS, SCALES, get_preset
 
-# Artefacts computed without training runs: name -> (paper reference, title).
-COMPUTED = {"table3": ("Section 5, Appendix D, Table 3",
-                       "Kernel interpolation (Eq. 3): test error and norm, true and random labels")}
 # Names ``shatter reproduce`` accepts besides the presets: unions of presets.
-GROUPS = {"fig1": ("fig1a", "fig1bc"), "imagenet": ("table2", "fig2a"), "all": (*PRESETS, *COMPUTED)}
+GROUPS = {"fig1": ("fig1a", "fig1bc"), "imagenet": ("table2", "fig2a"), "all": tuple(PRESETS)}
 
 
 def add_sweep_options(p, extra_names: tuple[str, ...] = ()) -> None:
@@ -119,12 +116,11 @@ def register(sub) -> None:
 
 def _cmd_presets(args) -> int:
     rows = {name: {"title": p.title, "paper": p.paper_ref, "runs": len(p.rows)} for name, p in PRESETS.items()}
-    rows |= {name: {"title": title, "paper": ref, "runs": 0} for name, (ref, title) in COMPUTED.items()}
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
     for name, row in rows.items():
-        runs = f"{row['runs']:>3} runs" if row["runs"] else " kernels"
+        runs = f"{row['runs']:>3} runs" if row["runs"] else "computed"
         print(f"{name:<8} {row['paper']:<32} {runs}  {row['title']}")
     print("groups: " + "; ".join(f"{g} = {' + '.join(members)}" for g, members in GROUPS.items()))
     return 0
@@ -144,30 +140,12 @@ def _cmd_sweep(args) -> int:
 
 
 def reproduce_presets(name: str) -> list:
-    """The training presets ``shatter reproduce NAME`` draws: one preset, or a group (``fig1``, ``all``)."""
+    """The presets ``shatter reproduce NAME`` draws: one preset, or a group (``fig1``, ``all``)."""
     names = GROUPS.get(name, (name,))
     for n in names:
-        if n not in PRESETS and n not in COMPUTED:
-            raise ConfigError(f"Unknown preset {n!r}; known presets: {', '.join((*PRESETS, *COMPUTED, *GROUPS))}.")
-    return [get_preset(n) for n in names if n in PRESETS]
-
-
-def reproduce_table3(scale: str, dataset: str | None, out: str, seed: int = 0) -> list[Path]:
-    """Compute Table 3's kernel rows (or reuse those computed before with the same request) and draw them."""
-    from ..files import atomic_write_json, read_json
-    from ..report.renderers import artefact_dir
-    from ..theory.table3 import compute_table3, render_table3
-
-    out_dir = artefact_dir(out, "table3")
-    request = {"scale": scale, "dataset": dataset, "seed": seed}
-    done = read_json(out_dir / "table3.request.json")
-    rows = None
-    if done == request and (out_dir / "table3.json").is_file():
-        rows = json.loads((out_dir / "table3.json").read_text())
-    if rows is None:
-        rows = compute_table3(scale, dataset, out_dir, seed=seed)
-        atomic_write_json(out_dir / "table3.request.json", request)
-    return render_table3(rows, out_dir)
+        if n not in PRESETS:
+            raise ConfigError(f"Unknown preset {n!r}; known presets: {', '.join((*PRESETS, *GROUPS))}.")
+    return [get_preset(n) for n in names]
 
 
 def reproduce(name: str, scale: str = "quick", *, dataset: str | None = None, seeds: int = 1, out: str = "runs",
@@ -185,9 +163,11 @@ def reproduce(name: str, scale: str = "quick", *, dataset: str | None = None, se
     from ..report.renderers import artefact_dir, render
 
     presets = reproduce_presets(name)
-    computed = [n for n in GROUPS.get(name, (name,)) if n in COMPUTED]
+    computed = [p for p in presets if p.computed]
     plans, skipped = [], {}
     for p in presets:
+        if p.computed:
+            continue
         configs = p.configs(scale, dataset=dataset, seeds=seeds, out=out, **overrides)
         try:
             check_user_data(configs)
@@ -209,13 +189,15 @@ def reproduce(name: str, scale: str = "quick", *, dataset: str | None = None, se
         except Exception as exc:  # a drawing bug must not hide the other artefacts; the trace goes to stderr
             errors[preset.name] = f"{type(exc).__name__}: {exc}"
             traceback.print_exc(file=sys.stderr)
-    for table in computed:  # no training runs: computed directly (kernels)
+    for preset in computed:  # no training runs: the preset computes its rows (Table 3: kernels)
+        out_dir = artefact_dir(out, preset.name)
         try:
-            artefacts[table] = reproduce_table3(scale, dataset, out)
+            artefacts[preset.name] = render(preset, preset.compute(scale, dataset, out_dir), out_dir,
+                                            preset.notes(scale, dataset))
         except ShatteringError:
             raise
         except Exception as exc:
-            errors[table] = f"{type(exc).__name__}: {exc}"
+            errors[preset.name] = f"{type(exc).__name__}: {exc}"
             traceback.print_exc(file=sys.stderr)
     return {"outcomes": outcomes, "artefacts": artefacts, "render_errors": errors, "skipped": skipped}
 

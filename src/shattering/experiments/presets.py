@@ -1,5 +1,6 @@
 """One preset per artefact of the paper: a grid of runs (data), at three scales, and the function that
-turns the runs' records into the figure or table.
+turns the runs' records into the figure or table; or, for an artefact that trains nothing (Table 3, kernels),
+the function that computes its rows.
 
 Scales:
 
@@ -21,11 +22,14 @@ or several with torchrun; see docs/scaling.md).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ..config import RunConfig
 from ..data.catalogue import DATASETS
 from ..errors import ConfigError
+from . import table3
 
 SCALES = ("smoke", "quick", "paper")
 PAPER_DATASET = "cifar10"
@@ -38,7 +42,12 @@ FIG1BC_P = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
 @dataclass(frozen=True)
 class Preset:
-    """A paper artefact: ``rows`` (what varies), ``scales`` (what every run gets at each scale)."""
+    """A paper artefact: ``rows`` (what varies), ``scales`` (what every run gets at each scale).
+
+    A computed preset (``compute`` set; ``rows`` and ``scales`` empty) trains nothing: ``compute(scale, dataset,
+    out_dir)`` returns its rows (reusing those of an identical earlier request in ``out_dir``), which its
+    renderer draws as a trained preset's outcomes are drawn.
+    """
 
     name: str
     title: str
@@ -51,10 +60,19 @@ class Preset:
     model_scales: dict[str, dict[str, dict]] = field(default_factory=dict)
     paper_dataset: str = PAPER_DATASET  # the data the paper ran this artefact on
     paper_model: str | None = None  # the paper's model where a scale may swap it (ImageNet presets)
+    compute: Callable[[str, str | None, Path], list[dict]] | None = None  # a computed artefact's rows
+
+    @property
+    def computed(self) -> bool:
+        """True for an artefact computed directly (no training runs)."""
+        return self.compute is not None
 
     def configs(self, scale: str = "quick", *, dataset: str | None = None, seeds: int = 1, out: str = "runs",
                 **overrides) -> list[RunConfig]:
         """Every run of this preset at ``scale`` (one per row and seed)."""
+        if self.computed:
+            raise ConfigError(f"Preset {self.name!r} is computed, not trained: it has no runs to sweep; "
+                              f"`shatter reproduce {self.name}` computes and draws it.")
         base = self.scale_settings(scale, dataset)
         if not isinstance(seeds, int) or seeds < 1:
             raise ConfigError(f"seeds must be a positive integer; got {seeds!r}.")
@@ -83,7 +101,10 @@ class Preset:
         return base
 
     def notes(self, scale: str, dataset: str | None = None) -> list[str]:
-        """Where this run of the preset differs from the paper (shown beside every figure and table)."""
+        """Where this run of the preset differs from the paper (shown beside every figure and table); a computed
+        preset's rows carry their own notes."""
+        if self.computed:
+            return []
         base = self.scale_settings(scale, dataset)
         paper = DATASETS[self.paper_dataset]
         notes = []
@@ -262,6 +283,16 @@ _register(Preset(
           "and without data augmentation, dropout and weight decay",
     rows=_rows(*(_imagenet_row(*r) for r in TABLE2_TRUE)),
     scales=_IMAGENET_SCALES, paper_dataset="imagenet", paper_model="inception-v3",
+))
+
+
+# -- Table 3 (Section 5, Appendix D): kernel interpolation, computed rather than trained ------------------------
+
+_register(Preset(
+    name="table3", kind="table", paper_ref="Section 5, Appendix D, Table 3",
+    title="Kernel interpolation (Eq. 3): test error and norm, true and random labels",
+    rows=(), scales={}, paper_dataset="mnist", compute=table3.reproduce_rows,
+    description="Computed from kernels (no training runs); rows on a substitute data set say so.",
 ))
 
 

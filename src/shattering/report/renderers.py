@@ -15,6 +15,7 @@ from .figures import render_fig1bc as render_fig1bc
 from .figures import render_fig2b as render_fig2b
 from .imagenet import render_fig2a as render_fig2a
 from .imagenet import render_table2 as render_table2
+from .table3 import render_table3 as render_table3
 from .tables import render_table1 as render_table1
 from .tables import render_table4 as render_table4
 
@@ -28,6 +29,7 @@ RENDERERS: dict[str, Renderer] = {
     "table4": render_table4,
     "table2": render_table2,
     "fig2a": render_fig2a,
+    "table3": render_table3,  # computed rows (kernels), not run outcomes
 }
 
 ARTEFACTS_DIR = "artefacts"

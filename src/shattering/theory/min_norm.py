@@ -8,8 +8,9 @@ X X^T alpha = y (Eq. 3) and w is the **minimum l2-norm solution**, pinv(X) y. Fr
 component of w_0 in the null space of X is never touched, so SGD converges to pinv(X) y + (I - pinv(X) X) w_0,
 an interpolant whose squared norm is larger by exactly ||(I - pinv(X) X) w_0||^2.
 
-:func:`min_norm_experiment` measures all three statements: ||w_t - w*|| / ||w*|| shrinking over epochs, the
-training residual going to 0, and the larger norm of the interpolant found from a non-zero start.
+:func:`shattering.experiments.min_norm.min_norm_experiment` measures all three statements: ||w_t - w*|| / ||w*||
+shrinking over epochs, the training residual going to 0, and the larger norm of the interpolant found from a
+non-zero start.
 
 Step size [I]: the paper leaves eta_t open. The default is the constant eta = 1 / max_i ||x_i||^2, for which
 every single-example step contracts the error along x_i (randomized Kaczmarz when all rows have equal norm).
@@ -19,16 +20,13 @@ images, whose Gram matrix is badly conditioned (measured in ``docs/theory.md``).
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
+import scipy.linalg
 
 from ..errors import ConfigError
-from ..validation import check_choice, check_float, check_int, check_matrix, check_probability, check_targets, one_hot
-
-FEATURES = ("raw", "random")
-SYNTHETIC = "synthetic"
+from ..validation import check_float, check_int, check_matrix, check_targets
 
 
 def min_norm_solution(x, y) -> np.ndarray:
@@ -45,8 +43,6 @@ def min_norm_solution(x, y) -> np.ndarray:
     """
     x = check_matrix(x, "x")
     y = check_targets(y, len(x))
-    import scipy.linalg
-
     # w* = argmin ||w|| subject to ||Xw - y|| minimal; = X^T (X X^T)^-1 y when rank X = n
     return scipy.linalg.lstsq(x, y, lapack_driver="gelsd", check_finite=False)[0]
 
@@ -158,7 +154,8 @@ def sgd_least_squares(x, y, *, w0=None, epochs: int = 300, lr: float | None = No
     return w, trace
 
 
-def _random_features(x: np.ndarray, x_test: np.ndarray, width: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def random_fourier_features(x: np.ndarray, x_test: np.ndarray, width: int,
+                            seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Random Fourier features sqrt(2/D) cos(x W + c), W ~ N(0, 1/s^2), c ~ U[0, 2 pi), s the median row norm."""
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 203]))
     scale = float(np.median(np.linalg.norm(x, axis=1))) or 1.0
@@ -166,107 +163,3 @@ def _random_features(x: np.ndarray, x_test: np.ndarray, width: int, seed: int) -
     shift = rng.uniform(0, 2 * np.pi, width)
     f = np.sqrt(2.0 / width)
     return f * np.cos(x @ proj + shift), f * np.cos(x_test @ proj + shift)
-
-
-def min_norm_experiment(dataset: str = "fashion-mnist", n: int = 100, *, features: str = "raw",
-                        width: int | None = None, labels: str = "true", p: float | None = None, epochs: int = 300,
-                        lr: float | None = None, batch_size: int = 1, seed: int = 0, n_test: int | None = None,
-                        init_scale: float = 1.0) -> dict:
-    """Run SGD on least squares from w = 0 and from a random start; compare with pinv(X) y (Section 5).
-
-    Parameters
-    ----------
-    dataset : str, default="fashion-mnist"
-        A data set name, or "synthetic" (i.i.d. N(0, 1) features, d = ``width`` or 5n, random classes).
-    n : int, default=100
-        Training points; the experiment needs d > n.
-    features : {"raw", "random"}, default="raw"
-        Flattened preprocessed pixels, or ``width`` random Fourier features of them.
-    width : int or None
-        Random features (default 20n), or the synthetic dimension (default 5n).
-    labels, p :
-        Label set ("true", "partial" with probability p, "random"); targets are one-hot rows.
-    epochs, lr, batch_size, seed :
-        See :func:`sgd_least_squares`.
-    n_test : int or None, default=None
-        Test points for the test accuracy (None: the whole test split; synthetic: 1000).
-    init_scale : float, default=1.0
-        ||w_0|| / ||w*|| for the non-zero start.
-
-    Returns
-    -------
-    dict
-        JSON-ready (what ``shatter minnorm --json`` prints).
-    """
-    start = time.perf_counter()
-    n = check_int(n, "n")
-    features = check_choice(features, "features", FEATURES)
-    p = None if p is None else check_probability(p)
-    init_scale = check_float(init_scale, "init_scale", low=0.0, low_open=True)
-    if width is not None:
-        width = check_int(width, "width")
-    if dataset == SYNTHETIC:
-        if features != "raw":
-            raise ConfigError("The synthetic data set is already N(0, 1) features; --features random applies to "
-                              "a data set's pixels: drop it or name a data set.")
-        if labels not in ("true", "random") or p is not None:
-            raise ConfigError("The synthetic data set's classes are random draws (they have no true labels to "
-                              "corrupt); drop --labels/--p or name a data set.")
-        d = width or 5 * n
-        rng = np.random.default_rng(np.random.SeedSequence([int(seed), 204]))
-        x, x_test = rng.standard_normal((n, d)), rng.standard_normal((n_test or 1000, d))
-        k = 10
-        y_lab, y_test = rng.integers(0, k, n), rng.integers(0, k, len(x_test))
-        source = {"dataset": SYNTHETIC, "features": f"N(0, 1) entries, d = {d}"}
-    else:
-        from .sample import load_sample
-
-        sample = load_sample(dataset, n, n_test, seed=seed, train_name="n")
-        x, x_test = sample.flat("train"), sample.flat("test")
-        y_lab, y_test, k = sample.labels(labels, p, seed), sample.data.y_test, sample.num_classes
-        source = {"dataset": sample.name, "features": "raw pixels (dataset preprocessing)"}
-        if features == "random":
-            width = width or 20 * n
-            x, x_test = _random_features(x, x_test, width, seed)
-            source["features"] = f"{width} random Fourier features of the pixels"
-    n, d = x.shape
-    if d <= n:
-        raise ConfigError(f"The minimum-norm experiment needs more features than points (d > n) so that Xw = y has "
-                          f"many solutions; got n = {n} >= d = {d}: lower --n below {d} or use --features random.")
-    y = one_hot(y_lab, k)
-    sv = np.linalg.svd(x, compute_uv=False)
-    rank = int((sv > sv[0] * max(x.shape) * np.finfo(np.float64).eps).sum())
-    w_star = min_norm_solution(x, y)
-
-    w_zero, trace_zero = sgd_least_squares(x, y, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
-                                           reference=w_star)
-    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 205]))
-    w0 = rng.standard_normal(w_star.shape)
-    w0 *= init_scale * np.linalg.norm(w_star) / np.linalg.norm(w0)
-    w0_null = null_space_component(x, w0)
-    limit = w_star + w0_null  # where SGD from w0 must converge
-    w_init, trace_init = sgd_least_squares(x, y, w0=w0, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
-                                           reference=limit)
-
-    def accuracy(w: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> float | None:
-        return float(((xs @ w).argmax(1) == ys).mean()) if len(ys) else None
-
-    norm_star = float(np.linalg.norm(w_star))
-    return {
-        **source, "n": n, "d": d, "rank": rank, "classes": k, "labels": labels if dataset != SYNTHETIC else "random",
-        "p": p, "epochs": epochs, "epochs_run": trace_zero.epochs[-1], "batch_size": batch_size,
-        "lr": float(lr if lr is not None else 1.0 / np.einsum("ij,ij->i", x, x).max()),
-        "singular_values": {"max": float(sv[0]), "min": float(sv[-1]), "cond": float(sv[0] / sv[-1])},
-        "min_norm": {"norm": norm_star, "residual": float(np.linalg.norm(x @ w_star - y) / np.linalg.norm(y)),
-                     "test_accuracy": accuracy(w_star, x_test, y_test)},
-        "from_zero": {"distance_to_min_norm": trace_zero.distance[-1], "residual": trace_zero.residual[-1],
-                      "norm": trace_zero.norm[-1], "test_accuracy": accuracy(w_zero, x_test, y_test),
-                      "trace": trace_zero.as_dict()},
-        "from_random_start": {
-            "init_norm": float(np.linalg.norm(w0)), "null_space_norm": float(np.linalg.norm(w0_null)),
-            "predicted_norm": float(np.linalg.norm(limit)), "norm": trace_init.norm[-1],
-            "distance_to_predicted_limit": trace_init.distance[-1], "residual": trace_init.residual[-1],
-            "distance_to_min_norm": float(np.linalg.norm(w_init - w_star) / norm_star),
-            "test_accuracy": accuracy(w_init, x_test, y_test), "trace": trace_init.as_dict()},
-        "seconds": time.perf_counter() - start,
-    }

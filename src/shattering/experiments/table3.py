@@ -2,24 +2,25 @@
 (ICLR 2017): test error of kernel interpolation (Eq. 3, no regularization unless stated) on MNIST and CIFAR-10,
 with and without a feature transform, plus the minimum-norm norms quoted in Section 5.
 
-:func:`compute_table3` runs every row at one of three scales and :func:`render_table3` writes the rows next to
-the paper's numbers (``table3.md``, ``table3.csv``). Every row also solves the same system with random labels
-(same factorization): the paper's point is that the same interpolating method fits those too, with a larger
-norm, and the test error then says nothing.
+:func:`compute_table3` runs every row at one of three scales and
+:func:`shattering.report.table3.render_table3` writes the rows next to the paper's numbers (``table3.md``,
+``table3.csv``); :func:`reproduce_rows` is what the ``table3`` preset computes (``shatter reproduce table3``):
+the rows of an earlier identical request are read back instead of computed again. Every row also solves the
+same system with random labels (same factorization): the paper's point is that the same interpolating method
+fits those too, with a larger norm, and the test error then says nothing.
 
 Where the paper's data set is not on this machine the row runs on a substitute (MNIST -> Fashion-MNIST ->
 digits; CIFAR-10 -> Fashion-MNIST -> digits) and says so in its ``note``: such numbers are not comparable
 to the paper's. Unstated choices [I]: Gaussian kernel with sigma = 0.25 x the median pairwise distance on
-raw pixels and the median itself on transformed features (:func:`~shattering.theory.kernels.default_bandwidth`),
-pixels scaled to
-[0, 1] without whitening, "Gabor wavelet transform" = :func:`~shattering.theory.features.wavelet_transform`
-of order 1 (J = 2, L = 8), the random conv net of :func:`~shattering.theory.features.random_conv_features`,
-and ridge :data:`TABLE_RIDGE` for the "+ l2" rows (the paper gives no strength).
+raw pixels and the median itself on transformed features
+(:func:`~shattering.theory.kernel_functions.default_bandwidth`), pixels scaled to [0, 1] without whitening,
+"Gabor wavelet transform" = :func:`~shattering.theory.features.wavelet_transform` of order 1 (J = 2, L = 8),
+the random conv net of :func:`~shattering.theory.features.random_conv_features`, and ridge :data:`TABLE_RIDGE`
+for the "+ l2" rows (the paper gives no strength).
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import time
 from pathlib import Path
@@ -27,10 +28,13 @@ from pathlib import Path
 from ..data import dataset_info
 from ..data.location import locate
 from ..errors import ConfigError
-from ..formatting import pct
+from ..files import atomic_write_bytes, atomic_write_json, json_text, read_json
+from ..theory.features import compute_features
+from ..theory.kernel_functions import KERNELS, TRANSFORMED_BANDWIDTH_FRACTION
+from ..theory.kernel_solver import KernelSolver, fit_label_sets
 from ..validation import check_choice
+from .sample import load_sample
 
-SCALES = ("smoke", "quick", "paper")
 TABLE_RIDGE = 0.1  # ridge (added to the unit diagonal of the Gaussian kernel) for the "+ l2" rows [I]
 
 # The paper's numbers (Section 5 [V] and Appendix D [S]); test errors as fractions, None where not given.
@@ -113,11 +117,7 @@ def compute_table3(scale: str, dataset: str | None = None, out_dir: Path | None 
     list of dict
         One dict per row: the paper's numbers (``paper_*``) beside the measured ones, for true and random labels.
     """
-    from .features import compute_features
-    from .kernels import KERNELS, TRANSFORMED_BANDWIDTH_FRACTION, KernelSolver, fit_label_sets
-    from .sample import load_sample
-
-    scale = check_choice(scale, "scale", SCALES)
+    scale = check_choice(scale, "scale", tuple(SCALE_SETTINGS))
     check_choice(kernel, "kernel", KERNELS)
     settings = SCALE_SETTINGS[scale]
     selected = [r for r in PAPER_TABLE3 if rows is None or r["row"] in rows]
@@ -144,7 +144,8 @@ def compute_table3(scale: str, dataset: str | None = None, out_dir: Path | None 
             solver = KernelSolver(f_train, kernel, None, ridge=row_ridge, dtype=dtype or settings["dtype"], seed=seed,
                                   bandwidth_fraction=None if spec["features"] == "raw" else
                                   TRANSFORMED_BANDWIDTH_FRACTION)
-            labels = {"true": sample.labels("true"), "random": sample.labels("random", seed=seed)}
+            labels = {"true-labels": sample.labels("true-labels"),
+                      "random-labels": sample.labels("random-labels", seed=seed)}
             solved[key + (row_ridge,)] = (solver, *fit_label_sets(
                 solver, labels, sample.num_classes, true_labels=sample.data.y_train, x_test=f_test,
                 y_test=sample.data.y_test))
@@ -168,53 +169,17 @@ def compute_table3(scale: str, dataset: str | None = None, out_dir: Path | None 
     if out_dir is not None:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "table3.json").write_text(json.dumps(out, indent=2) + "\n")
+        atomic_write_bytes(out_dir / "table3.json", json_text(out, sort_keys=False).encode())
     return out
 
 
-def _num(value: float | None) -> str:
-    return "—" if value is None else f"{value:.0f}"
-
-
-CSV_COLUMNS = ("row", "scale", "paper_dataset", "dataset", "features", "feature_dim", "kernel", "bandwidth",
-               "bandwidth_rule", "ridge", "dtype",
-               "n_train", "n_test", "train_error", "max_residual", "interpolates", "test_error", "paper_test_error",
-               "norm", "paper_norm", "random_train_error", "random_test_error", "random_norm", "random_interpolates",
-               "paper_note", "note", "seconds")
-
-
-def render_table3(rows: list[dict], out_dir: Path) -> list[Path]:
-    """Write ``table3.md`` and ``table3.csv`` to ``out_dir``: measured numbers beside the paper's, with notes."""
+def reproduce_rows(scale: str, dataset: str | None, out_dir: Path, *, seed: int = 0) -> list[dict]:
+    """The rows of Table 3 for ``shatter reproduce table3``: those computed before into ``out_dir`` with the same
+    request (scale, data set, seed), else :func:`compute_table3`'s (written to ``out_dir / "table3.json"``)."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    csv_path, md_path = out_dir / "table3.csv", out_dir / "table3.md"
-    with csv_path.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in CSV_COLUMNS})
-    lines = [
-        "# Table 3: kernel interpolation (Eq. 3), test error",
-        "",
-        "Zhang et al. (ICLR 2017), Appendix D and Section 5. Measured numbers beside the paper's; random-label",
-        "columns solve the same system (same factorization) with random labels. Norm: sqrt(tr(alpha^T K alpha)).",
-        "",
-        "| row | data (paper → here) | features | ridge | n train / test | train err | test err | paper test err "
-        "| norm | paper norm | random labels: train err / test err / norm | note |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        data = r["paper_dataset"] if r["dataset"] in ("mnist", "cifar10") else f"{r['paper_dataset']} → {r['dataset']}"
-        note = "; ".join(n for n in (r.get("note"), r.get("paper_note")) if n)
-        lines.append(
-            f"| {r['row']} | {data} | {r['features']} | {r['ridge']:g} | {r['n_train']} / {r['n_test']} "
-            f"| {pct(r['train_error'], 1)} | {pct(r['test_error'], 1)} | {pct(r['paper_test_error'], 1)} "
-            f"| {_num(r['norm'])} | {_num(r['paper_norm'])} "
-            f"| {pct(r['random_train_error'], 1)} / {pct(r['random_test_error'], 1)} / {_num(r['random_norm'])} "
-            f"| {note} |")
-    scales = sorted({r["scale"] for r in rows})
-    lines += ["", f"Scale: {', '.join(scales)}. Kernel bandwidth: 0.25 x the median pairwise distance on raw "
-              "pixels, the median on transformed features. A row whose data set differs "
-              "from the paper's is not comparable to the paper's number (see its note).", ""]
-    md_path.write_text("\n".join(lines))
-    return [md_path, csv_path]
+    request = {"scale": scale, "dataset": dataset, "seed": seed}
+    if read_json(out_dir / "table3.request.json") == request and (out_dir / "table3.json").is_file():
+        return json.loads((out_dir / "table3.json").read_text())
+    rows = compute_table3(scale, dataset, out_dir, seed=seed)
+    atomic_write_json(out_dir / "table3.request.json", request)
+    return rows

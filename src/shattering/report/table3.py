@@ -1,0 +1,65 @@
+"""Table 3 (Appendix D) of Zhang et al., "Understanding deep learning requires rethinking generalization"
+(ICLR 2017), drawn: the kernel-interpolation rows computed by :mod:`shattering.experiments.table3`, beside the
+paper's numbers, as ``table3.md`` and ``table3.csv``.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..formatting import pct
+
+
+def _num(value: float | None) -> str:
+    return "—" if value is None else f"{value:.0f}"
+
+
+CSV_COLUMNS = ("row", "scale", "paper_dataset", "dataset", "features", "feature_dim", "kernel", "bandwidth",
+               "bandwidth_rule", "ridge", "dtype",
+               "n_train", "n_test", "train_error", "max_residual", "interpolates", "test_error", "paper_test_error",
+               "norm", "paper_norm", "random_train_error", "random_test_error", "random_norm", "random_interpolates",
+               "paper_note", "note", "seconds")
+
+
+def render_table3(preset, rows: Sequence[dict], out_dir: Path, notes: Sequence[str] = ()) -> list[Path]:
+    """Write ``table3.md`` and ``table3.csv`` to ``out_dir``: measured numbers beside the paper's, with notes.
+
+    The renderer of the ``table3`` preset (the signature every renderer shares, with the computed ``rows`` of
+    :func:`shattering.experiments.table3.compute_table3` in place of run outcomes). Each row carries its own
+    notes (a substitute data set, a row that did not interpolate), so ``preset`` and ``notes`` add nothing.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    csv_path, md_path = out_dir / "table3.csv", out_dir / "table3.md"
+    with csv_path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in CSV_COLUMNS})
+    lines = [
+        "# Table 3: kernel interpolation (Eq. 3), test error",
+        "",
+        "Zhang et al. (ICLR 2017), Appendix D and Section 5. Measured numbers beside the paper's; random-label",
+        "columns solve the same system (same factorization) with random labels. Norm: sqrt(tr(alpha^T K alpha)).",
+        "",
+        "| row | data (paper → here) | features | ridge | n train / test | train err | test err | paper test err "
+        "| norm | paper norm | random labels: train err / test err / norm | note |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        data = r["paper_dataset"] if r["dataset"] in ("mnist", "cifar10") else f"{r['paper_dataset']} → {r['dataset']}"
+        note = "; ".join(n for n in (r.get("note"), r.get("paper_note")) if n)
+        lines.append(
+            f"| {r['row']} | {data} | {r['features']} | {r['ridge']:g} | {r['n_train']} / {r['n_test']} "
+            f"| {pct(r['train_error'], 1)} | {pct(r['test_error'], 1)} | {pct(r['paper_test_error'], 1)} "
+            f"| {_num(r['norm'])} | {_num(r['paper_norm'])} "
+            f"| {pct(r['random_train_error'], 1)} / {pct(r['random_test_error'], 1)} / {_num(r['random_norm'])} "
+            f"| {note} |")
+    scales = sorted({r["scale"] for r in rows})
+    lines += ["", f"Scale: {', '.join(scales)}. Kernel bandwidth: 0.25 x the median pairwise distance on raw "
+              "pixels, the median on transformed features. A row whose data set differs "
+              "from the paper's is not comparable to the paper's number (see its note).", ""]
+    md_path.write_text("\n".join(lines))
+    return [md_path, csv_path]
