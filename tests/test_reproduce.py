@@ -166,7 +166,7 @@ def test_a_failed_run_is_reported_and_the_rest_still_render(reproduced, tmp_path
 
 def test_report_page_has_every_artefact_and_run(reproduced, tmp_path):
     out, _ = reproduced
-    rc, text = shatter("report", str(out), "--output", str(tmp_path / "page.html"))
+    rc, text = shatter("report", str(out), "--out", str(tmp_path / "page.html"))
     assert rc == 0 and "5 artefact(s)" in text
     page = (tmp_path / "page.html").read_text()
     assert page.count('<img src="data:image/png;base64,') == 3  # fig1a, fig1bc, fig2b
@@ -192,7 +192,7 @@ def test_report_marks_unfinished_runs(reproduced, tmp_path):
 @needs_chromium
 def test_report_page_loads_in_chromium(reproduced, tmp_path):
     out, _ = reproduced
-    rc, _ = shatter("report", str(out), "--output", str(tmp_path / "page.html"))
+    rc, _ = shatter("report", str(out), "--out", str(tmp_path / "page.html"))
     assert rc == 0
     assert chromium_check(tmp_path / "page.html", tmp_path) == "OK images=3"
 
