@@ -53,7 +53,8 @@ def add_sweep_options(p, extra_names: tuple[str, ...] = ()) -> None:
     p.add_argument("preset", help=f"one of: {', '.join((*PRESETS, *extra_names))}")
     p.add_argument("--scale", choices=SCALES, default="quick", help="smoke (seconds), quick (<= ~30 min on a "
                    "2-core CPU), paper (the paper's data and schedule; a GPU) (default: quick)")
-    p.add_argument("--seeds", type=int, default=1, help="repeat every run with seeds 0..N-1 (default: 1)")
+    p.add_argument("--seeds", type=int, default=1, metavar="N", help="repeat every run N times, with seeds "
+                   "SEED..SEED+N-1 and data seeds DATA_SEED..DATA_SEED+N-1 (default: 1)")
     p.add_argument("--pack", type=int, default=None, metavar="K",
                    help="train up to K runs together as one packed model (1: never; default: pack MLP runs)")
     add_config_file_option(p, CONFIG_HELP)
