@@ -144,15 +144,15 @@ def test_fetch_cli_reports_a_cut_connection(server, tmp_path, monkeypatch, capsy
     handler, base = server
     _serve_cifar(handler, base, tmp_path, monkeypatch)
     handler.cut.add("/cifar-10-python.tar.gz")
-    assert main(["data", "fetch", "cifar10"]) == 2
+    assert main(["data", "fetch", "--dataset", "cifar10"]) == 2
     assert "cut" in capsys.readouterr().err
     assert not list((location.cache_dir() / "cifar10").glob("*.tar.gz*"))
 
 
 def test_missing_data_names_files_places_and_fetch_command(capsys):
-    assert main(["data", "show", "cifar10"]) == 2
+    assert main(["data", "show", "--dataset", "cifar10"]) == 2
     err = capsys.readouterr().err
-    assert "cifar-10-python.tar.gz" in err and "shatter data fetch cifar10" in err
+    assert "cifar-10-python.tar.gz" in err and "shatter data fetch --dataset cifar10" in err
     assert err.count("\n") == 1  # one sentence, no traceback
 
 

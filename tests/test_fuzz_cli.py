@@ -117,17 +117,21 @@ for _name in ("image_size", "workers"):  # fields being added by other work: fuz
         RUN_OPTIONS["--" + _name.replace("_", "-")] = POS_INT if _name == "image_size" else NONNEG_INT
 
 SWEEP_OPTIONS = {"--scale": not_one_of(SCALES), "--dataset": DATASET, "--seeds": POS_INT, "--pack": POS_INT,
-                 "--device": not_one_of(("auto", "cpu", "cuda")), "--precision": not_one_of(("auto", "fp32", "bf16"))}
+                 "--device": not_one_of(("auto", "cpu", "cuda")), "--precision": not_one_of(("auto", "fp32", "bf16")),
+                 "--train-size": POS_INT, "--test-size": POS_INT, "--seed": ints(below=0, above=2**64 - 1),
+                 "--data-seed": NONNEG_INT}
 
 COMMANDS = {
     # name: (base command line, {option: values to refuse}, {positional index: values to refuse})
     "run": (["run", "--dataset", "digits", "--train-size", "50", "--epochs", "1", "--quiet"], RUN_OPTIONS, {}),
-    "data show": (["data", "show", "digits", "--train-size", "100"], {
-        "--corruption": not_one_of(CORRUPTIONS), "--p": PROB, "--seed": NONNEG_INT,
+    "data show": (["data", "show", "--dataset", "digits", "--train-size", "100"], {
+        "--dataset": DATASET, "--corruption": not_one_of(CORRUPTIONS), "--p": PROB, "--seed": NONNEG_INT,
+        "--data-seed": NONNEG_INT,
         "--train-size": ints(below=1, above=DATASETS["digits"].n_train),
         "--test-size": ints(below=1, above=DATASETS["digits"].n_test), "--crop": ints(below=0, above=8),
-        "--whitening": not_one_of(WHITENINGS), "--pixel-unit": not_one_of(PIXEL_UNITS)}, {2: DATASET}),
-    "data fetch": (["data", "fetch", "x"], {}, {2: st.one_of(DATASET, st.sampled_from(["digits", "mnist1d"]))}),
+        "--whitening": not_one_of(WHITENINGS), "--pixel-unit": not_one_of(PIXEL_UNITS)}, {}),
+    "data fetch": (["data", "fetch", "--dataset", "digits"],
+                   {"--dataset": st.one_of(DATASET, st.sampled_from(["digits", "mnist1d"]))}, {}),
     "sweep": (["sweep", "fig1a", "--scale", "smoke", "--quiet"], SWEEP_OPTIONS, {1: not_one_of(PRESETS)}),
     "reproduce": (["reproduce", "fig1a", "--scale", "smoke", "--quiet"], SWEEP_OPTIONS,
                   {1: not_one_of((*PRESETS, *GROUPS))}),
@@ -242,13 +246,18 @@ def test_unknown_options_and_stray_arguments_are_refused(tripwires, command):
 def test_flags_given_a_value_and_missing_values_are_refused(tripwires):
     cases = [["run", "--random-crop=yes"], ["run", "--json=1"], ["run", "--lr"], ["data", "show"], ["sweep"],
              ["reproduce"], ["report"], ["data", "fetch"], ["data"], [], ["kernel", "--n-train"], ["nonsense"],
-             ["run", "--config"], ["data", "show", "digits", "--exclude-true-class=no"]]
+             ["run", "--config"], ["data", "show", "--dataset", "digits", "--exclude-true-class=no"],
+             ["data", "show", "--dataset"], ["data", "show", "digits"], ["data", "fetch", "--dataset"],
+             ["data", "fetch", "cifar10"], ["report", "runs", "--out"], ["report", "runs", "--output", "x.html"],
+             ["sweep", "fig1a", "--json=1"], ["reproduce", "fig1a", "--config"], ["sweep", "fig1a", "--seed"]]
     for argv in cases:
         assert_refused(argv)
     tally("fuzz-cli", examples=len(cases), command="flags with values, missing values")
 
 
-def test_bad_config_files_through_the_command_line(tripwires, tmp_path):
+@pytest.mark.parametrize("base", [["run"], ["sweep", "fig1a", "--scale", "smoke"],
+                                  ["reproduce", "fig1a", "--scale", "smoke"]], ids=lambda argv: argv[0])
+def test_bad_config_files_through_the_command_line(tripwires, tmp_path, base):
     cases = {"missing.toml": None, "folder": "dir", "binary.toml": b"\xff\xfe\x00\x01", "bad.toml": b'model = "mlp\n',
              "unknown.toml": b"learning_rate = 0.1\n", "type.toml": b'epochs = "ten"\n', "run-int.toml": b"run = 3\n"}
     for name, content in cases.items():
@@ -257,9 +266,9 @@ def test_bad_config_files_through_the_command_line(tripwires, tmp_path):
             path.mkdir()
         elif content is not None:
             path.write_bytes(content)
-        err = assert_refused(["run", "--config", str(path), "--quiet"])
+        err = assert_refused([*base, "--config", str(path), "--quiet"])
         assert name in err
-    tally("fuzz-cli", examples=len(cases), command="run --config (bad files)")
+    tally("fuzz-cli", examples=len(cases), command=f"{base[0]} --config (bad files)")
 
 
 def test_report_on_a_folder_with_nothing_or_a_file(tripwires, tmp_path):

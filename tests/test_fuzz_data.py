@@ -1,4 +1,4 @@
-"""Corrupted data files through the command line (`shatter data show mnist --data-dir DIR`, `shatter run
+"""Corrupted data files through the command line (`shatter data show --dataset mnist --data-dir DIR`, `shatter run
 --dataset cifar10 --data-dir DIR`): truncated IDX files (raw and gzipped), wrong magic numbers, labels outside
 the class range, image arrays of the wrong shape, CIFAR pickles of the wrong shape or type, truncated
 archives and garbage. Every one is refused in one sentence naming the damaged file, exit status 2, and leaves
@@ -120,7 +120,7 @@ def test_damaged_idx_files_are_refused_naming_the_file():
                     lambda b: b[0] != 0 or b[1] != 0 or b[2] not in (0x08, 0x09, 0x0B, 0x0C, 0x0D, 0x0E)))
                 bad = head + raw[3:]
                 path.write_bytes(gzip.compress(bad, mtime=0) if gz else bad)
-            argv = ["data", "show", "mnist", "--data-dir", str(folder), "--json"]
+            argv = ["data", "show", "--dataset", "mnist", "--data-dir", str(folder), "--json"]
             refused_naming(argv, path.name)
         seen["examples"] += 1
 
@@ -225,7 +225,7 @@ def test_truncated_or_garbled_cifar_archives_are_refused_naming_the_file():
                 junk = data.draw(st.binary(min_size=1, max_size=8), label="junk")
                 archive.write_bytes(raw[:where] + junk + raw[where + len(junk):])
             out = folder / "runs"
-            argv = ["data", "show", "cifar10", "--data-dir", str(folder), "--json"]
+            argv = ["data", "show", "--dataset", "cifar10", "--data-dir", str(folder), "--json"]
             if truncate:
                 refused_naming(argv, archive.name)
                 seen["refused"] += 1
@@ -252,4 +252,4 @@ def test_archives_that_escaped_before(tmp_path):
         folder.mkdir()
         archive = cifar_archive(folder)
         archive.write_bytes(damage(archive.read_bytes()))
-        refused_naming(["data", "show", "cifar10", "--data-dir", str(folder)], archive.name)
+        refused_naming(["data", "show", "--dataset", "cifar10", "--data-dir", str(folder)], archive.name)

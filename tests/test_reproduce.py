@@ -134,6 +134,30 @@ def test_rerun_trains_nothing_and_rewrites_identical_bytes(reproduced, monkeypat
             assert after[rel][1] == content, f"{rel} changed"  # artefacts: the same bytes
 
 
+@pytest.mark.parametrize("quiet", [False, True])
+def test_json_prints_every_run_and_artefact_and_nothing_else(reproduced, monkeypatch, quiet):
+    out, _ = reproduced
+    monkeypatch.setattr("shattering.train.run", lambda *a, **k: pytest.fail("finished runs must be read"))
+    argv = reproduce_args("fig2b", out)
+    rc, text = shatter(*(argv if quiet else [a for a in argv if a != "--quiet"]), "--json")
+    assert rc == 0
+    result = json.loads(text)  # the whole of stdout
+    configs = PRESETS["fig2b"].configs("smoke", out=str(out), device="cpu")
+    assert [o["run_id"] for o in result["outcomes"]] == [c.run_id() for c in configs]
+    for o, cfg in zip(result["outcomes"], configs, strict=True):
+        assert o["run_dir"] == str(cfg.run_dir()) and o["done_before"] and o["error"] is None
+        summary = json.loads((cfg.run_dir() / "summary.json").read_text())
+        assert (o["status"], o["fit"], o["fit_epoch"], o["epochs"]) == (
+            summary["status"], summary["fit"], summary["fit_epoch"], summary["epochs"])
+        assert (o["train_acc"], o["test_acc"]) == (summary["final"]["train_acc"], summary["final"]["test_acc"])
+    assert result["failed"] == 0 and result["render_errors"] == {} and result["skipped"] == {}
+    assert sorted(Path(p).name for p in result["artefacts"]["fig2b"]) == sorted(EXPECTED["fig2b"])
+    rc, text = shatter("sweep", *argv[1:], "--json")
+    assert rc == 0
+    swept = json.loads(text)
+    assert swept == {"outcomes": result["outcomes"], "failed": 0}
+
+
 def test_a_failed_run_is_reported_and_the_rest_still_render(reproduced, tmp_path, monkeypatch):
     src, _ = reproduced
     out = tmp_path / "runs"
@@ -157,6 +181,12 @@ def test_a_failed_run_is_reported_and_the_rest_still_render(reproduced, tmp_path
     assert [r["run_id"] for r in failed] == [doomed.run_id()]
     assert "impossible config" in failed[0]["error"]
     assert "failed: impossible config" in (folder / "fig2b.svg").read_text()
+    rc, text = shatter(*reproduce_args("fig2b", out), "--json")
+    assert rc == 1
+    result = json.loads(text)
+    assert result["failed"] == 1 and [o["status"] == "failed" for o in result["outcomes"]] == [False, True]
+    assert "impossible config inception-small-nobn" in result["outcomes"][1]["error"]
+    assert result["outcomes"][1]["train_acc"] is None and not result["outcomes"][1]["fit"]
 
     rc, text = shatter("report", str(out))
     assert rc == 0
@@ -166,7 +196,7 @@ def test_a_failed_run_is_reported_and_the_rest_still_render(reproduced, tmp_path
 
 def test_report_page_has_every_artefact_and_run(reproduced, tmp_path):
     out, _ = reproduced
-    rc, text = shatter("report", str(out), "--output", str(tmp_path / "page.html"))
+    rc, text = shatter("report", str(out), "--out", str(tmp_path / "page.html"))
     assert rc == 0 and "5 artefact(s)" in text
     page = (tmp_path / "page.html").read_text()
     assert page.count('<img src="data:image/png;base64,') == 3  # fig1a, fig1bc, fig2b
@@ -192,7 +222,7 @@ def test_report_marks_unfinished_runs(reproduced, tmp_path):
 @needs_chromium
 def test_report_page_loads_in_chromium(reproduced, tmp_path):
     out, _ = reproduced
-    rc, _ = shatter("report", str(out), "--output", str(tmp_path / "page.html"))
+    rc, _ = shatter("report", str(out), "--out", str(tmp_path / "page.html"))
     assert rc == 0
     assert chromium_check(tmp_path / "page.html", tmp_path) == "OK images=3"
 

@@ -40,11 +40,15 @@ CONFIG_NAME = "RunConfig"  # what a bad setting's message names: "The 'lr' param
 
 
 def _f(default, help: str, *, check=None, hashed: bool = True, choices=None, section: str = "run",
-       id_when_set: bool = False):
-    """A field. ``id_when_set``: the field enters the run id only when it differs from its default, so a field
-    added after records exist leaves the ids (and folders) of every earlier run unchanged."""
+       id_when_set: bool = False, default_help: str | None = None):
+    """A field. ``help``: what it is (the option's help, without its default); ``default_help``: its default
+    in words, where ``None`` means more than the value; ``section``: the group of options it is listed in
+    (data, model, training, regularizers, execution). ``id_when_set``: the field enters the run id only when it
+    differs from its default, so a field added after records exist leaves the ids (and folders) of every
+    earlier run unchanged."""
     return field(default=default, metadata={"help": help, "check": check, "hashed": hashed, "choices": choices,
-                                             "section": section, "id_when_set": id_when_set})
+                                             "section": section, "id_when_set": id_when_set,
+                                             "default_help": default_help})
 
 
 _positive = (lambda x: x > 0, "positive")
@@ -63,30 +67,32 @@ class RunConfig:
 
     # -- data ------------------------------------------------------------------------------------------
     dataset: str = _f("digits", "data set name", choices=lambda: tuple(DATASETS), section="data")
-    train_size: int | None = _f(None, "training examples to use (stratified subset; default: all)",
+    train_size: int | None = _f(None, "training examples to use (a stratified subset)", default_help="all",
                                 check=_positive, section="data")
-    test_size: int | None = _f(None, "test examples to use (stratified subset; default: all)",
+    test_size: int | None = _f(None, "test examples to use (a stratified subset)", default_help="all",
                                check=_positive, section="data")
     data_seed: int = _f(0, "seed of the corruption and of the subsets (independent of --seed)", check=_nonnegative,
                         section="data")
-    crop: int | None = _f(None, "centre crop size in pixels (0: none; default: the data set's, 28 for CIFAR)",
+    crop: int | None = _f(None, "centre crop size in pixels (0: none)", default_help="the data set's, 28 for CIFAR",
                           check=_nonnegative, section="data")
-    whitening: str | None = _f(None, "per-image | per-channel | none (default: the data set's)",
+    whitening: str | None = _f(None, "per-image | per-channel | none", default_help="the data set's",
                                choices=WHITENINGS, section="data")
     corruption: str = _f("true-labels", "randomization of Section 2.1", choices=CORRUPTIONS, section="data")
-    p: float | None = _f(None, "corruption probability: share of labels redrawn / images randomized "
-                               "(random-labels and pixel corruptions default to 1)", section="data")
+    p: float | None = _f(None, "corruption probability: share of labels redrawn / images randomized",
+                         default_help="1 for random-labels and the pixel corruptions; partial-labels needs it",
+                         section="data")
     exclude_true_class: bool = _f(False, "redraw a corrupted label among the other classes only (noise = p)",
                                   section="data")
     corrupt_test_labels: bool = _f(False, "corrupt the test labels too (test accuracy is always also "
                                           "reported against the clean labels)", section="data")
     pixel_unit: str = _f("position", "what a pixel permutation moves: spatial positions (channels together) "
                                      "or single values", choices=PIXEL_UNITS, section="data")
-    data_dir: str | None = _f(None, "folder holding the data set's files (default: cache, system, download)",
+    data_dir: str | None = _f(None, "folder holding the data set's files", default_help="cache, system, download",
                               hashed=False, section="data")
     image_size: int | None = _f(None, "side in pixels of the square images a streamed image-folder data set "
-                                      "(imagenet) is resized and cropped to (default: the data set's, 299 as "
-                                      "Inception V3)", check=_positive, section="data", id_when_set=True)
+                                      "(imagenet) is resized and cropped to",
+                                default_help="the data set's, 299 as Inception V3", check=_positive, section="data",
+                                id_when_set=True)
     # -- model -----------------------------------------------------------------------------------------
     model: str = _f("mlp-1x512", "architecture", choices=model_names, section="model")
     dropout: float = _f(0.0, "dropout probability before the output layer (the paper: off)",
@@ -94,14 +100,14 @@ class RunConfig:
     aux_logits: bool = _f(False, "inception-v3 only: train its auxiliary classifier too (loss + 0.4 x its loss)",
                           section="model", id_when_set=True)
     # -- optimization (Section 2.1: SGD, momentum 0.9, lr x0.95 per epoch, batch 128) -----------------------
-    lr: float | None = _f(None, "initial learning rate (default: the paper's, 0.1 Inception / 0.01 others)",
+    lr: float | None = _f(None, "initial learning rate", default_help="the paper's, 0.1 Inception / 0.01 others",
                           check=_positive_f32, section="training")
-    lr_decay: float | None = _f(None, "learning rate multiplier per epoch (default: the data set's; "
-                                      "the paper's 0.95 on CIFAR, 1.0 elsewhere)",
+    lr_decay: float | None = _f(None, "learning rate multiplier per epoch",
+                                default_help="the data set's; the paper's 0.95 on CIFAR, 1.0 elsewhere",
                                 check=(lambda x: 0 < x <= 1, "in (0, 1]"), section="training")
     momentum: float = _f(0.9, "SGD momentum", check=(lambda x: 0 <= x < 1, "in [0, 1)"), section="training")
     batch_size: int = _f(128, "examples per SGD step", check=_positive, section="training")
-    epochs: int | None = _f(None, "epoch budget (default: the data set's)", check=_positive, section="training")
+    epochs: int | None = _f(None, "epoch budget", default_help="the data set's", check=_positive, section="training")
     until: str = _f("fit", "fit: stop at 100%% training accuracy or at the budget; epochs: train the whole budget",
                     choices=UNTIL, section="training")
     seed: int = _f(0, "seed of the initialization, batch order and augmentation", check=_seed, section="training")
@@ -124,12 +130,11 @@ class RunConfig:
     precision: str = _f("auto", "auto: bf16 autocast where the processor has native bf16, else fp32",
                         choices=PRECISIONS, section="execution")
     device: str = _f("auto", "auto takes a GPU when present", choices=DEVICES, hashed=False, section="execution")
-    eval_batch_size: int | None = _f(None, "examples per evaluation batch (default: 1024; on a CPU 256 for "
-                                     "convolutional models, measured 30-35%% faster)", check=_positive,
-                                     hashed=False, section="execution")
-    workers: int | None = _f(None, "processes that decode images of a streamed data set (imagenet) "
-                                   "(default: min(8, CPU count))", check=_nonnegative, hashed=False,
-                             section="execution")
+    eval_batch_size: int | None = _f(None, "examples per evaluation batch",
+                                     default_help="1024; on a CPU 256 for convolutional models, measured 30-35%% "
+                                                  "faster", check=_positive, hashed=False, section="execution")
+    workers: int | None = _f(None, "processes that decode images of a streamed data set (imagenet)",
+                             default_help="min(8, CPU count)", check=_nonnegative, hashed=False, section="execution")
     sync_bn: bool = _f(False, "under torchrun: batch-norm statistics over the whole global batch (SyncBatchNorm) "
                               "instead of each process's shard", section="execution", id_when_set=True)
     out: str = _f("runs", "folder that holds one record folder per run", hashed=False, section="execution")

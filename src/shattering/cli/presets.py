@@ -12,34 +12,53 @@ with a note, when the images are not found).
 
 from __future__ import annotations
 
-import json
 import sys
 import traceback
 from pathlib import Path
 
-from ..errors import ConfigError, ShatteringError
-from ..executors import EXECUTORS
+from ..config import RunConfig
+from ..data import DATASETS
+from ..data.location import locate_image_folder
+from ..errors import ConfigError, DataNotFoundError, ShatteringError
+from ..executors import EXECUTORS, sweep
+from ..executors.outcome import Outcome, describe, failed, summary_table
 from ..experiments.presets import PRESETS, SCALES, get_preset
+from ..files import json_text
+from .common import add_config_file_option, add_config_options, config_file, given_config_options, json_flag
 
 # Names ``shatter reproduce`` accepts besides the presets: unions of presets.
 GROUPS = {"fig1": ("fig1a", "fig1bc"), "imagenet": ("table2", "fig2a"), "all": tuple(PRESETS)}
+
+# The settings of a run that ``sweep`` and ``reproduce`` take as options, generated from RunConfig's declarations
+# (every other setting: --config FILE.toml). They win over the preset's own; the notes say what differs from `run`.
+SWEEP_FIELDS = ("dataset", "data_dir", "train_size", "test_size", "seed", "data_seed", "device", "precision", "out")
+SWEEP_NOTES = {
+    "dataset": "default: the scale's; swaps the data set of every run",
+    "train_size": "default: the scale's",
+    "test_size": "default: the scale's",
+    "seed": "default: 0; repeat i of --seeds takes SEED + i",
+    "data_seed": "default: 0; repeat i of --seeds takes DATA_SEED + i",
+}
+CONFIG_HELP = ("settings for every run of the preset, from a TOML file (the keys `shatter run --config` reads). "
+               "They apply under the preset's own: where the preset's scale or grid sets a value (data set, sizes, "
+               "budget, model, corruption, p, regularizers) the preset's wins; --seed and --data-seed from the file "
+               "number the repeats; options given here win over both")
 
 
 def add_sweep_options(p, extra_names: tuple[str, ...] = ()) -> None:
     p.add_argument("preset", help=f"one of: {', '.join((*PRESETS, *extra_names))}")
     p.add_argument("--scale", choices=SCALES, default="quick", help="smoke (seconds), quick (<= ~30 min on a "
                    "2-core CPU), paper (the paper's data and schedule; a GPU) (default: quick)")
-    p.add_argument("--dataset", default=None, help="swap the data set (default: the scale's)")
-    p.add_argument("--seeds", type=int, default=1, help="repeat every run with seeds 0..N-1 (default: 1)")
-    p.add_argument("--out", default="runs", help="folder of the run records (default: runs)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None)
-    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=None)
+    p.add_argument("--seeds", type=int, default=1, metavar="N", help="repeat every run N times, with seeds "
+                   "SEED..SEED+N-1 and data seeds DATA_SEED..DATA_SEED+N-1 (default: 1)")
     p.add_argument("--pack", type=int, default=None, metavar="K",
                    help="train up to K runs together as one packed model (1: never; default: pack MLP runs)")
-    p.add_argument("--data-dir", default=None, metavar="DIR",
-                   help="folder with the data set's files (the ImageNet presets: DIR/train/<class>/*.JPEG and "
-                        "DIR/val/<class>/*.JPEG)")
+    add_config_file_option(p, CONFIG_HELP)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    json_flag(p, "the outcome of every run (record folder, status, fit, accuracies)")
+    add_config_options(p, only=SWEEP_FIELDS, notes={
+        **SWEEP_NOTES, "data_dir": "default: cache, system, download; the ImageNet presets: DIR/train/<class>/*.JPEG "
+                                   "and DIR/val/<class>/*.JPEG"})
     g = p.add_argument_group("executor options")
     g.add_argument("--executor", choices=EXECUTORS, default="local",
                    help="local: runs one after another in this process (default); ray: each run a Ray task, on "
@@ -67,41 +86,61 @@ def executor_options(args) -> dict:
     return given
 
 
+def preset_request(args) -> dict:
+    """What ``sweep`` and ``reproduce`` ask of every preset, as keyword arguments of
+    :meth:`~shattering.experiments.presets.Preset.configs`: the ``--config`` file's settings as ``base`` (under
+    the preset's), the repeats' first seeds and the record folder (options, else the file, else the defaults),
+    and every other option given as an override (over the preset's)."""
+    base = config_file(args)
+    given = given_config_options(args)
+    start = base or RunConfig()
+    return {"dataset": given.pop("dataset", None), "seeds": args.seeds, "out": given.pop("out", start.out),
+            "seed": given.pop("seed", start.seed), "data_seed": given.pop("data_seed", start.data_seed),
+            "base": base, **given}
+
+
+def run_options(args) -> dict:
+    """How ``sweep`` and ``reproduce`` run: progress bar or log lines (neither on stdout under --json), packing,
+    executor."""
+    if args.pack is not None and args.pack < 1:
+        raise ConfigError(f"--pack must be a positive number of runs; got {args.pack}.")
+    return {"progress": not args.quiet and not args.json, "pack": args.pack,
+            "log": (lambda line: print(line, flush=True)) if args.quiet and not args.json else None,
+            "executor": args.executor, "executor_options": executor_options(args)}
+
+
 def check_user_data(configs) -> None:
     """Fail now, with one sentence, when runs need an image folder (ImageNet) that is not there."""
-    from ..data.catalogue import DATASETS
-    from ..data.location import locate_image_folder
-
     for dataset, data_dir in sorted({(c.dataset, c.data_dir) for c in configs}, key=str):
         if DATASETS[dataset].kind == "image-folder":
             locate_image_folder(dataset, data_dir)
 
 
-def preset_configs(args) -> list:
-    overrides = {k: getattr(args, k) for k in ("device", "precision", "data_dir") if getattr(args, k, None) is not None}
-    return get_preset(args.preset).configs(args.scale, dataset=args.dataset, seeds=args.seeds, out=args.out,
-                                           **overrides)
-
-
-def sweep_from_args(args):
-    from ..executors.sweep import run_sweep
-
-    if args.pack is not None and args.pack < 1:
-        from ..errors import ConfigError
-
-        raise ConfigError(f"--pack must be a positive number of runs; got {args.pack}.")
-    configs = preset_configs(args)
+def sweep_from_args(args) -> list[Outcome]:
+    options = run_options(args)
+    configs = get_preset(args.preset).configs(args.scale, **preset_request(args))
     check_user_data(configs)
-    return run_sweep(configs, progress=not args.quiet, pack=args.pack,
-                     log=(lambda line: print(line, flush=True)) if args.quiet else None,
-                     executor=getattr(args, "executor", "local"), executor_options=executor_options(args))
+    return sweep.run_sweep(configs, **options)
+
+
+def outcome_json(o: Outcome) -> dict:
+    """One run of a sweep as ``--json`` prints it: where its record is, how it ended, what it measured."""
+    s = o.summary or {}
+    final = s.get("final") or {}
+    return {"run": describe(o.config), "run_id": o.config.run_id(), "run_dir": str(o.run_dir),
+            "status": o.status, "done_before": o.skipped, "fit": bool(s.get("fit", False)),
+            "fit_epoch": s.get("fit_epoch"), "epochs": s.get("epochs"), "train_acc": final.get("train_acc"),
+            "test_acc": final.get("test_acc"), "best_test_acc": s.get("best_test_acc"), "error": o.error}
 
 
 def register(sub) -> None:
     p = sub.add_parser("presets", help="list the paper's figures and tables that `shatter sweep` can run")
-    p.add_argument("--json", action="store_true")
+    json_flag(p, "the list")
     p.set_defaults(func=_cmd_presets)
-    p = sub.add_parser("sweep", help="run every run of a preset (finished runs are skipped, broken ones resumed)")
+    p = sub.add_parser("sweep", help="run every run of a preset (finished runs are skipped, broken ones resumed)",
+                       description="Run every run of PRESET into OUT/<run>/ (finished runs are read, broken ones "
+                                   "resumed, a failed run does not stop the others). Exit status 1 when a run "
+                                   "failed.")
     add_sweep_options(p)
     p.set_defaults(func=_cmd_sweep)
     p = sub.add_parser("reproduce", help="run a preset's sweep, then draw its figure or table (fig1 = fig1a + fig1bc)",
@@ -117,7 +156,7 @@ def register(sub) -> None:
 def _cmd_presets(args) -> int:
     rows = {name: {"title": p.title, "paper": p.paper_ref, "runs": len(p.rows)} for name, p in PRESETS.items()}
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(json_text(rows, sort_keys=False), end="")
         return 0
     for name, row in rows.items():
         runs = f"{row['runs']:>3} runs" if row["runs"] else "computed"
@@ -127,11 +166,12 @@ def _cmd_presets(args) -> int:
 
 
 def _cmd_sweep(args) -> int:
-    from ..executors.outcome import failed, summary_table
-
     outcomes = sweep_from_args(args)
-    print(summary_table(outcomes))
     bad = failed(outcomes)
+    if args.json:
+        print(json_text({"outcomes": [outcome_json(o) for o in outcomes], "failed": len(bad)}), end="")
+        return 1 if bad else 0
+    print(summary_table(outcomes))
     if bad:
         print(f"{len(bad)} of {len(outcomes)} runs failed; fix the cause and run the same command again "
               "(finished runs are kept).")
@@ -150,17 +190,19 @@ def reproduce_presets(name: str) -> list:
 
 def reproduce(name: str, scale: str = "quick", *, dataset: str | None = None, seeds: int = 1, out: str = "runs",
               progress: bool = True, log=None, pack: int | None = None, executor: str = "local",
-              executor_options: dict | None = None, **overrides) -> dict:
+              executor_options: dict | None = None, base: RunConfig | None = None, seed: int = 0,
+              data_seed: int = 0, **overrides) -> dict:
     """Sweep every run of preset ``name`` (or group) and draw each preset's artefact.
+
+    ``base``, ``seed``, ``data_seed`` and ``overrides`` go to every preset's
+    :meth:`~shattering.experiments.presets.Preset.configs` (the settings under and over the preset's own).
 
     Returns ``{"outcomes": [...], "artefacts": {preset: [paths]}, "render_errors": {preset: text},
     "skipped": {preset: why}}``; one outcome per distinct run (presets that share a run share its outcome).
     A group skips presets whose data the user must supply (ImageNet) when it is not found; a preset named
     alone raises instead.
     """
-    from ..errors import DataNotFoundError
-    from ..executors.sweep import run_sweep
-    from ..report.renderers import artefact_dir, render
+    from ..report.renderers import artefact_dir, render  # matplotlib: kept off every command's start-up
 
     presets = reproduce_presets(name)
     computed = [p for p in presets if p.computed]
@@ -168,7 +210,8 @@ def reproduce(name: str, scale: str = "quick", *, dataset: str | None = None, se
     for p in presets:
         if p.computed:
             continue
-        configs = p.configs(scale, dataset=dataset, seeds=seeds, out=out, **overrides)
+        configs = p.configs(scale, dataset=dataset, seeds=seeds, out=out, base=base, seed=seed, data_seed=data_seed,
+                            **overrides)
         try:
             check_user_data(configs)
         except DataNotFoundError as exc:
@@ -177,15 +220,15 @@ def reproduce(name: str, scale: str = "quick", *, dataset: str | None = None, se
             skipped[p.name] = str(exc)
             continue
         plans.append((p, configs))
-    outcomes = run_sweep([cfg for _, configs in plans for cfg in configs], progress=progress, log=log, pack=pack,
-                         executor=executor, executor_options=executor_options)
+    outcomes = sweep.run_sweep([cfg for _, configs in plans for cfg in configs], progress=progress, log=log, pack=pack,
+                               executor=executor, executor_options=executor_options)
     by_id = {o.config.run_id(): o for o in outcomes}
     artefacts, errors = {}, {}
     for preset, configs in plans:
         mine = [by_id[cfg.run_id()] for cfg in configs]
         try:
             artefacts[preset.name] = render(preset, mine, artefact_dir(out, preset.name),
-                                            preset.notes(scale, dataset))
+                                            preset.notes(scale, dataset, base=base, **overrides))
         except Exception as exc:  # a drawing bug must not hide the other artefacts; the trace goes to stderr
             errors[preset.name] = f"{type(exc).__name__}: {exc}"
             traceback.print_exc(file=sys.stderr)
@@ -203,18 +246,16 @@ def reproduce(name: str, scale: str = "quick", *, dataset: str | None = None, se
 
 
 def _cmd_reproduce(args) -> int:
-    from ..executors.outcome import failed, summary_table
-
-    overrides = {k: getattr(args, k) for k in ("device", "precision", "data_dir") if getattr(args, k, None) is not None}
-    pack = getattr(args, "pack", None)
-    if pack is not None and pack < 1:
-        raise ConfigError(f"--pack must be a positive number of runs; got {pack}.")
-    result = reproduce(args.preset, args.scale, dataset=args.dataset, seeds=args.seeds, out=args.out,
-                       progress=not args.quiet, pack=pack,
-                       log=(lambda line: print(line, flush=True)) if args.quiet else None,
-                       executor=getattr(args, "executor", "local"), executor_options=executor_options(args),
-                       **overrides)
+    options = run_options(args)
+    request = preset_request(args)
+    result = reproduce(args.preset, args.scale, **request, **options)
     outcomes = result["outcomes"]
+    bad = failed(outcomes)
+    if args.json:
+        print(json_text({"outcomes": [outcome_json(o) for o in outcomes], "failed": len(bad),
+                         "artefacts": result["artefacts"], "render_errors": result["render_errors"],
+                         "skipped": result["skipped"]}), end="")
+        return 1 if bad or result["render_errors"] else 0
     if outcomes:
         print(summary_table(outcomes))
         print()
@@ -224,13 +265,12 @@ def _cmd_reproduce(args) -> int:
             print(f"  {Path(path).name}")
     for name, error in result["render_errors"].items():
         print(f"{name}: NOT DRAWN: {error} (a bug in shattering; the trace is above)")
-    for name, why in result.get("skipped", {}).items():
+    for name, why in result["skipped"].items():
         print(f"{name}: SKIPPED: {why}")
-    bad = failed(outcomes)
     if bad:
         print(f"\n{len(bad)} of {len(outcomes)} runs failed (shown as failed in the artefacts):")
         for o in bad:
             print(f"  {o.line()}")
         print("Fix the cause and run the same command again (finished runs are kept).")
-    print(f"\nOne page with everything: shatter report {args.out}")
+    print(f"\nOne page with everything: shatter report {request['out']}")
     return 1 if bad or result["render_errors"] else 0

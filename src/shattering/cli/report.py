@@ -1,6 +1,12 @@
-"""``shatter report DIR``: one self-contained HTML page with every artefact and run record under DIR."""
+"""``shatter report DIR``: one self-contained HTML page with every artefact and run record under DIR (the
+paper's figures and tables as ``shatter reproduce`` drew them, and the runs behind each)."""
 
 from __future__ import annotations
+
+from pathlib import Path
+
+from ..report.common import write_text
+from ..report.html import collect, render_page
 
 
 def register(sub) -> None:
@@ -10,20 +16,14 @@ def register(sub) -> None:
                                    "runs behind each with their config hash and data fingerprint, and runs that "
                                    "did not fit, diverged, failed or are unfinished marked as such.")
     p.add_argument("dir", metavar="DIR", help="folder to scan (the --out of `shatter reproduce` / `shatter sweep`)")
-    p.add_argument("--output", "-o", metavar="FILE", default=None,
-                   help="where to write the page (default: DIR/report.html)")
+    p.add_argument("--out", metavar="FILE", default=None, help="where to write the page (default: DIR/report.html)")
     p.set_defaults(func=_cmd_report)
 
 
 def _cmd_report(args) -> int:
-    from pathlib import Path
-
-    from ..report.common import write_text
-    from ..report.html import collect, render_page
-
     root = Path(args.dir).expanduser()
     artefacts, runs = collect(root)
-    path = Path(args.output).expanduser() if args.output else root / "report.html"
+    path = Path(args.out).expanduser() if args.out else root / "report.html"
     write_text(path, render_page(root, artefacts, runs))
     unfinished = sum(r["status"] == "unfinished" for r in runs)
     print(f"report: {path} ({len(artefacts)} artefact(s), {len(runs)} run record(s)"

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
+from ..files import json_text
 from ..runs import run
 from ..train.distributed import is_main_process
-from .common import add_config_options, config_from_args
+from .common import add_config_file_option, add_config_options, config_from_args, json_flag
 
 # --------------------------------------------------------------------------------------------------
 # shatter run
@@ -19,9 +18,9 @@ def register(sub) -> None:
                                    "Records go to OUT/<run>/; running the same command again resumes or reuses it. "
                                    "Started by torchrun (torchrun --nproc-per-node N -m shattering run ...), N "
                                    "processes train the run data-parallel (docs/scaling.md).")
-    p.add_argument("--config", metavar="FILE.toml", help="read settings from a TOML file (options given here win)")
+    add_config_file_option(p, "read settings from a TOML file (options given here win)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    json_flag(p, "the summary")
     add_config_options(p)
     p.set_defaults(func=_cmd_run)
 
@@ -32,7 +31,7 @@ def _cmd_run(args) -> int:
     if not is_main_process():  # under torchrun process 0 reports; it keeps the record
         return 0
     if args.json:
-        print(json.dumps(result.summary, indent=2, sort_keys=True))
+        print(json_text(result.summary), end="")
         return 0
     s = result.summary
     print(result.message)

@@ -146,7 +146,8 @@ def missing_message(info: DatasetInfo, data_dir: str | Path | None, download_fai
     if info.kind == "image-folder":
         return missing_image_folder_message(info, data_dir)
     looked = ", ".join(str(d) for d in candidate_dirs(info, data_dir))
-    fetch_cmd = f"shatter data fetch {info.name}" + (f" --data-dir {data_dir}" if data_dir is not None else "")
+    fetch_cmd = f"shatter data fetch --dataset {info.name}"
+    fetch_cmd += f" --data-dir {data_dir}" if data_dir is not None else ""
     if data_dir is not None:
         where = f"The data directory {data_dir} does not hold {info.title}"
     else:
@@ -167,7 +168,7 @@ def list_local() -> list[dict]:
             rows.append({"name": info.name, "available": True, "location": "generated on demand (mnist1d)"})
             continue
         folder, found = locate(info)
-        missing = (f"not found (fetch: shatter data fetch {info.name})" if info.kind != "image-folder"
+        missing = (f"not found (fetch: shatter data fetch --dataset {info.name})" if info.kind != "image-folder"
                    else "not found (an image folder with train/ and val/; pass --data-dir)")
         rows.append({"name": info.name, "available": folder is not None,
                      "location": str(folder) if folder else missing})

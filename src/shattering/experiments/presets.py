@@ -68,19 +68,27 @@ class Preset:
         return self.compute is not None
 
     def configs(self, scale: str = "quick", *, dataset: str | None = None, seeds: int = 1, out: str = "runs",
-                **overrides) -> list[RunConfig]:
-        """Every run of this preset at ``scale`` (one per row and seed)."""
+                base: RunConfig | None = None, seed: int = 0, data_seed: int = 0, **overrides) -> list[RunConfig]:
+        """Every run of this preset at ``scale`` (one per row and seed).
+
+        A run's settings, from the bottom: ``base`` (a config file's settings, every field), the scale's, the
+        model's at that scale, the row's, then the repeat's seeds (repeat i of ``seeds`` takes ``seed + i`` and
+        ``data_seed + i``) and ``out``, then ``overrides`` (options given on the command line) on top.
+        ``dataset`` swaps the scale's data set (dropping what belongs to the scale's data only).
+        """
         if self.computed:
             raise ConfigError(f"Preset {self.name!r} is computed, not trained: it has no runs to sweep; "
                               f"`shatter reproduce {self.name}` computes and draws it.")
-        base = self.scale_settings(scale, dataset)
+        settings = self.scale_settings(scale, dataset)
         if not isinstance(seeds, int) or seeds < 1:
             raise ConfigError(f"seeds must be a positive integer; got {seeds!r}.")
+        under = _under(base)
         configs = []
         for row in self.rows:
             per_model = self.model_scales.get(scale, {}).get(row.get("model"), {})
-            for seed in range(seeds):
-                values = {**base, **per_model, **row, "seed": seed, "data_seed": seed, "out": out, **overrides}
+            for i in range(seeds):
+                values = {**under, **settings, **per_model, **row, "seed": seed + i, "data_seed": data_seed + i,
+                          "out": out, **overrides}
                 values.pop("note", None)
                 configs.append(RunConfig.from_dict(values, where=f"preset {self.name}"))
         return configs
@@ -100,29 +108,45 @@ class Preset:
                     base.pop(key, None)
         return base
 
-    def notes(self, scale: str, dataset: str | None = None) -> list[str]:
-        """Where this run of the preset differs from the paper (shown beside every figure and table); a computed
-        preset's rows carry their own notes."""
+    def notes(self, scale: str, dataset: str | None = None, *, base: RunConfig | None = None,
+              **overrides) -> list[str]:
+        """Where this run of the preset differs from the paper (shown beside every figure and table); ``base``
+        and ``overrides`` as for :meth:`configs`; a computed preset's rows carry their own notes."""
         if self.computed:
             return []
-        base = self.scale_settings(scale, dataset)
+        settings = self.scale_settings(scale, dataset)
+        shared = {**_under(base), **settings, **overrides}  # what every run of the preset shares
         paper = DATASETS[self.paper_dataset]
         notes = []
-        if base["dataset"] != self.paper_dataset:
+        if shared["dataset"] != self.paper_dataset:
             paper_title = "CIFAR-10" if self.paper_dataset == "cifar10" else paper.title
-            notes.append(f"data set: {DATASETS[base['dataset']].title} instead of the paper's {paper_title}")
-        if self.paper_model and base.get("model", self.paper_model) != self.paper_model:
-            size = f" at {base['image_size']}x{base['image_size']} pixels" if base.get("image_size") else ""
-            notes.append(f"model: {base['model']}{size} instead of the paper's {self.paper_model}")
-        if base.get("train_size"):
-            sizes = {m: o["train_size"] for m, o in self.model_scales.get(scale, {}).items() if "train_size" in o}
+            notes.append(f"data set: {DATASETS[shared['dataset']].title} instead of the paper's {paper_title}")
+        if self.paper_model and shared.get("model", self.paper_model) != self.paper_model:
+            size = f" at {shared['image_size']}x{shared['image_size']} pixels" if shared.get("image_size") else ""
+            notes.append(f"model: {shared['model']}{size} instead of the paper's {self.paper_model}")
+        if shared.get("train_size"):
+            sizes = {m: o["train_size"] for m, o in self.model_scales.get(scale, {}).items()
+                     if "train_size" in o and "train_size" not in overrides}
             extra = "".join(f", {n} for {m}" for m, n in sizes.items())
-            notes.append(f"{base['train_size']} training images{extra} (the paper: {paper.n_train:,})")
-        if base.get("test_size"):
-            notes.append(f"{base['test_size']} test images (the paper: {paper.n_test:,})")
+            notes.append(f"{shared['train_size']} training images{extra} (the paper: {paper.n_train:,})")
+        if shared.get("test_size"):
+            notes.append(f"{shared['test_size']} test images (the paper: {paper.n_test:,})")
+        noted = ("note", "dataset", "train_size", "test_size")  # the lines above say these
+        changed = ", ".join(f"{key.replace('_', '-')} {shared[key]}" for key in settings
+                            if key not in noted and shared[key] != settings[key])
         if scale != "paper":
-            notes.append(f"scale '{scale}': {self.scales[scale].get('note', 'reduced budget')}")
+            notes.append(f"scale '{scale}': {self.scales[scale].get('note', 'reduced budget')}"
+                         + (f"; changed from the scale's: {changed}" if changed else ""))
+        elif changed:
+            notes.append(f"changed from the paper's setting: {changed}")
         return notes
+
+
+def _under(base: RunConfig | None) -> dict:
+    """A config file's settings as the bottom layer of a preset's runs (the repeats number their own seeds)."""
+    if base is None:
+        return {}
+    return {k: v for k, v in base.to_dict().items() if k not in ("seed", "data_seed", "out")}
 
 
 def _rows(*rows: dict) -> tuple[dict, ...]:
