@@ -137,7 +137,7 @@ def test_rerun_trains_nothing_and_rewrites_identical_bytes(reproduced, monkeypat
 @pytest.mark.parametrize("quiet", [False, True])
 def test_json_prints_every_run_and_artefact_and_nothing_else(reproduced, monkeypatch, quiet):
     out, _ = reproduced
-    monkeypatch.setattr("shattering.train.run", lambda *a, **k: pytest.fail("finished runs must be read"))
+    monkeypatch.setattr("shattering.executors.outcome.run", lambda *a, **k: pytest.fail("finished runs must be read"))
     argv = reproduce_args("fig2b", out)
     rc, text = shatter(*(argv if quiet else [a for a in argv if a != "--quiet"]), "--json")
     assert rc == 0
