@@ -78,7 +78,8 @@ def test_without_ray_the_command_names_the_install(tmp_path, monkeypatch, capsys
 
 
 def test_options_are_checked_together():
-    with pytest.raises(ConfigError, match="--cpus-per-run .* --max-retries"):
+    with pytest.raises(ConfigError, match="'--cpus-per-run' parameter of the Ray executor must be a positive number; "
+                                          "got 0 instead.* '--max-retries' parameter"):
         RayOptions(cpus_per_run=0, max_retries=-1)
     with pytest.raises(ConfigError, match="valid options: address, cpus_per_run"):
         RayOptions.from_dict({"gpus": 1})

@@ -18,6 +18,7 @@ import torch
 
 from .errors import ConfigError
 from .models import model_info
+from .validation import must_be
 
 
 @functools.lru_cache(maxsize=1)
@@ -37,7 +38,7 @@ def resolve_device(device: str = "auto") -> torch.device:
     if device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda was asked for but PyTorch sees no CUDA GPU; use --device cpu or auto.")
     if device not in ("cpu", "cuda"):
-        raise ConfigError(f"device must be auto, cpu or cuda; got {device!r}.")
+        raise ConfigError(must_be("device", "one of auto, cpu, cuda", device))
     return torch.device(device)
 
 

@@ -48,6 +48,7 @@ from .train.distributed import DistContext
 from .train.in_memory import InMemoryTrainer
 from .train.stream import StreamTrainer
 from .train.trainer import Trainer
+from .validation import must_be
 
 try:
     import fcntl
@@ -368,7 +369,8 @@ def as_config(config: RunConfig | dict | None = None, **overrides) -> RunConfig:
     elif isinstance(config, dict):
         config = RunConfig.from_dict(config)
     elif not isinstance(config, RunConfig):
-        raise ConfigError(f"config must be a RunConfig, a dict or None; got {type(config).__name__}.")
+        raise ConfigError(must_be("config", "a RunConfig, a dict or None", config, of="run",
+                                  shown=type(config).__name__))
     return config.replace(**overrides) if overrides else config
 
 

@@ -24,6 +24,7 @@ from ..executors import EXECUTORS, sweep
 from ..executors.outcome import Outcome, describe, failed, summary_table
 from ..experiments.presets import PRESETS, SCALES, get_preset
 from ..files import json_text
+from ..validation import must_be
 from .common import add_config_file_option, add_config_options, config_file, given_config_options, json_flag
 
 # Names ``shatter reproduce`` accepts besides the presets: unions of presets.
@@ -103,7 +104,7 @@ def run_options(args) -> dict:
     """How ``sweep`` and ``reproduce`` run: progress bar or log lines (neither on stdout under --json), packing,
     executor."""
     if args.pack is not None and args.pack < 1:
-        raise ConfigError(f"--pack must be a positive number of runs; got {args.pack}.")
+        raise ConfigError(must_be("--pack", "a positive number of runs", args.pack, of=f"shatter {args.command}"))
     return {"progress": not args.quiet and not args.json, "pack": args.pack,
             "log": (lambda line: print(line, flush=True)) if args.quiet and not args.json else None,
             "executor": args.executor, "executor_options": executor_options(args)}

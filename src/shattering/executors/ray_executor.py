@@ -46,10 +46,14 @@ from ..config import RunConfig
 from ..errors import ConfigError
 from ..files import atomic_write_bytes
 from ..runs import RunRecord
+from ..validation import must_be
 from .outcome import Outcome, run_one
 from .packing import packed_groups, run_packed_group
 
 MARKER_PREFIX = ".shattering-sweep-"  # a file the driver leaves in --out; tasks check they see it
+
+
+RAY = "the Ray executor"  # what a refused option's message names
 
 
 @dataclass(frozen=True)
@@ -62,16 +66,17 @@ class RayOptions:
     gpus_per_run: float = 0.0  # GPUs a task reserves; fractions share a card
     max_retries: int = 3  # retries of a task whose worker died (each resumes from the checkpoint)
 
-    def __post_init__(self):
+    def __post_init__(self):  # the command line's --cpus-per-run, --gpus-per-run, --max-retries
         problems = []
         if not (isinstance(self.cpus_per_run, (int, float)) and self.cpus_per_run > 0):
-            problems.append(f"--cpus-per-run must be a positive number; got {self.cpus_per_run!r}.")
+            problems.append(must_be("--cpus-per-run", "a positive number", self.cpus_per_run, of=RAY))
         if not (isinstance(self.gpus_per_run, (int, float)) and self.gpus_per_run >= 0):
-            problems.append(f"--gpus-per-run must be zero or a positive number; got {self.gpus_per_run!r}.")
+            problems.append(must_be("--gpus-per-run", "zero or a positive number", self.gpus_per_run, of=RAY))
         elif self.gpus_per_run > 1 and self.gpus_per_run != int(self.gpus_per_run):
-            problems.append(f"--gpus-per-run above 1 must be a whole number of GPUs; got {self.gpus_per_run!r}.")
+            problems.append(must_be("--gpus-per-run", "below 1 or a whole number of GPUs", self.gpus_per_run,
+                                    of=RAY))
         if not (isinstance(self.max_retries, int) and self.max_retries >= 0):
-            problems.append(f"--max-retries must be zero or a positive integer; got {self.max_retries!r}.")
+            problems.append(must_be("--max-retries", "zero or a positive integer", self.max_retries, of=RAY))
         if problems:
             raise ConfigError(" ".join(problems))
 

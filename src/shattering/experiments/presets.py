@@ -29,6 +29,7 @@ from pathlib import Path
 from ..config import RunConfig
 from ..data.catalogue import DATASETS
 from ..errors import ConfigError
+from ..validation import must_be
 from . import table3
 
 SCALES = ("smoke", "quick", "paper")
@@ -81,7 +82,7 @@ class Preset:
                               f"`shatter reproduce {self.name}` computes and draws it.")
         settings = self.scale_settings(scale, dataset)
         if not isinstance(seeds, int) or seeds < 1:
-            raise ConfigError(f"seeds must be a positive integer; got {seeds!r}.")
+            raise ConfigError(must_be("seeds", "a positive integer", seeds, of="Preset.configs"))
         under = _under(base)
         configs = []
         for row in self.rows:
