@@ -21,12 +21,12 @@ from hypothesis import strategies as st
 
 import shattering.models
 from shattering.cli import main
-from shattering.cli.presets import GROUPS
 from shattering.config import RunConfig
 from shattering.corruptions import CORRUPTIONS, PIXEL_UNITS
 from shattering.data.catalogue import DATASETS
 from shattering.data.preprocess import WHITENINGS
 from shattering.experiments.presets import PRESETS, SCALES
+from shattering.report.reproduce import GROUPS
 
 from .test_faults import tally
 

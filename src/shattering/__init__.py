@@ -15,6 +15,7 @@ from .models import MODELS as MODELS
 from .models import build_model as build_model
 from .models import paper_param_count as paper_param_count
 from .models import register_model as register_model
+from .report.reproduce import reproduce as reproduce
 from .runs import RunResult as RunResult
 from .runs import run as run
 from .train.data import make_data as make_data

@@ -1,0 +1,95 @@
+"""``reproduce``: every run of a preset swept, then its figure or table drawn (the paper's artefacts: Figures 1
+and 2, Tables 1-4 of Zhang et al., ICLR 2017). What ``shatter reproduce`` runs, callable from Python.
+
+The runs go to ``out/<run>/`` (finished runs are read, broken ones resumed, a failing run does not stop the
+others), then each preset's artefact is drawn into ``out/artefacts/<preset>/``. Running it again trains nothing
+and rewrites the same bytes.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+from ..config import RunConfig
+from ..data.catalogue import DATASETS
+from ..data.location import locate_image_folder
+from ..errors import ConfigError, DataNotFoundError, ShatteringError
+from ..executors import sweep
+from ..experiments.presets import PRESETS, Preset, get_preset
+
+# Names ``reproduce`` accepts besides the presets: unions of presets.
+GROUPS = {"fig1": ("fig1a", "fig1bc"), "imagenet": ("table2", "fig2a"), "all": tuple(PRESETS)}
+
+
+def check_user_data(configs: list[RunConfig]) -> None:
+    """Fail now, with one sentence, when runs need an image folder (ImageNet) that is not there."""
+    for dataset, data_dir in sorted({(c.dataset, c.data_dir) for c in configs}, key=str):
+        if DATASETS[dataset].kind == "image-folder":
+            locate_image_folder(dataset, data_dir)
+
+
+def reproduce_presets(name: str) -> list[Preset]:
+    """The presets ``shatter reproduce NAME`` draws: one preset, or a group (``fig1``, ``all``)."""
+    names = GROUPS.get(name, (name,))
+    for n in names:
+        if n not in PRESETS:
+            raise ConfigError(f"Unknown preset {n!r}; known presets: {', '.join((*PRESETS, *GROUPS))}.")
+    return [get_preset(n) for n in names]
+
+
+def reproduce(name: str, scale: str = "quick", *, dataset: str | None = None, seeds: int = 1, out: str = "runs",
+              progress: bool = True, log=None, pack: int | None = None, executor: str = "local",
+              executor_options: dict | None = None, base: RunConfig | None = None, seed: int = 0,
+              data_seed: int = 0, **overrides) -> dict:
+    """Sweep every run of preset ``name`` (or group) and draw each preset's artefact.
+
+    ``base``, ``seed``, ``data_seed`` and ``overrides`` go to every preset's
+    :meth:`~shattering.experiments.presets.Preset.configs` (the settings under and over the preset's own).
+
+    Returns ``{"outcomes": [...], "artefacts": {preset: [paths]}, "render_errors": {preset: text},
+    "skipped": {preset: why}}``; one outcome per distinct run (presets that share a run share its outcome).
+    A group skips presets whose data the user must supply (ImageNet) when it is not found; a preset named
+    alone raises instead.
+    """
+    from .renderers import artefact_dir, render  # matplotlib: kept off every command's start-up
+
+    presets = reproduce_presets(name)
+    computed = [p for p in presets if p.computed]
+    plans, skipped = [], {}
+    for p in presets:
+        if p.computed:
+            continue
+        configs = p.configs(scale, dataset=dataset, seeds=seeds, out=out, base=base, seed=seed, data_seed=data_seed,
+                            **overrides)
+        try:
+            check_user_data(configs)
+        except DataNotFoundError as exc:
+            if name in PRESETS or name == "imagenet":
+                raise
+            skipped[p.name] = str(exc)
+            continue
+        plans.append((p, configs))
+    outcomes = sweep.run_sweep([cfg for _, configs in plans for cfg in configs], progress=progress, log=log, pack=pack,
+                               executor=executor, executor_options=executor_options)
+    by_id = {o.config.run_id(): o for o in outcomes}
+    artefacts, errors = {}, {}
+    for preset, configs in plans:
+        mine = [by_id[cfg.run_id()] for cfg in configs]
+        try:
+            artefacts[preset.name] = render(preset, mine, artefact_dir(out, preset.name),
+                                            preset.notes(scale, dataset, base=base, **overrides))
+        except Exception as exc:  # a drawing bug must not hide the other artefacts; the trace goes to stderr
+            errors[preset.name] = f"{type(exc).__name__}: {exc}"
+            traceback.print_exc(file=sys.stderr)
+    for preset in computed:  # no training runs: the preset computes its rows (Table 3: kernels)
+        out_dir = artefact_dir(out, preset.name)
+        try:
+            artefacts[preset.name] = render(preset, preset.compute(scale, dataset, out_dir), out_dir,
+                                            preset.notes(scale, dataset))
+        except ShatteringError:
+            raise
+        except Exception as exc:
+            errors[preset.name] = f"{type(exc).__name__}: {exc}"
+            traceback.print_exc(file=sys.stderr)
+    return {"outcomes": outcomes, "artefacts": artefacts, "render_errors": errors, "skipped": skipped}
