@@ -1,11 +1,11 @@
 """The paper's numbers as data: Table 1, Table 4 and the values read off Figure 1 (Zhang et al., ICLR 2017),
-each with the trust tag of ``spec.md`` section 0 so that a table can say how sure each number is.
+each with a trust tag, so that a table can say how sure each number is.
 
 Tags:
 
 - ``V``: checked against the paper's main text (Sections 1-6).
 - ``S``: secondary but independent sources (slides showing the table, notes, re-implementations).
-- ``A``: arithmetic done while writing the spec (parameter counts reproduced exactly).
+- ``A``: an arithmetic check (parameter counts reproduced exactly).
 - ``M``: recollection of the paper, not checked against a copy.
 - ``I``: an inference; the paper does not state the number.
 
@@ -211,7 +211,7 @@ def _t2(aug: bool, drop: bool, wd: bool, rl: bool, *cells: Cell) -> Table2Row:
     return Table2Row(aug, drop, wd, rl, *cells)
 
 
-# Table 2 as spec.md section 4 gives it, cell by cell with its tag ([M] cells are recollections, unconfirmed).
+# Table 2 cell by cell with its tag ([M] cells are recollections, unconfirmed).
 TABLE2: tuple[Table2Row, ...] = (
     _t2(True, True, True, False, Cell(92.18, "S"), Cell(99.21, "M"), Cell(77.84, "S"), Cell(93.92, "S")),
     _t2(True, False, False, False, Cell(92.33, "S"), Cell(99.17, "M"), Cell(72.95, "V"), Cell(90.43, "S")),
