@@ -16,6 +16,7 @@ import hashlib
 import json
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from .data.catalogue import DATASETS, dataset_info
 from .data.preprocess import WHITENINGS
 from .devices import default_eval_batch_size, resolve_precision
 from .errors import ConfigError
-from .models import model_info, model_names
+from .models import architecture_digest, is_builtin, model_info, model_name_for, model_names
 from .validation import must_be
 
 UNTIL = ("fit", "epochs")
@@ -40,15 +41,16 @@ CONFIG_NAME = "RunConfig"  # what a bad setting's message names: "The 'lr' param
 
 
 def _f(default, help: str, *, check=None, hashed: bool = True, choices=None, section: str = "run",
-       id_when_set: bool = False, default_help: str | None = None):
+       id_when_set: bool = False, default_help: str | None = None, flag: str | None = None):
     """A field. ``help``: what it is (the option's help, without its default); ``default_help``: its default
     in words, where ``None`` means more than the value; ``section``: the group of options it is listed in
     (data, model, training, regularizers, execution). ``id_when_set``: the field enters the run id only when it
     differs from its default, so a field added after records exist leaves the ids (and folders) of every
-    earlier run unchanged."""
+    earlier run unchanged. ``flag``: how the command line spells it (default: ``--field-name``; "" for a field
+    that is filled in, never typed)."""
     return field(default=default, metadata={"help": help, "check": check, "hashed": hashed, "choices": choices,
                                              "section": section, "id_when_set": id_when_set,
-                                             "default_help": default_help})
+                                             "default_help": default_help, "flag": flag})
 
 
 _positive = (lambda x: x > 0, "positive")
@@ -94,7 +96,15 @@ class RunConfig:
                                 default_help="the data set's, 299 as Inception V3", check=_positive, section="data",
                                 id_when_set=True)
     # -- model -----------------------------------------------------------------------------------------
-    model: str = _f("mlp-1x512", "architecture", choices=model_names, section="model")
+    model: str = _f("mlp-1x512", "architecture: a built-in name (" + ", ".join(model_names()) + ") or "
+                                 "package.module:factory for your own (called as factory(input_shape, num_classes, "
+                                 "dropout=..., **model_args); returns an nn.Module)", section="model")
+    model_args: str | None = _f(None, "keyword argument of the model's factory, KEY=VALUE (repeatable; TOML: "
+                                      "model_args = {key = value})", section="model", id_when_set=True,
+                                flag="--model-arg")
+    model_digest: str | None = _f(None, "SHA-256 prefix of a user model's parameter names and shapes (filled in "
+                                        "when the config is resolved, so different models never share a record)",
+                                  section="model", id_when_set=True, flag="")
     dropout: float = _f(0.0, "dropout probability before the output layer (the paper: off)",
                         check=(lambda x: 0 <= x < 1, "in [0, 1)"), section="model")
     aux_logits: bool = _f(False, "inception-v3 only: train its auxiliary classifier too (loss + 0.4 x its loss)",
@@ -141,6 +151,9 @@ class RunConfig:
 
     # ------------------------------------------------------------------------------------------------
     def __post_init__(self):
+        if not isinstance(self.model, str):  # a factory or ModelInfo object: the name it runs under
+            object.__setattr__(self, "model", model_name_for(self.model))
+        object.__setattr__(self, "model_args", canonical_model_args(self.model_args))
         problems = []
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
@@ -150,6 +163,10 @@ class RunConfig:
         if not problems:
             try:
                 check_p(self.corruption, self.p)
+            except ConfigError as exc:
+                problems.append(str(exc))
+            try:
+                model_info(self.model)  # a built-in or registered name, or an import path that imports
             except ConfigError as exc:
                 problems.append(str(exc))
             problems += _streaming_problems(self)
@@ -204,7 +221,7 @@ class RunConfig:
     def resolved(self) -> RunConfig:
         """Fill every ``None`` default from the model and data set, and resolve ``precision``."""
         info = dataset_info(self.dataset)
-        return self.replace(
+        r = self.replace(
             image_size=self.image_size if self.image_size is not None else info.extra.get("image_size"),
             lr=self.lr if self.lr is not None else model_info(self.model).lr,
             lr_decay=self.lr_decay if self.lr_decay is not None else info.default_lr_decay(self.model),
@@ -215,6 +232,24 @@ class RunConfig:
             precision=resolve_precision(self.precision, self.device),
             eval_batch_size=self.eval_batch_size or default_eval_batch_size(self.model, self.device),
         )
+        if r.model_digest is None and (r.model_args or not is_builtin(r.model)):  # builds the model once: a bad
+            # factory or output shape is refused here, before any record exists
+            r = r.replace(model_digest=architecture_digest(r.model, r.input_shape(), info.num_classes,
+                                                           r.model_kwargs()))
+        return r
+
+    def model_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments a user model's factory gets (``model_args`` as a dict)."""
+        return json.loads(self.model_args) if self.model_args else {}
+
+    def input_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of the images the model sees: the data set's, centre-cropped (or resized, image folders)."""
+        r = self.resolved() if self.crop is None else self
+        info = dataset_info(self.dataset)
+        if info.kind == "image-folder":
+            return (info.shape[0], r.image_size, r.image_size)
+        side = r.crop
+        return (info.shape[0], side, side) if side else tuple(info.shape)
 
     def hashed_dict(self) -> dict[str, Any]:
         """The fields that define the run's results (the resolved config minus paths and devices)."""
@@ -233,10 +268,57 @@ class RunConfig:
         """Readable folder name: data set, model, corruption and p, then the run id."""
         r = self.resolved()
         corr = r.corruption if r.corruption in ("true-labels", "random-labels") else f"{r.corruption}-p{r.p:g}"
-        return f"{r.dataset}_{r.model}_{corr}_{self.run_id()}"
+        model = re.sub(r"[^A-Za-z0-9._-]+", "-", r.model)  # package.module:factory -> package.module-factory
+        return f"{r.dataset}_{model}_{corr}_{self.run_id()}"
 
     def run_dir(self) -> Path:
         return Path(os.path.expanduser(self.out)) / self.run_name()
+
+
+def _model_arg_value(text: str) -> Any:
+    """A ``--model-arg`` value: an integer, a number, true/false, none, else the text itself."""
+    lowered = text.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("none", "null"):
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def canonical_model_args(value: Any) -> str | None:
+    """``model_args`` in its one stored form: canonical JSON of a dict (sorted keys), or None for no arguments.
+    Takes a dict (Python, TOML), a JSON object as text, or ``KEY=VALUE`` strings (``--model-arg``, repeatable)."""
+    if value is None or value == "" or value == {} or value == [] or value == ():
+        return None
+    if isinstance(value, str) and value.lstrip().startswith("{"):
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise ConfigError(must_be("model_args", "a JSON object", value, of=CONFIG_NAME) + f" ({exc})") from None
+    if isinstance(value, str):
+        value = [value]
+    if isinstance(value, (list, tuple)):
+        pairs = {}
+        for item in value:
+            key, sep, text = str(item).partition("=")
+            if not sep or not key.strip().isidentifier():
+                raise ConfigError(must_be("model_args", "KEY=VALUE with KEY a Python name (--model-arg depth=18)",
+                                          item, of=CONFIG_NAME))
+            pairs[key.strip()] = _model_arg_value(text)
+        value = pairs
+    if not isinstance(value, dict) or not all(isinstance(k, str) and k.isidentifier() for k in value):
+        raise ConfigError(must_be("model_args", "a table of keyword arguments (KEY = VALUE)", value,
+                                  of=CONFIG_NAME))
+    try:
+        return json.dumps(value, sort_keys=True, separators=(",", ":")) if value else None
+    except (TypeError, ValueError):
+        raise ConfigError(must_be("model_args", "numbers, strings, booleans or lists of them", value,
+                                  of=CONFIG_NAME)) from None
 
 
 def _streaming_problems(cfg: RunConfig) -> list[str]:

@@ -65,12 +65,18 @@ def add_config_options(parser: argparse.ArgumentParser, *, only: Collection[str]
         section = meta.get("section", "run")
         if (only is not None and f.name not in only) or (sections is not None and section not in sections):
             continue
+        if meta.get("flag") == "":  # filled in when the config is resolved, never typed
+            continue
         group = groups.setdefault(section, parser.add_argument_group(f"{section} options"))
-        flag = "--" + f.name.replace("_", "-")
+        flag = meta.get("flag") or "--" + f.name.replace("_", "-")
         default = meta.get("default_help") or f.default
         note = notes.pop(f.name, None) or ("required" if f.name in required else f"default: {default}")
         help_text = f"{meta.get('help', '')} ({note})"
         kind = str(f.type)
+        if f.name == "model_args":  # --model-arg KEY=VALUE, repeatable: the config parses the list
+            group.add_argument(flag, dest=f.name, action="append", default=argparse.SUPPRESS, metavar="KEY=VALUE",
+                               help=help_text)
+            continue
         if kind.startswith("bool"):
             group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
                                help=help_text)

@@ -46,6 +46,9 @@ def add_sweep_options(p, extra_names: tuple[str, ...] = ()) -> None:
                    "2-core CPU), paper (the paper's data and schedule; a GPU) (default: quick)")
     p.add_argument("--seeds", type=int, default=1, metavar="N", help="repeat every run N times, with seeds "
                    "SEED..SEED+N-1 and data seeds DATA_SEED..DATA_SEED+N-1 (default: 1)")
+    p.add_argument("--models", default=None, metavar="M1,M2,...",
+                   help="run the preset's grid with these models instead of the paper's: built-in names or "
+                        "package.module:factory (each distinct row of the grid once per model)")
     p.add_argument("--pack", type=int, default=None, metavar="K",
                    help="train up to K runs together as one packed model (1: never; default: pack MLP runs)")
     add_config_file_option(p, CONFIG_HELP)
@@ -91,7 +94,18 @@ def preset_request(args) -> dict:
     start = base or RunConfig()
     return {"dataset": given.pop("dataset", None), "seeds": args.seeds, "out": given.pop("out", start.out),
             "seed": given.pop("seed", start.seed), "data_seed": given.pop("data_seed", start.data_seed),
-            "base": base, **given}
+            "base": base, "models": _models(args), **given}
+
+
+def _models(args) -> list[str] | None:
+    """``--models a,b``: the list, or None for the preset's own."""
+    if getattr(args, "models", None) is None:
+        return None
+    names = [m.strip() for m in args.models.split(",") if m.strip()]
+    if not names:
+        raise ConfigError(must_be("--models", "a comma-separated list of models", args.models,
+                                  of=f"shatter {args.command}"))
+    return names
 
 
 def run_options(args) -> dict:

@@ -22,7 +22,7 @@ or several with torchrun; see docs/scaling.md).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,8 +69,13 @@ class Preset:
         return self.compute is not None
 
     def configs(self, scale: str = "quick", *, dataset: str | None = None, seeds: int = 1, out: str = "runs",
-                base: RunConfig | None = None, seed: int = 0, data_seed: int = 0, **overrides) -> list[RunConfig]:
+                base: RunConfig | None = None, seed: int = 0, data_seed: int = 0, models: Sequence | None = None,
+                **overrides) -> list[RunConfig]:
         """Every run of this preset at ``scale`` (one per row and seed).
+
+        ``models`` (names, ``package.module:factory`` paths or factories) replaces the preset's models: every
+        distinct row of its grid runs once for each of them (``shatter reproduce fig1bc --models mlp-1x512,
+        mypkg.nets:resnet18`` draws both curves).
 
         A run's settings, from the bottom: ``base`` (a config file's settings, every field), the scale's, the
         model's at that scale, the row's, then the repeat's seeds (repeat i of ``seeds`` takes ``seed + i`` and
@@ -85,7 +90,7 @@ class Preset:
             raise ConfigError(must_be("seeds", "a positive integer", seeds, of="Preset.configs"))
         under = _under(base)
         configs = []
-        for row in self.rows:
+        for row in self.rows_for(models):
             per_model = self.model_scales.get(scale, {}).get(row.get("model"), {})
             for i in range(seeds):
                 values = {**under, **settings, **per_model, **row, "seed": seed + i, "data_seed": data_seed + i,
@@ -93,6 +98,19 @@ class Preset:
                 values.pop("note", None)
                 configs.append(RunConfig.from_dict(values, where=f"preset {self.name}"))
         return configs
+
+    def rows_for(self, models: Sequence | None = None) -> tuple[dict, ...]:
+        """The grid's rows, with ``models`` in place of the preset's own (each distinct row once per model)."""
+        if models is None:
+            return self.rows
+        if isinstance(models, str) or not models:
+            raise ConfigError(must_be("models", "a non-empty list of models", models, of="Preset.configs"))
+        templates: list[dict] = []
+        for row in self.rows:
+            template = {k: v for k, v in row.items() if k != "model"}
+            if template not in templates:
+                templates.append(template)
+        return tuple({**template, "model": model} for model in models for template in templates)
 
     def scale_settings(self, scale: str, dataset: str | None = None) -> dict:
         if scale not in SCALES:
@@ -110,7 +128,7 @@ class Preset:
         return base
 
     def notes(self, scale: str, dataset: str | None = None, *, base: RunConfig | None = None,
-              **overrides) -> list[str]:
+              models: Sequence | None = None, **overrides) -> list[str]:
         """Where this run of the preset differs from the paper (shown beside every figure and table); ``base``
         and ``overrides`` as for :meth:`configs`; a computed preset's rows carry their own notes."""
         if self.computed:
@@ -125,6 +143,10 @@ class Preset:
         if self.paper_model and shared.get("model", self.paper_model) != self.paper_model:
             size = f" at {shared['image_size']}x{shared['image_size']} pixels" if shared.get("image_size") else ""
             notes.append(f"model: {shared['model']}{size} instead of the paper's {self.paper_model}")
+        if models is not None:
+            own = list(dict.fromkeys(row["model"] for row in self.rows if "model" in row))
+            names = [RunConfig(model=m).model for m in models]  # a factory object is named as its runs are
+            notes.append(f"models: {', '.join(names)} (the paper's: {', '.join(own)})")
         if shared.get("train_size"):
             sizes = {m: o["train_size"] for m, o in self.model_scales.get(scale, {}).items()
                      if "train_size" in o and "train_size" not in overrides}

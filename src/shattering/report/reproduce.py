@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 import traceback
+from collections.abc import Sequence
 
 from ..config import RunConfig
 from ..data.catalogue import DATASETS
@@ -41,10 +42,10 @@ def reproduce_presets(name: str) -> list[Preset]:
 def reproduce(name: str, scale: str = "quick", *, dataset: str | None = None, seeds: int = 1, out: str = "runs",
               progress: bool = True, log=None, pack: int | None = None, executor: str = "local",
               executor_options: dict | None = None, base: RunConfig | None = None, seed: int = 0,
-              data_seed: int = 0, **overrides) -> dict:
+              data_seed: int = 0, models: Sequence | None = None, **overrides) -> dict:
     """Sweep every run of preset ``name`` (or group) and draw each preset's artefact.
 
-    ``base``, ``seed``, ``data_seed`` and ``overrides`` go to every preset's
+    ``base``, ``seed``, ``data_seed``, ``models`` and ``overrides`` go to every preset's
     :meth:`~shattering.experiments.presets.Preset.configs` (the settings under and over the preset's own).
 
     Returns ``{"outcomes": [...], "artefacts": {preset: [paths]}, "render_errors": {preset: text},
@@ -61,7 +62,7 @@ def reproduce(name: str, scale: str = "quick", *, dataset: str | None = None, se
         if p.computed:
             continue
         configs = p.configs(scale, dataset=dataset, seeds=seeds, out=out, base=base, seed=seed, data_seed=data_seed,
-                            **overrides)
+                            models=models, **overrides)
         try:
             check_user_data(configs)
         except DataNotFoundError as exc:
@@ -78,7 +79,7 @@ def reproduce(name: str, scale: str = "quick", *, dataset: str | None = None, se
         mine = [by_id[cfg.run_id()] for cfg in configs]
         try:
             artefacts[preset.name] = render(preset, mine, artefact_dir(out, preset.name),
-                                            preset.notes(scale, dataset, base=base, **overrides))
+                                            preset.notes(scale, dataset, base=base, models=models, **overrides))
         except Exception as exc:  # a drawing bug must not hide the other artefacts; the trace goes to stderr
             errors[preset.name] = f"{type(exc).__name__}: {exc}"
             traceback.print_exc(file=sys.stderr)

@@ -23,6 +23,7 @@ fit, records, summary), one schedule and one checkpoint format (:mod:`shattering
 
 from __future__ import annotations
 
+import abc
 import math
 import sys
 import time
@@ -35,7 +36,7 @@ from tqdm.auto import tqdm
 from ..config import RunConfig
 from ..data.dataset import LabelledSplits
 from ..devices import autocast, resolve_device
-from ..models import build_model, model_info
+from ..models import build_model
 from .book import Record, RunBook
 from .checkpoint import checkpoint_state, restore_checkpoint
 from .distributed import DistContext
@@ -57,12 +58,13 @@ def sgd(model: torch.nn.Module, cfg: RunConfig) -> torch.optim.SGD:
 def init_model(cfg: RunConfig, data: LabelledSplits) -> torch.nn.Module:
     """The model of ``cfg``, initialized from ``cfg.seed`` alone (PyTorch's default initialization)."""
     options = {"aux_logits": True} if cfg.aux_logits else {}
+    options.update(cfg.model_kwargs())  # a user model's factory arguments (--model-arg key=value)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         return build_model(cfg.model, data.shape, data.num_classes, cfg.dropout, **options)
 
 
-class Trainer:
+class Trainer(abc.ABC):
     """One run being trained: model, optimizer and random generator; the :class:`RunBook` keeps the rest.
 
     ``net`` is the model; ``model`` is what the loop calls (``net`` itself, or ``net`` wrapped for data
@@ -74,26 +76,29 @@ class Trainer:
         self.cfg, self.data, self.progress, self.dist = cfg, data, progress, dist
         self.book = RunBook(cfg, data, record, progress)
         self.device = dist.device if dist is not None else resolve_device(cfg.device)
-        self.memory_format = torch.channels_last if model_info(cfg.model).convolutional else torch.contiguous_format
-        self.net = init_model(cfg, data).to(self.device, memory_format=self.memory_format)
+        net = init_model(cfg, data)
+        # channels_last for any network with 2-D convolutions (the paper's CNNs, and a user's): measured faster
+        self.memory_format = (torch.channels_last if any(isinstance(m, torch.nn.Conv2d) for m in net.modules())
+                              else torch.contiguous_format)
+        self.net = net.to(self.device, memory_format=self.memory_format)
         self.model = self.net if dist is None else dist.wrap(self.net, cfg.sync_bn)
         self.optimizer = sgd(self.net, cfg)
         self.generator = torch.Generator().manual_seed(cfg.seed)  # batch order and augmentation
         self._setup_data()
 
     # -- what subclasses provide ---------------------------------------------------------------------
+    @abc.abstractmethod
     def _setup_data(self) -> None:
         """Prepare the data for :meth:`_batches` and :meth:`_measure` (called once, at the end of __init__)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _batches(self, order: torch.Tensor) -> Iterator[tuple[torch.Tensor, torch.Tensor, float | None]]:
         """The epoch's training batches in ``order``: ``(images, labels, scale)``; ``scale`` is None alone, else
         the factor on this process's summed loss (:meth:`shattering.train.distributed.DistContext.shard`)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _measure(self) -> dict:
         """The epoch's metrics (:func:`shattering.train.evaluate.metrics_from_predictions` and more)."""
-        raise NotImplementedError
 
     # -- checkpoints ---------------------------------------------------------------------------------
     def state(self) -> dict:
