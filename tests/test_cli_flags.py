@@ -19,10 +19,10 @@ from shattering.experiments.presets import PRESETS
 # Every command there is, by what it does; a new command must be placed here.
 DATA_READERS = ("run", "data show", "sweep", "reproduce")
 THEORY = ("expressivity", "minnorm", "kernel", "rademacher")
-OTHERS = ("data list", "data fetch", "presets", "report")
+OTHERS = ("data list", "data fetch", "presets", "report", "runs")
 SHARED_DATA = {"--dataset", "--data-dir", "--train-size", "--test-size", "--seed", "--data-seed"}
 OUT = {"run", "sweep", "reproduce", "report", *THEORY}
-JSON = {"run", "sweep", "reproduce", "data list", "data show", "presets", *THEORY}
+JSON = {"run", "sweep", "reproduce", "data list", "data show", "presets", "runs", *THEORY}
 CONFIG = {"run", "sweep", "reproduce"}
 # Other spellings of shared concepts: sizes, label sets, where output goes.
 FORBIDDEN = {"--n", "--n-train", "--n-test", "--output", "--labels", "-o", "--name", "--size"}

@@ -17,5 +17,7 @@ from .models import paper_param_count as paper_param_count
 from .models import register_model as register_model
 from .report.reproduce import reproduce as reproduce
 from .runs import RunResult as RunResult
+from .runs import load_curves as load_curves
+from .runs import load_runs as load_runs
 from .runs import run as run
 from .train.data import make_data as make_data

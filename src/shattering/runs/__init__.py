@@ -1,0 +1,22 @@
+"""The runs layer: one run of Section 2.1 of Zhang et al. (ICLR 2017), start to end, and what it leaves behind.
+
+- :mod:`~shattering.runs.record`: the files of one run's record (``RunRecord``), written so that nothing
+  half-written is ever read back as a result.
+- :mod:`~shattering.runs.lifecycle`: :func:`run` opens the record, locks it, reuses or resumes it, trains,
+  and writes the summary (``RunResult``).
+- :mod:`~shattering.runs.table`: every record under a folder as a table (:func:`load_runs`) and every run's
+  per-epoch metrics in long form (:func:`load_curves`), read from the files alone.
+"""
+
+from .lifecycle import RunResult as RunResult
+from .lifecycle import as_config as as_config
+from .lifecycle import run as run
+from .lifecycle import trainer_class as trainer_class
+from .record import CHECKPOINT_MAGIC as CHECKPOINT_MAGIC
+from .record import STATUSES as STATUSES
+from .record import FollowerRecord as FollowerRecord
+from .record import RunRecord as RunRecord
+from .record import record_for as record_for
+from .table import load_curves as load_curves
+from .table import load_runs as load_runs
+from .table import select_runs as select_runs

@@ -1,0 +1,108 @@
+"""One run, start to end: :func:`run` opens the run's record, locks it, reuses its summary or resumes its
+checkpoint, has the trainer of its data set train it (Section 2.1 of Zhang et al., ICLR 2017), and writes
+the summary (the record's files: :mod:`shattering.runs.record`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..config import RunConfig
+from ..data.dataset import ImageData
+from ..errors import ConfigError
+from ..train import distributed
+from ..train.data import make_data, streamed
+from ..train.in_memory import InMemoryTrainer
+from ..train.stream import StreamTrainer
+from ..train.trainer import Trainer
+from ..validation import must_be
+from .record import record_for
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a run ended with: ``summary`` is the record's ``summary.json``."""
+
+    run_dir: Path
+    summary: dict
+
+    @property
+    def status(self) -> str:
+        return self.summary["status"]
+
+    @property
+    def fit(self) -> bool:
+        return bool(self.summary["fit"])
+
+    @property
+    def message(self) -> str:
+        return self.summary["message"]
+
+    @property
+    def train_acc(self) -> float:
+        return self.summary["final"]["train_acc"]
+
+    @property
+    def test_acc(self) -> float:
+        return self.summary["final"]["test_acc"]
+
+    def __getitem__(self, key: str) -> Any:
+        return self.summary[key]
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def as_config(config: RunConfig | dict | None = None, **overrides) -> RunConfig:
+    """A :class:`RunConfig` from a config, a dict of its fields or None (the defaults), with ``overrides``."""
+    if config is None:
+        config = RunConfig()
+    elif isinstance(config, dict):
+        config = RunConfig.from_dict(config)
+    elif not isinstance(config, RunConfig):
+        raise ConfigError(must_be("config", "a RunConfig, a dict or None", config, of="run",
+                                  shown=type(config).__name__))
+    return config.replace(**overrides) if overrides else config
+
+
+def trainer_class(cfg: RunConfig) -> type[Trainer]:
+    """The trainer for ``cfg``'s data set: streamed from disk (ImageNet) or held as tensors (the others)."""
+    return StreamTrainer if streamed(cfg) else InMemoryTrainer
+
+
+def run(config: RunConfig | dict | None = None, /, *, progress: bool = False, data: ImageData | None = None,
+        **overrides) -> RunResult:
+    """Train one run to the end (or resume it) and return its summary.
+
+    ``config`` is a :class:`RunConfig`, a dict of its fields, or None for the defaults; keyword arguments
+    override single fields. A run whose record already holds a summary is not trained again; one whose
+    record holds a checkpoint resumes from it.
+
+    >>> result = run(dataset="digits", model="mlp-1x512", corruption="random-labels")  # doctest: +SKIP
+    >>> result.fit, result.summary["fit_epoch"]  # doctest: +SKIP
+    """
+    cfg = as_config(config, **overrides).resolved()
+    dist = distributed.context(cfg.device)  # None unless started by torchrun (then process 0 writes the record)
+    progress = progress and (dist is None or dist.is_main)
+    record = record_for(cfg.run_dir(), dist)
+    summary = distributed.agree(dist, record.read_summary())
+    if summary is not None:
+        return RunResult(record.dir, summary)
+    with record.lock():
+        summary = distributed.agree(dist, record.read_summary())  # another process may have finished it
+        if summary is not None:
+            return RunResult(record.dir, summary)
+        if data is None:
+            data = distributed.share_data(dist, lambda: make_data(cfg, progress=progress, labels_dir=record.dir),
+                                          streamed(cfg))
+        with torch.random.fork_rng(devices=[torch.cuda.current_device()] if cfg.device != "cpu"
+                                   and torch.cuda.is_available() else []):
+            torch.manual_seed(cfg.seed)  # dropout's draws; restored on resume, isolated from the caller's RNG
+            trainer = trainer_class(cfg)(cfg, data, record, progress, dist)
+            trainer.book.write_config()
+            summary = trainer.train()
+        record.write_summary(summary)
+    return RunResult(record.dir, summary)
