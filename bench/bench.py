@@ -157,7 +157,7 @@ def trainer_images_per_s(model_name: str, device: torch.device, steps: int, repe
 def bench_train(device: torch.device, quick: bool, peak: dict) -> list[dict]:
     rows = []
     precision = resolve_precision("auto", device.type)
-    for name in (m.name for m in MODELS.values() if m.min_side == 1):
+    for name in (m.name for m in MODELS.values() if m.paper_params):  # the paper's models
         heavy = name.startswith("inception") or name.startswith("alexnet")
         steps = (2 if quick else 6) if heavy else (5 if quick else 40)
         repeats = 1 if quick else 3
