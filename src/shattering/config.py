@@ -221,7 +221,7 @@ class RunConfig:
         info = dataset_info(self.dataset)
         return self.replace(
             image_size=self.image_size if self.image_size is not None else info.extra.get("image_size"),
-            data_digest=info.extra.get("digest"),
+            data_digest=self.data_digest or info.extra.get("digest"),
             lr=self.lr if self.lr is not None else model_info(self.model).lr,
             lr_decay=self.lr_decay if self.lr_decay is not None else info.default_lr_decay(self.model),
             epochs=self.epochs if self.epochs is not None else info.epochs,

@@ -55,12 +55,12 @@ def as_nchw(x: np.ndarray, what: str) -> np.ndarray:
                               "N x H x W.")
     if len(x) == 0:
         raise DataFormatError(f"{what} holds no images; give at least one.")
-    if x.dtype == np.uint8:
-        return np.ascontiguousarray(x)
+    if x.dtype == np.uint8:  # a copy: the caller's arrays stay theirs (writable), the registered ones unchanged
+        return np.array(x, order="C", copy=True)
     if x.dtype.kind != "f":
         raise DataFormatError(f"{what} holds {x.dtype} values; give uint8 pixels (0-255) or floats "
                               "(e.g. x.astype(numpy.uint8) for integers 0-255).")
-    x = np.ascontiguousarray(x, dtype=np.float32)
+    x = np.array(x, dtype=np.float32, order="C", copy=True)
     if not np.isfinite(x).all():
         raise DataFormatError(f"{what} holds NaN or infinite values; give finite pixel values.")
     return x
@@ -75,7 +75,7 @@ def as_labels(y: np.ndarray, n: int, what: str) -> np.ndarray:
                               "(0..K-1) per image.")
     if len(y) != n:
         raise DataFormatError(f"{what} holds {len(y)} labels for {n} images; give one label per image.")
-    return y.astype(np.int64)
+    return y.astype(np.int64)  # a copy
 
 
 def checked_arrays(arrays: dict, class_names=None, where: str = "") -> tuple[dict, tuple[str, ...]]:
