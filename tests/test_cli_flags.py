@@ -20,6 +20,7 @@ from shattering.experiments.presets import PRESETS
 DATA_READERS = ("run", "data show", "sweep", "reproduce")
 THEORY = ("expressivity", "minnorm", "kernel", "rademacher")
 OTHERS = ("data list", "data fetch", "presets", "report", "runs")
+BUILT_IN_DATASETS = ("digits", "mnist1d", "mnist", "fashion-mnist", "cifar10", "cifar100", "imagenet")
 SHARED_DATA = {"--dataset", "--data-dir", "--train-size", "--test-size", "--seed", "--data-seed"}
 OUT = {"run", "sweep", "reproduce", "report", *THEORY}
 JSON = {"run", "sweep", "reproduce", "data list", "data show", "presets", "runs", *THEORY}
@@ -98,7 +99,10 @@ def test_run_settings_are_generated_from_the_config_declarations(name):
             assert tuple(action.choices) == field_choices(field), (name, flag)
         assert action.default is argparse.SUPPRESS, (name, flag)  # the config applies the default
     assert generated >= (2 if name == "data fetch" else len(SHARED_DATA))
-    assert tuple(options(COMMANDS[name])["--dataset"].choices) == tuple(DATASETS)
+    dataset = options(COMMANDS[name])["--dataset"]  # a name or a path: the config checks it, the help lists names
+    assert dataset.choices is None and all(n in dataset.help for n in BUILT_IN_DATASETS), (name, dataset.help)
+    assert set(BUILT_IN_DATASETS) <= set(DATASETS)
+    assert "path of an .npz file" in dataset.help
 
 
 def test_data_show_takes_every_data_setting_run_takes():

@@ -85,12 +85,14 @@ def test_settings_that_do_not_apply_are_refused():
 
 def test_new_settings_keep_the_run_ids_of_earlier_records():
     cfg = RunConfig(dataset="digits", model="alexnet-small", corruption="random-labels", seed=3)
-    old = {k: v for k, v in cfg.resolved().hashed_dict().items() if k not in ("image_size", "aux_logits", "sync_bn")}
+    old = {k: v for k, v in cfg.resolved().hashed_dict().items() if k not in ("image_size", "aux_logits", "sync_bn",
+                                                                                      "data_digest")}
     import hashlib
 
     canon = json.dumps(old, sort_keys=True, separators=(",", ":"))
     assert cfg.run_id() == hashlib.sha256(canon.encode()).hexdigest()[:12]
     assert RunConfig(dataset="imagenet").run_id() != RunConfig(dataset="imagenet", image_size=64).run_id()
+    assert cfg.resolved().data_digest is None  # built-in data sets have none: their ids stay as they were
 
 
 def test_streamed_runs_are_never_packed(tmp_path, folder):

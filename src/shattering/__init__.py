@@ -10,6 +10,7 @@ from ._version import __version__ as __version__
 from .config import RunConfig as RunConfig
 from .corruptions import CORRUPTIONS as CORRUPTIONS
 from .corruptions import randomize as randomize
+from .data import ArrayData as ArrayData
 from .data import load_dataset as load_dataset
 from .models import MODELS as MODELS
 from .models import build_model as build_model

@@ -29,8 +29,9 @@ except ModuleNotFoundError:  # Python < 3.11
 from .corruptions import CORRUPTIONS, PIXEL_UNITS, check_p
 from .data.catalogue import DATASETS, dataset_info
 from .data.preprocess import WHITENINGS
+from .data.user_data import dataset_key, dataset_label
 from .devices import default_eval_batch_size, resolve_precision
-from .errors import ConfigError
+from .errors import ConfigError, ShatteringError
 from .models import architecture_digest, is_builtin, model_info, model_name_for, model_names
 from .validation import must_be
 
@@ -68,7 +69,13 @@ class RunConfig:
     """One run: a paper model trained with the paper's procedure on a (randomized) data set."""
 
     # -- data ------------------------------------------------------------------------------------------
-    dataset: str = _f("digits", "data set name", choices=lambda: tuple(DATASETS), section="data")
+    # A name, or the user's own data: the path of an .npz file or image folder (kept absolute), or a
+    # shattering.ArrayData (kept as the name it is registered under); data/user_data.py.
+    dataset: str = _f("digits", f"data set: a name ({', '.join(DATASETS)}) or the path of an .npz file "
+                                "(x_train, y_train, x_test, y_test) or of an image folder (train/<class>/<image>, "
+                                "test/<class>/<image>)",
+                      check=(lambda x: x in DATASETS, f"a data set name ({', '.join(DATASETS)}) or the path of an "
+                                                      ".npz file or image folder"), section="data")
     train_size: int | None = _f(None, "training examples to use (a stratified subset)", default_help="all",
                                 check=_positive, section="data")
     test_size: int | None = _f(None, "test examples to use (a stratified subset)", default_help="all",
@@ -95,6 +102,9 @@ class RunConfig:
                                       "(imagenet) is resized and cropped to",
                                 default_help="the data set's, 299 as Inception V3", check=_positive, section="data",
                                 id_when_set=True)
+    data_digest: str | None = _f(None, "digest of the arrays of a data set given by path or arrays; the data "
+                                       "must match it", default_help="filled in from the data", section="data",
+                                 id_when_set=True)
     # -- model -----------------------------------------------------------------------------------------
     model: str = _f("mlp-1x512", "architecture: a built-in name (" + ", ".join(model_names()) + ") or "
                                  "package.module:factory for your own (called as factory(input_shape, num_classes, "
@@ -151,6 +161,10 @@ class RunConfig:
 
     # ------------------------------------------------------------------------------------------------
     def __post_init__(self):
+        try:  # the user's data (a path, ArrayData) is registered and named by its catalogue name
+            object.__setattr__(self, "dataset", dataset_key(self.dataset))
+        except ShatteringError as exc:
+            raise ConfigError(str(exc)) from None
         if not isinstance(self.model, str):  # a factory or ModelInfo object: the name it runs under
             object.__setattr__(self, "model", model_name_for(self.model))
         object.__setattr__(self, "model_args", canonical_model_args(self.model_args))
@@ -170,6 +184,7 @@ class RunConfig:
             except ConfigError as exc:
                 problems.append(str(exc))
             problems += _streaming_problems(self)
+            problems += _digest_problems(self)
         if problems:
             raise ConfigError(" ".join(problems))
 
@@ -223,6 +238,7 @@ class RunConfig:
         info = dataset_info(self.dataset)
         r = self.replace(
             image_size=self.image_size if self.image_size is not None else info.extra.get("image_size"),
+            data_digest=self.data_digest or info.extra.get("digest"),
             lr=self.lr if self.lr is not None else model_info(self.model).lr,
             lr_decay=self.lr_decay if self.lr_decay is not None else info.default_lr_decay(self.model),
             epochs=self.epochs if self.epochs is not None else info.epochs,
@@ -261,6 +277,8 @@ class RunConfig:
         r = self.resolved()
         values = {f.name: getattr(r, f.name) for f in dataclasses.fields(r) if f.metadata.get("hashed", True)
                   and not (f.metadata.get("id_when_set") and getattr(r, f.name) == f.default)}
+        values["dataset"] = dataset_label(r.dataset)  # a path's label (data_digest covers its contents), not where
+        # the file lies; a name is its own label
         canon = json.dumps(values, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canon.encode()).hexdigest()[:12]
 
@@ -269,7 +287,7 @@ class RunConfig:
         r = self.resolved()
         corr = r.corruption if r.corruption in ("true-labels", "random-labels") else f"{r.corruption}-p{r.p:g}"
         model = re.sub(r"[^A-Za-z0-9._-]+", "-", r.model)  # package.module:factory -> package.module-factory
-        return f"{r.dataset}_{model}_{corr}_{self.run_id()}"
+        return f"{dataset_label(r.dataset)}_{model}_{corr}_{self.run_id()}"
 
     def run_dir(self) -> Path:
         return Path(os.path.expanduser(self.out)) / self.run_name()
@@ -324,7 +342,7 @@ def canonical_model_args(value: Any) -> str | None:
 def _streaming_problems(cfg: RunConfig) -> list[str]:
     """Settings that only some data sets or models take (streamed image folders, Inception V3)."""
     problems = []
-    streamed = DATASETS[cfg.dataset].kind == "image-folder"
+    streamed = dataset_info(cfg.dataset).kind == "image-folder"
     if cfg.image_size is not None and not streamed:
         problems.append(f"--image-size applies to image-folder data sets (imagenet); {cfg.dataset} is resized "
                         "by --crop.")
@@ -343,6 +361,19 @@ def _streaming_problems(cfg: RunConfig) -> list[str]:
         if cfg.crop:
             problems.append(f"--crop does not apply to {cfg.dataset}; set the image side with --image-size.")
     return problems
+
+
+def _digest_problems(cfg: RunConfig) -> list[str]:
+    """A ``data_digest`` that the data set does not have (its files changed since), or one for a built-in data set."""
+    if cfg.data_digest is None:
+        return []
+    digest = dataset_info(cfg.dataset).extra.get("digest")
+    if digest is None:
+        return [f"--data-digest applies to data sets given by path or arrays; {cfg.dataset} is a built-in one."]
+    if digest != cfg.data_digest:
+        return [f"The data of {cfg.dataset} have digest {digest}, not the data_digest {cfg.data_digest} the config "
+                "names: the files changed since; restore them, or leave data_digest out to run on them as they are."]
+    return []
 
 
 def _type_ok(f: dataclasses.Field, value) -> bool:

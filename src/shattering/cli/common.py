@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from ..config import RunConfig, field_choices
+from ..data.catalogue import DATASETS
+from ..data.user_data import looks_like_path
 
 EXIT_USAGE = 2
 CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(RunConfig))
@@ -42,6 +45,18 @@ def none_or(kind: Callable[[str], Any]) -> Callable[[str], Any]:
 
     parse.__name__ = kind.__name__
     return parse
+
+
+def dataset_arg(text: str) -> str:
+    """``--dataset``: a registered name, or what is meant as a path (the config reads and checks the file)."""
+    if text in DATASETS or looks_like_path(text) or os.path.exists(text):
+        return text
+    raise argparse.ArgumentTypeError(f"unknown data set {text!r} (known: {', '.join(DATASETS)}; or the path of an "
+                                     ".npz file or of an image folder)")
+
+
+# Options whose values are parsed by more than their field's type.
+PARSERS = {"dataset": dataset_arg}
 
 
 def add_config_options(parser: argparse.ArgumentParser, *, only: Collection[str] | None = None,
@@ -82,7 +97,7 @@ def add_config_options(parser: argparse.ArgumentParser, *, only: Collection[str]
                                help=help_text)
             continue
         base = {"int": int, "float": float, "str": str}[kind.split("|")[0].strip()]
-        parse = none_or(base) if "None" in kind and base is not str else base
+        parse = PARSERS.get(f.name) or (none_or(base) if "None" in kind and base is not str else base)
         group.add_argument(flag, dest=f.name, type=parse, default=argparse.SUPPRESS, help=help_text,
                            choices=field_choices(f) if base is str else None, required=f.name in required,
                            metavar=f.name.upper() if base is not str or not meta.get("choices") else None)

@@ -10,15 +10,16 @@ fit (measured), so those default to a constant learning rate. Every run states t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..errors import ConfigError
 from ..validation import must_be
 from .formats import IDX_FILES
 
-# How a data set's files are read: "idx", "cifar", "sklearn" (bundled), "generated" (mnist1d) or
-# "image-folder" (streamed from disk: imagenet).
-KINDS = ("idx", "cifar", "sklearn", "generated", "image-folder")
+# How a data set's files are read: "idx", "cifar", "sklearn" (bundled), "generated" (mnist1d), "image-folder"
+# (streamed from disk: imagenet) or "arrays" (the user's own, held in memory: :mod:`shattering.data.user_data`).
+KINDS = ("idx", "cifar", "sklearn", "generated", "image-folder", "arrays")
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,9 @@ class DatasetInfo:
 
 
 DATASETS: dict[str, DatasetInfo] = {}
+# Functions that turn a name no data set is registered under (the path of a user's .npz file or image folder)
+# into its DatasetInfo, registering it, or return None; :mod:`shattering.data.user_data` adds the one for paths.
+RESOLVERS: list[Callable[[str], DatasetInfo | None]] = []
 
 
 def register_dataset(info: DatasetInfo) -> DatasetInfo:
@@ -97,11 +101,18 @@ def dataset_names() -> tuple[str, ...]:
 
 
 def dataset_info(name: str) -> DatasetInfo:
-    """The :class:`DatasetInfo` of ``name``, or a :class:`ConfigError` listing the known names."""
+    """The :class:`DatasetInfo` of ``name`` (a registered name, or the path of a user's .npz file or image
+    folder, registered on first use), or a :class:`ConfigError` listing the known names."""
+    if isinstance(name, str):
+        for resolve in RESOLVERS:
+            info = resolve(name)
+            if info is not None:
+                return info
     try:
         return DATASETS[name]
     except (KeyError, TypeError):
-        raise ConfigError(f"Unknown data set {name!r}; known data sets: {', '.join(DATASETS)}.") from None
+        raise ConfigError(f"Unknown data set {name!r}; known data sets: {', '.join(DATASETS)}; or pass the path "
+                          "of an .npz file or of an image folder.") from None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -126,20 +137,20 @@ DECAY_NOTE = ("the paper's x0.95 per epoch: with lr0 0.1 its budget of 2.0 fits 
               "a constant 0.1 does not settle (measured)")
 # The Inceptions start at lr 0.1: the paper's decay leaves them a budget of 2.0, enough to fit random labels on
 # small data (measured: 1,000 Fashion-MNIST images fit at epoch 28), and they need the decay to settle.
-_INCEPTION_DECAY = {"inception-small": 0.95, "inception-small-nobn": 0.95}
+INCEPTION_DECAY = {"inception-small": 0.95, "inception-small-nobn": 0.95}
 
 for _info in (
     DatasetInfo(
         name="digits", title="scikit-learn digits (bundled, 8x8)", shape=(1, 8, 8),
         class_names=tuple(str(i) for i in range(10)), n_train=1437, n_test=360, kind="sklearn",
-        pixel_scale=16.0, epochs=1000, schedule_note=CONSTANT_NOTE, lr_decay_by_model=_INCEPTION_DECAY,
+        pixel_scale=16.0, epochs=1000, schedule_note=CONSTANT_NOTE, lr_decay_by_model=INCEPTION_DECAY,
         homepage="https://scikit-learn.org/stable/datasets/toy_dataset.html#digits-dataset",
     ),
     DatasetInfo(
         name="mnist1d", title="MNIST-1D (generated, 40 samples per signal)", shape=(1, 1, 40),
         class_names=tuple(str(i) for i in range(10)), n_train=4000, n_test=1000, kind="generated",
         pixel_scale=1.0, whitening="none", epochs=1000, schedule_note=CONSTANT_NOTE,
-        lr_decay_by_model=_INCEPTION_DECAY,
+        lr_decay_by_model=INCEPTION_DECAY,
         homepage="https://github.com/greydanus/mnist1d",
     ),
     DatasetInfo(
@@ -148,7 +159,7 @@ for _info in (
         files=_idx_files(_MNIST_MIRRORS, ("f68b3c2dcbeaaa9fbdd348bbdeb94873", "d53e105ee54ea40749a09fcbcd1e9432",
                                           "9fb629c4189551a2d022fa330f9573f3", "ec29112dd5afa0611ce80d1b7f02629c")),
         system_dirs=("/usr/share/datasets/mnist",), epochs=200, schedule_note=CONSTANT_NOTE,
-        lr_decay_by_model=_INCEPTION_DECAY,
+        lr_decay_by_model=INCEPTION_DECAY,
         homepage="http://yann.lecun.com/exdb/mnist/",
     ),
     DatasetInfo(
@@ -160,7 +171,7 @@ for _info in (
             "8d4fb7e6c68d591d4c3dfef9ec88bf0d", "25c81989df183df01b3e8a0aad5dffbe",
             "bef4ecab320f06d8554ea6380940ec79", "bb300cfdad3c16e7a12a480ee83cd310")),
         system_dirs=("/usr/share/datasets/fashion-mnist",), epochs=200, schedule_note=CONSTANT_NOTE,
-        lr_decay_by_model=_INCEPTION_DECAY,
+        lr_decay_by_model=INCEPTION_DECAY,
         homepage="https://github.com/zalandoresearch/fashion-mnist",
     ),
     DatasetInfo(

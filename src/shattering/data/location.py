@@ -46,6 +46,8 @@ def idx_files_in(folder: Path) -> dict[str, Path] | None:
 
 def _cifar_in(folder: Path, info: DatasetInfo) -> Path | None:
     layout = CIFAR_LAYOUT[info.name]
+    if (folder / layout["meta"]).is_file() and (folder / layout["train"][0]).is_file():
+        return folder  # the extracted folder itself (torchvision's cifar-10-batches-py/, cifar-100-python/)
     extracted = folder / layout["folder"]
     if extracted.is_dir():
         return extracted
@@ -67,11 +69,22 @@ def files_in(folder: Path, info: DatasetInfo) -> dict[str, Path] | Path | None:
     return None
 
 
+# Where torchvision keeps a data set under its root folder (``torchvision.datasets.MNIST(root)``: root/MNIST/raw/),
+# so that a user's existing downloads are found under --data-dir. CIFAR's extracted folder
+# (root/cifar-10-batches-py/) is the official archive's, found in every folder searched.
+TORCHVISION_FOLDERS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}
+
+
 def candidate_dirs(info: DatasetInfo, data_dir: str | Path | None = None) -> list[Path]:
-    """The folders searched for ``info``'s files, in order."""
+    """The folders searched for ``info``'s files, in order: under ``data_dir``, the folder itself, the data set's
+    name and torchvision's layout (``MNIST/raw``; ``raw`` when ``data_dir`` is torchvision's ``MNIST`` folder)."""
     if data_dir is not None:
         data_dir = Path(data_dir).expanduser()
-        return [data_dir, data_dir / info.name]
+        dirs = [data_dir, data_dir / info.name]
+        tv = TORCHVISION_FOLDERS.get(info.name)
+        if tv is not None:
+            dirs.append(data_dir / "raw" if data_dir.name == tv else data_dir / tv / "raw")
+        return dirs
     return [cache_dir() / info.name, *(Path(d) for d in info.system_dirs)]
 
 
@@ -108,6 +121,8 @@ def fetch(name: str, data_dir: str | Path | None = None, progress: bool = True) 
     if info.kind == "image-folder":
         raise ConfigError(f"{info.title} cannot be downloaded by shattering (its licence requires registration at "
                           f"{info.homepage}); {folder_layout_hint(info)}")
+    if info.kind == "arrays":
+        raise ConfigError(f"{name} needs no download: it is your own data, read from {info.extra['source']}.")
     if not info.downloadable:
         raise ConfigError(f"{name} needs no download: it is {'bundled' if info.kind == 'sklearn' else 'generated'}.")
     folder = Path(data_dir).expanduser() if data_dir is not None else cache_dir() / info.name
@@ -166,6 +181,9 @@ def list_local() -> list[dict]:
             continue
         if info.kind == "generated":
             rows.append({"name": info.name, "available": True, "location": "generated on demand (mnist1d)"})
+            continue
+        if info.kind == "arrays":
+            rows.append({"name": info.name, "available": True, "location": info.extra["source"]})
             continue
         folder, found = locate(info)
         missing = (f"not found (fetch: shatter data fetch --dataset {info.name})" if info.kind != "image-folder"

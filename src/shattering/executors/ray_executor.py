@@ -43,6 +43,7 @@ from pathlib import Path
 import torch
 
 from ..config import RunConfig
+from ..data.user_data import in_memory, not_shippable
 from ..errors import ConfigError
 from ..files import atomic_write_bytes
 from ..runs import RunRecord
@@ -110,6 +111,9 @@ def run_ray(configs: Sequence[RunConfig], pack: int | None = None,
     one) and shuts down only what it started.
     """
     options = options if isinstance(options, RayOptions) else RayOptions.from_dict(options)
+    for cfg in configs:
+        if in_memory(cfg.dataset):
+            raise ConfigError(not_shippable(cfg.dataset, "Ray workers"))
     ray = import_ray()
     configs = [_absolute(cfg) for cfg in configs]
     pending_cfgs = []

@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import RunConfig
-from ..data.catalogue import DATASETS
+from ..data.catalogue import DATASETS, dataset_info
+from ..data.user_data import dataset_key
 from ..errors import ConfigError
 from ..validation import must_be
 from . import table3
@@ -117,12 +118,12 @@ class Preset:
             raise ConfigError(f"Unknown scale {scale!r}; choose one of {', '.join(SCALES)}.")
         base = dict(self.scales[scale])
         if dataset is not None:
-            if dataset not in DATASETS:
-                raise ConfigError(f"Unknown data set {dataset!r}; known data sets: {', '.join(DATASETS)}.")
+            dataset = dataset_key(dataset)  # the user's data (a path, ArrayData) by its catalogue name
+            dataset_info(dataset)  # raises for unknown names
             base["dataset"] = dataset
             if dataset != "cifar10" and base.get("lr_decay") == 0.95 and scale == "paper":
                 base.pop("lr_decay")  # the paper's schedule belongs to the paper's data
-            if DATASETS[dataset].kind != "image-folder":  # settings of streamed image folders only
+            if dataset_info(dataset).kind != "image-folder":  # settings of streamed image folders only
                 for key in ("image_size", "workers"):
                     base.pop(key, None)
         return base
@@ -139,7 +140,7 @@ class Preset:
         notes = []
         if shared["dataset"] != self.paper_dataset:
             paper_title = "CIFAR-10" if self.paper_dataset == "cifar10" else paper.title
-            notes.append(f"data set: {DATASETS[shared['dataset']].title} instead of the paper's {paper_title}")
+            notes.append(f"data set: {dataset_info(shared['dataset']).title} instead of the paper's {paper_title}")
         if self.paper_model and shared.get("model", self.paper_model) != self.paper_model:
             size = f" at {shared['image_size']}x{shared['image_size']} pixels" if shared.get("image_size") else ""
             notes.append(f"model: {shared['model']}{size} instead of the paper's {self.paper_model}")

@@ -13,8 +13,9 @@ import traceback
 from collections.abc import Sequence
 
 from ..config import RunConfig
-from ..data.catalogue import DATASETS
+from ..data.catalogue import dataset_info
 from ..data.location import locate_image_folder
+from ..data.user_data import dataset_key
 from ..errors import ConfigError, DataNotFoundError, ShatteringError
 from ..executors import sweep
 from ..experiments.presets import PRESETS, Preset, get_preset
@@ -26,7 +27,7 @@ GROUPS = {"fig1": ("fig1a", "fig1bc"), "imagenet": ("table2", "fig2a"), "all": t
 def check_user_data(configs: list[RunConfig]) -> None:
     """Fail now, with one sentence, when runs need an image folder (ImageNet) that is not there."""
     for dataset, data_dir in sorted({(c.dataset, c.data_dir) for c in configs}, key=str):
-        if DATASETS[dataset].kind == "image-folder":
+        if dataset_info(dataset).kind == "image-folder":
             locate_image_folder(dataset, data_dir)
 
 
@@ -39,7 +40,7 @@ def reproduce_presets(name: str) -> list[Preset]:
     return [get_preset(n) for n in names]
 
 
-def reproduce(name: str, scale: str = "quick", *, dataset: str | None = None, seeds: int = 1, out: str = "runs",
+def reproduce(name: str, scale: str = "quick", *, dataset=None, seeds: int = 1, out: str = "runs",
               progress: bool = True, log=None, pack: int | None = None, executor: str = "local",
               executor_options: dict | None = None, base: RunConfig | None = None, seed: int = 0,
               data_seed: int = 0, models: Sequence | None = None, **overrides) -> dict:
@@ -56,6 +57,7 @@ def reproduce(name: str, scale: str = "quick", *, dataset: str | None = None, se
     from .renderers import artefact_dir, render  # matplotlib: kept off every command's start-up
 
     presets = reproduce_presets(name)
+    dataset = dataset_key(dataset) if dataset is not None else None  # the user's data: a path or ArrayData
     computed = [p for p in presets if p.computed]
     plans, skipped = [], {}
     for p in presets:
