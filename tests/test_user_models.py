@@ -125,7 +125,8 @@ def test_model_args_reach_the_factory(nets, tmp_path):
     ("usernets:not_a_module", r"factory returned a str, not an nn.Module"),
     ("usernets:wrong_output", r"returned \[2, 11\] for a batch of 2 inputs of shape \[1, 8, 8\]; it must return "
                               r"logits of shape \[2, 10\]"),
-    ("no-such-model", r"Unknown model 'no-such-model'; known models: .* or package.module:factory"),
+    ("no-such-model", r"The 'model' parameter of RunConfig must be one of inception-small, .*, or "
+                      r"package.module:factory for a model of your own; got 'no-such-model' instead"),
 ])
 def test_bad_models_get_one_sentence_exit_2_and_leave_no_folder(nets, tmp_path, capsys, model, message):
     out = tmp_path / "runs"

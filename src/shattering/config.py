@@ -32,7 +32,15 @@ from .data.preprocess import WHITENINGS
 from .data.user_data import dataset_key, dataset_label
 from .devices import default_eval_batch_size, resolve_precision
 from .errors import ConfigError, ShatteringError
-from .models import architecture_digest, is_builtin, model_info, model_name_for, model_names
+from .models import (
+    MODELS,
+    architecture_digest,
+    is_builtin,
+    is_import_path,
+    model_info,
+    model_name_for,
+    model_names,
+)
 from .validation import must_be
 
 UNTIL = ("fit", "epochs")
@@ -179,10 +187,14 @@ class RunConfig:
                 check_p(self.corruption, self.p)
             except ConfigError as exc:
                 problems.append(str(exc))
-            try:
-                model_info(self.model)  # a built-in or registered name, or an import path that imports
-            except ConfigError as exc:
-                problems.append(str(exc))
+            if self.model not in MODELS and not is_import_path(self.model):
+                problems.append(must_be("model", f"one of {', '.join(model_names())}, or package.module:factory "
+                                        "for a model of your own", self.model, of=CONFIG_NAME))
+            else:
+                try:
+                    model_info(self.model)  # a registered name, or an import path that must import
+                except ConfigError as exc:
+                    problems.append(str(exc))
             problems += _streaming_problems(self)
             problems += _digest_problems(self)
         if problems:
