@@ -73,6 +73,7 @@ def test_finished_run_is_not_run_again(tmp_path):
     mtime = (first.run_dir / "summary.json").stat().st_mtime_ns
     again = shattering.run(dataset="digits", corruption="random-labels", epochs=2, out=str(tmp_path))
     assert again.summary == first.summary and (first.run_dir / "summary.json").stat().st_mtime_ns == mtime
+    assert again.reused and not first.reused and again.message.startswith("done before, on ")
 
 
 def test_record_files(tmp_path):

@@ -22,7 +22,9 @@ from ..experiments.presets import PRESETS, SCALES, get_preset
 from ..files import json_text
 from ..report.reproduce import GROUPS, check_user_data, reproduce
 from ..validation import must_be
+from ..runs.provenance import reuse_facts
 from .common import add_config_file_option, add_config_options, config_file, given_config_options, json_flag
+from .run import add_record_options
 
 # The settings of a run that ``sweep`` and ``reproduce`` take as options, generated from RunConfig's declarations
 # (every other setting: --config FILE.toml). They win over the preset's own; the notes say what differs from `run`.
@@ -53,6 +55,7 @@ def add_sweep_options(p, extra_names: tuple[str, ...] = ()) -> None:
                    help="train up to K runs together as one packed model (1: never; default: pack MLP runs)")
     add_config_file_option(p, CONFIG_HELP)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_record_options(p, "every run of the preset")
     json_flag(p, "the outcome of every run (record folder, status, fit, accuracies)")
     add_config_options(p, only=SWEEP_FIELDS, notes={
         **SWEEP_NOTES, "data_dir": "default: cache, system, download; the ImageNet presets: DIR/train/<class>/*.JPEG "
@@ -115,7 +118,8 @@ def run_options(args) -> dict:
         raise ConfigError(must_be("--pack", "a positive number of runs", args.pack, of=f"shatter {args.command}"))
     return {"progress": not args.quiet and not args.json, "pack": args.pack,
             "log": (lambda line: print(line, flush=True)) if args.quiet and not args.json else None,
-            "executor": args.executor, "executor_options": executor_options(args)}
+            "executor": args.executor, "executor_options": executor_options(args), "rerun": args.rerun,
+            "keep_checkpoints": args.keep_checkpoints}
 
 
 def sweep_from_args(args) -> list[Outcome]:
@@ -132,7 +136,9 @@ def outcome_json(o: Outcome) -> dict:
     return {"run": describe(o.config), "run_id": o.config.run_id(), "run_dir": str(o.run_dir),
             "status": o.status, "done_before": o.skipped, "fit": bool(s.get("fit", False)),
             "fit_epoch": s.get("fit_epoch"), "epochs": s.get("epochs"), "train_acc": final.get("train_acc"),
-            "test_acc": final.get("test_acc"), "best_test_acc": s.get("best_test_acc"), "error": o.error}
+            "test_acc": final.get("test_acc"), "best_test_acc": s.get("best_test_acc"), "error": o.error,
+            "reuse": reuse_facts(s) if o.skipped and s else None,
+            "moved_aside": str(o.moved_aside) if o.moved_aside is not None else None}
 
 
 def register(sub) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..files import json_text
-from ..runs import run
+from ..runs import KEEP_CHECKPOINTS, run
 from ..train.distributed import is_main_process
 from .common import add_config_file_option, add_config_options, config_from_args, json_flag
 
@@ -15,23 +15,36 @@ from .common import add_config_file_option, add_config_options, config_from_args
 def register(sub) -> None:
     p = sub.add_parser("run", help="train one randomization test (a paper model on a randomized data set)",
                        description="Train one run to 100%% training accuracy (--until fit) or for its epoch budget. "
-                                   "Records go to OUT/<run>/; running the same command again resumes or reuses it. "
+                                   "Records go to OUT/<run>/; running the same command again resumes or reuses it "
+                                   "(--rerun trains it again). "
                                    "Started by torchrun (torchrun --nproc-per-node N -m shattering run ...), N "
                                    "processes train the run data-parallel (docs/scaling.md).")
     add_config_file_option(p, "read settings from a TOML file (options given here win)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    json_flag(p, "the summary")
+    add_record_options(p, "the run")
+    json_flag(p, "the summary (with reused: whether it was read from a record made before)")
     add_config_options(p)
     p.set_defaults(func=_cmd_run)
 
 
+def add_record_options(p, what: str) -> None:
+    """``--rerun`` and ``--keep-checkpoints``: how the records of ``what`` are managed (not in the run id)."""
+    p.add_argument("--rerun", action="store_true",
+                   help=f"train {what} again even when finished: the old record folder is moved aside to "
+                        "<name>.old-<timestamp> (never deleted)")
+    p.add_argument("--keep-checkpoints", choices=KEEP_CHECKPOINTS, default="last",
+                   help="the checkpoints a finished run keeps: last (checkpoint.pt), all (the previous one too) or "
+                        "none (default: last)")
+
+
 def _cmd_run(args) -> int:
     cfg = config_from_args(args)
-    result = run(cfg, progress=not args.quiet and not args.json)
+    result = run(cfg, progress=not args.quiet and not args.json, rerun=args.rerun,
+                 keep_checkpoints=args.keep_checkpoints)
     if not is_main_process():  # under torchrun process 0 reports; it keeps the record
         return 0
     if args.json:
-        print(json_text(result.summary), end="")
+        print(json_text(result.facts()), end="")
         return 0
     s = result.summary
     print(result.message)

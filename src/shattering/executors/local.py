@@ -10,10 +10,12 @@ from .outcome import Outcome, run_one
 from .packing import packed_groups, run_packed_group
 
 
-def run_local(configs: Sequence[RunConfig], pack: int | None = None) -> Iterator[Outcome]:
-    """Run ``configs`` here; yield one :class:`~shattering.executors.outcome.Outcome` per config as runs end."""
+def run_local(configs: Sequence[RunConfig], pack: int | None = None,
+              keep_checkpoints: str = "last") -> Iterator[Outcome]:
+    """Run ``configs`` here; yield one :class:`~shattering.executors.outcome.Outcome` per config as runs end
+    (``locked`` for a run another process is training: :mod:`shattering.executors.shared` comes back to it)."""
     for group in packed_groups(configs, pack):
         if len(group) == 1:
-            yield run_one(group[0])
+            yield run_one(group[0], keep_checkpoints=keep_checkpoints)
         else:
-            yield from run_packed_group(group)
+            yield from run_packed_group(group, keep_checkpoints)

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import RunConfig
-from ..errors import ShatteringError
-from ..runs import RunRecord, run
+from ..errors import RunLockedError, ShatteringError
+from ..runs import RunRecord, reuse_message, run
 
 
 @dataclass
@@ -24,9 +24,11 @@ class Outcome:
     run_dir: Path
     summary: dict | None = None
     error: str | None = None
-    skipped: bool = False  # already finished before this sweep started
+    skipped: bool = False  # finished before (by an earlier sweep, or by another process): read, not trained
     seconds: float = 0.0
     details: dict = field(default_factory=dict)
+    locked: bool = False  # another process is training the run: the sweep waits for it and comes back
+    moved_aside: Path | None = None  # where a rerun moved the old record
 
     @property
     def ok(self) -> bool:
@@ -38,8 +40,8 @@ class Outcome:
 
     def line(self) -> str:
         if self.summary is not None:
-            prefix = "done before: " if self.skipped else ""
-            return prefix + self.summary["message"]
+            text = reuse_message(self.summary) if self.skipped else self.summary["message"]
+            return text + (f" The old record was moved aside to {self.moved_aside}." if self.moved_aside else "")
         return f"{describe(self.config)}: FAILED: {self.error}"
 
 
@@ -52,22 +54,26 @@ def describe(cfg: RunConfig) -> str:
     return f"{cfg.dataset} {cfg.model} {corr} seed {cfg.seed}{regularizers}"
 
 
-def run_one(cfg: RunConfig, progress: bool = False) -> Outcome:
-    """Run ``cfg`` (or read its finished record); never raises for a failed run."""
+def run_one(cfg: RunConfig, progress: bool = False, keep_checkpoints: str = "last") -> Outcome:
+    """Run ``cfg`` (or read its finished record); never raises for a failed run (a run another process is
+    training is an outcome too, ``locked``)."""
     record = RunRecord(cfg.run_dir())
     done = record.read_summary()
     if done is not None:
         return Outcome(cfg, record.dir, summary=done, skipped=True)
     t0 = time.perf_counter()
     try:
-        result = run(cfg, progress=progress)
+        result = run(cfg, progress=progress, keep_checkpoints=keep_checkpoints)
+    except RunLockedError as exc:
+        return Outcome(cfg, record.dir, error=str(exc), locked=True)
     except ShatteringError as exc:
         return Outcome(cfg, record.dir, error=str(exc), seconds=time.perf_counter() - t0)
     except Exception as exc:  # a bug must not cost the rest of the sweep; keep the trace for the report
         trace = traceback.format_exc(limit=6)
         return Outcome(cfg, record.dir, error=f"{type(exc).__name__}: {exc}", seconds=time.perf_counter() - t0,
                        details={"traceback": trace})
-    return Outcome(cfg, result.run_dir, summary=result.summary, seconds=time.perf_counter() - t0)
+    return Outcome(cfg, result.run_dir, summary=result.summary, skipped=result.reused,
+                   seconds=time.perf_counter() - t0)
 
 
 def failed(outcomes: Sequence[Outcome]) -> list[Outcome]:

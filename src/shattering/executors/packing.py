@@ -18,7 +18,7 @@ import numpy as np
 
 from ..config import RunConfig
 from ..corruptions import LABEL_CORRUPTIONS
-from ..errors import ShatteringError
+from ..errors import RunLockedError, ShatteringError
 from ..models import model_info
 from ..runs import RunRecord
 from ..train.data import make_data, streamed
@@ -61,9 +61,11 @@ def packed_groups(configs: Sequence[RunConfig], pack: int | None = None) -> list
     return groups
 
 
-def run_packed_group(configs: Sequence[RunConfig]) -> Iterator[Outcome]:
+def run_packed_group(configs: Sequence[RunConfig], keep_checkpoints: str = "last") -> Iterator[Outcome]:
     """Train the runs of ``configs`` together; yield one :class:`~shattering.executors.outcome.Outcome` per
-    run, each as soon as the run ends (its summary written)."""
+    run, each as soon as the run ends (its summary written, its checkpoints pruned to ``keep_checkpoints``).
+    A run another process is training is ``locked`` (not trained here); one whose data fails to load removes
+    the record folder this call created for it."""
     pending = []
     for cfg in (c.resolved() for c in configs):
         record = RunRecord(cfg.run_dir())
@@ -80,14 +82,24 @@ def run_packed_group(configs: Sequence[RunConfig]) -> Iterator[Outcome]:
         alone = []
         x_ref = None
         for cfg, record in pending:
+            created = not record.dir.exists()
             try:
                 locks.enter_context(record.lock())
-                summary = record.read_summary()  # another process may have finished it while we looked
-                if summary is not None:
-                    yield Outcome(cfg, record.dir, summary=summary, skipped=True)
-                    continue
+            except RunLockedError as exc:
+                yield Outcome(cfg, record.dir, error=str(exc), locked=True)
+                continue
+            except ShatteringError as exc:
+                yield Outcome(cfg, record.dir, error=str(exc))
+                continue
+            summary = record.read_summary()  # another process may have finished it while we looked
+            if summary is not None:
+                yield Outcome(cfg, record.dir, summary=summary, skipped=True)
+                continue
+            try:
                 data = make_data(cfg)
             except ShatteringError as exc:
+                if created:  # a run that never started leaves no folder behind
+                    record.discard_unstarted()
                 yield Outcome(cfg, record.dir, error=str(exc))
                 continue
             if x_ref is None:
@@ -105,6 +117,7 @@ def run_packed_group(configs: Sequence[RunConfig]) -> Iterator[Outcome]:
             for member, summary, seconds in train_pack(group):
                 record = records[id(member)]
                 record.write_summary(summary)
+                record.prune_checkpoints(keep_checkpoints)
                 yield Outcome(member.cfg, record.dir, summary=summary, seconds=seconds)
     for cfg in alone:
-        yield run_one(cfg)
+        yield run_one(cfg, keep_checkpoints=keep_checkpoints)

@@ -103,7 +103,7 @@ def import_ray():
 
 
 def run_ray(configs: Sequence[RunConfig], pack: int | None = None,
-            options: RayOptions | dict | None = None) -> Iterator[Outcome]:
+            options: RayOptions | dict | None = None, keep_checkpoints: str = "last") -> Iterator[Outcome]:
     """Run ``configs`` as Ray tasks; yield one :class:`~shattering.executors.outcome.Outcome` per config as
     runs end.
 
@@ -134,7 +134,7 @@ def run_ray(configs: Sequence[RunConfig], pack: int | None = None,
                                                max_retries=options.max_retries, retry_exceptions=False)
         threads = max(1, int(options.cpus_per_run))
         for group in packed_groups(pending_cfgs, pack):
-            pending[task.remote(group, marker, threads)] = group
+            pending[task.remote(group, marker, threads, keep_checkpoints)] = group
         while pending:
             (ref,), _ = ray.wait(list(pending), num_returns=1)
             group = pending.pop(ref)
@@ -159,7 +159,7 @@ def run_ray(configs: Sequence[RunConfig], pack: int | None = None,
 # INTERNAL UTILITIES -------------------------------------------------------------------------------
 
 
-def _run_group(group: list[RunConfig], marker: str, threads: int) -> list[Outcome]:
+def _run_group(group: list[RunConfig], marker: str, threads: int, keep_checkpoints: str = "last") -> list[Outcome]:
     """The Ray task: one run, or a packed group; never raises for a failed run (it is an outcome)."""
     unseen = [cfg for cfg in group if not (Path(cfg.out) / marker).is_file()]
     if unseen:
@@ -170,8 +170,8 @@ def _run_group(group: list[RunConfig], marker: str, threads: int) -> list[Outcom
     torch.set_num_threads(threads)
     group = [cfg if cfg.workers is not None else cfg.replace(workers=threads) for cfg in group]  # not in the id
     if len(group) == 1:
-        return [run_one(group[0])]
-    return list(run_packed_group(group))
+        return [run_one(group[0], keep_checkpoints=keep_checkpoints)]
+    return list(run_packed_group(group, keep_checkpoints))
 
 
 def _absolute(cfg: RunConfig) -> RunConfig:

@@ -8,7 +8,11 @@ runs them and yields one :class:`~shattering.executors.outcome.Outcome` per conf
 - ``ray``: each run (or packed group) is a Ray task with its resources, on this machine or a cluster; a task
   whose worker dies is retried and resumes from its checkpoint (:mod:`shattering.executors.ray_executor`).
 
-A run that raises (bad data, a full disk, a bug) is reported at the end and does not stop the sweep.
+A run that raises (bad data, a full disk, a bug) is reported at the end and does not stop the sweep. A run
+another process is training is waited for and counted done when it finishes, so two copies of one sweep on one
+folder share the work (:mod:`shattering.executors.shared`). ``rerun`` moves every old record aside first
+(``<name>.old-<timestamp>``, never deleted) and trains the runs again; ``keep_checkpoints`` is what each
+finished run keeps (``last``, ``all``, ``none``).
 """
 
 from __future__ import annotations
@@ -19,16 +23,20 @@ from collections.abc import Iterable
 from tqdm.auto import tqdm
 
 from ..config import RunConfig
-from ..errors import ConfigError
+from ..errors import ConfigError, RunLockedError
+from ..runs import KEEP_CHECKPOINTS, RunRecord
 from ..train.distributed import launched_by_torchrun
+from ..validation import check_choice
 from . import EXECUTORS
 from .local import run_local
 from .outcome import Outcome
 from .ray_executor import RayOptions, import_ray, run_ray
+from .shared import sharing_work
 
 
 def run_sweep(configs: Iterable[RunConfig], *, executor: str = "local", progress: bool = True,
-              log=None, pack: int | None = None, executor_options: dict | None = None) -> list[Outcome]:
+              log=None, pack: int | None = None, executor_options: dict | None = None, rerun: bool = False,
+              keep_checkpoints: str = "last") -> list[Outcome]:
     """Run every config (finished ones are read, broken ones resumed) and return one outcome per config, in
     the order of ``configs``.
 
@@ -36,8 +44,11 @@ def run_sweep(configs: Iterable[RunConfig], *, executor: str = "local", progress
     ``progress`` the lines go under an overall progress bar on stderr instead. ``pack`` caps how many runs
     train together as one packed model (1: never; None: the rule of :mod:`shattering.executors.packing`).
     ``executor_options``: for ``ray``, the fields of :class:`~shattering.executors.ray_executor.RayOptions`
-    (``address``, ``cpus_per_run``, ``gpus_per_run``, ``max_retries``).
+    (``address``, ``cpus_per_run``, ``gpus_per_run``, ``max_retries``). ``rerun``: train every run again,
+    its old record moved aside first; ``keep_checkpoints``: ``last``, ``all`` or ``none`` (see
+    :func:`shattering.runs.run`).
     """
+    check_choice(keep_checkpoints, "keep_checkpoints", KEEP_CHECKPOINTS, of="run_sweep")
     if executor not in EXECUTORS:
         raise ConfigError(f"Unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}.")
     if launched_by_torchrun():
@@ -52,18 +63,41 @@ def run_sweep(configs: Iterable[RunConfig], *, executor: str = "local", progress
     if executor == "ray":
         options = RayOptions.from_dict(executor_options)
         import_ray()  # the install command now, before any progress bar
-        ending = run_ray(configs, pack, options)
+
+        def execute(cs: list[RunConfig]):
+            return run_ray(cs, pack, options, keep_checkpoints)
     else:
-        ending = run_local(configs, pack)
+
+        def execute(cs: list[RunConfig]):
+            return run_local(cs, pack, keep_checkpoints)
+    moved = _move_aside(configs) if rerun else {}
     outcomes = []
     with tqdm(total=len(configs), disable=not progress, unit="run", desc="sweep", file=sys.stderr) as bar:
-        for i, outcome in enumerate(ending, 1):
-            outcomes.append(outcome)
-            bar.update(1)
-            text = f"[{i}/{len(configs)}] {outcome.line()}"
+
+        def say(text: str) -> None:
             if progress:
                 bar.write(text, file=sys.stderr)
             elif log is not None:
                 log(text)
+
+        for i, outcome in enumerate(sharing_work(execute, configs, say), 1):
+            outcome.moved_aside = moved.get(outcome.config.run_id())
+            outcomes.append(outcome)
+            bar.update(1)
+            say(f"[{i}/{len(configs)}] {outcome.line()}")
     order = {cfg.run_id(): i for i, cfg in enumerate(configs)}
     return sorted(outcomes, key=lambda o: order.get(o.config.run_id(), len(order)))
+
+
+def _move_aside(configs: list[RunConfig]) -> dict:
+    """Move the old record of every config aside (run id -> where it went); one another process is training
+    stays (the sweep waits for it)."""
+    moved = {}
+    for cfg in configs:
+        try:
+            path = RunRecord(cfg.run_dir()).move_aside()
+        except RunLockedError:
+            continue
+        if path is not None:
+            moved[cfg.run_id()] = path
+    return moved

@@ -20,7 +20,7 @@ from pathlib import Path
 from .._version import __version__
 from ..errors import ShatteringError
 from ..files import read_json
-from ..runs import RunRecord
+from ..runs import RunRecord, moved_aside
 from .common import ARTEFACT_FORMAT, pct, write_text
 
 STATUS_LABELS = {"fit": "fit", "not-fit": "did not fit", "diverged": "diverged", "failed": "failed",
@@ -100,7 +100,7 @@ def find_runs(root: Path) -> list[dict]:
     dirs = set()
     for name in RECORD_FILES:
         for path in root.rglob(name):
-            if path.is_file():
+            if path.is_file() and not moved_aside(path.parent):  # an old record a rerun moved aside: not a run
                 dirs.add(path.parent)
     rows = []
     for d in sorted(dirs):

@@ -43,11 +43,13 @@ def reproduce_presets(name: str) -> list[Preset]:
 def reproduce(name: str, scale: str = "quick", *, dataset=None, seeds: int = 1, out: str = "runs",
               progress: bool = True, log=None, pack: int | None = None, executor: str = "local",
               executor_options: dict | None = None, base: RunConfig | None = None, seed: int = 0,
-              data_seed: int = 0, models: Sequence | None = None, **overrides) -> dict:
+              data_seed: int = 0, models: Sequence | None = None, rerun: bool = False, keep_checkpoints: str = "last",
+              **overrides) -> dict:
     """Sweep every run of preset ``name`` (or group) and draw each preset's artefact.
 
     ``base``, ``seed``, ``data_seed``, ``models`` and ``overrides`` go to every preset's
-    :meth:`~shattering.experiments.presets.Preset.configs` (the settings under and over the preset's own).
+    :meth:`~shattering.experiments.presets.Preset.configs` (the settings under and over the preset's own);
+    ``rerun`` and ``keep_checkpoints`` to :func:`~shattering.executors.sweep.run_sweep`.
 
     Returns ``{"outcomes": [...], "artefacts": {preset: [paths]}, "render_errors": {preset: text},
     "skipped": {preset: why}}``; one outcome per distinct run (presets that share a run share its outcome).
@@ -74,7 +76,8 @@ def reproduce(name: str, scale: str = "quick", *, dataset=None, seeds: int = 1, 
             continue
         plans.append((p, configs))
     outcomes = sweep.run_sweep([cfg for _, configs in plans for cfg in configs], progress=progress, log=log, pack=pack,
-                               executor=executor, executor_options=executor_options)
+                               executor=executor, executor_options=executor_options, rerun=rerun,
+                               keep_checkpoints=keep_checkpoints)
     by_id = {o.config.run_id(): o for o in outcomes}
     artefacts, errors = {}, {}
     for preset, configs in plans:

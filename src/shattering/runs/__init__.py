@@ -3,7 +3,8 @@
 - :mod:`~shattering.runs.record`: the files of one run's record (``RunRecord``), written so that nothing
   half-written is ever read back as a result.
 - :mod:`~shattering.runs.lifecycle`: :func:`run` opens the record, locks it, reuses or resumes it, trains,
-  and writes the summary (``RunResult``).
+  and writes the summary (``RunResult``); :mod:`~shattering.runs.provenance`: when and by which code a reused
+  record was made.
 - :mod:`~shattering.runs.table`: every record under a folder as a table (:func:`load_runs`) and every run's
   per-epoch metrics in long form (:func:`load_curves`), read from the files alone.
 """
@@ -12,10 +13,13 @@ from .lifecycle import RunResult as RunResult
 from .lifecycle import as_config as as_config
 from .lifecycle import run as run
 from .lifecycle import trainer_class as trainer_class
+from .provenance import reuse_message as reuse_message
 from .record import CHECKPOINT_MAGIC as CHECKPOINT_MAGIC
+from .record import KEEP_CHECKPOINTS as KEEP_CHECKPOINTS
 from .record import STATUSES as STATUSES
 from .record import FollowerRecord as FollowerRecord
 from .record import RunRecord as RunRecord
+from .record import moved_aside as moved_aside
 from .record import record_for as record_for
 from .table import load_curves as load_curves
 from .table import load_runs as load_runs

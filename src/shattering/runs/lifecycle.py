@@ -18,16 +18,20 @@ from ..train.data import make_data, streamed
 from ..train.in_memory import InMemoryTrainer
 from ..train.stream import StreamTrainer
 from ..train.trainer import Trainer
-from ..validation import must_be
-from .record import record_for
+from ..validation import check_choice, must_be
+from .provenance import reuse_facts, reuse_message
+from .record import KEEP_CHECKPOINTS, RunRecord, record_for
 
 
 @dataclass(frozen=True)
 class RunResult:
-    """What a run ended with: ``summary`` is the record's ``summary.json``."""
+    """What a run ended with: ``summary`` is the record's ``summary.json``; ``reused`` when it was read from a
+    record made before (not trained by this call); ``moved_aside``: where a rerun moved the old record."""
 
     run_dir: Path
     summary: dict
+    reused: bool = False
+    moved_aside: Path | None = None
 
     @property
     def status(self) -> str:
@@ -39,7 +43,17 @@ class RunResult:
 
     @property
     def message(self) -> str:
-        return self.summary["message"]
+        """The run's message; a reused record's says when and by which code it was made."""
+        text = reuse_message(self.summary) if self.reused else self.summary["message"]
+        if self.moved_aside is not None:
+            text += f" The old record was moved aside to {self.moved_aside}."
+        return text
+
+    def facts(self) -> dict:
+        """The summary with how this call got it (what ``--json`` prints): ``reused`` (and when and by which
+        code the record was made), and where a rerun moved the old record."""
+        return {**self.summary, "reused": self.reused, "reuse": reuse_facts(self.summary) if self.reused else None,
+                "moved_aside": str(self.moved_aside) if self.moved_aside is not None else None}
 
     @property
     def train_acc(self) -> float:
@@ -74,35 +88,54 @@ def trainer_class(cfg: RunConfig) -> type[Trainer]:
 
 
 def run(config: RunConfig | dict | None = None, /, *, progress: bool = False, data: ImageData | None = None,
-        **overrides) -> RunResult:
+        rerun: bool = False, keep_checkpoints: str = "last", **overrides) -> RunResult:
     """Train one run to the end (or resume it) and return its summary.
 
     ``config`` is a :class:`RunConfig`, a dict of its fields, or None for the defaults; keyword arguments
-    override single fields. A run whose record already holds a summary is not trained again; one whose
-    record holds a checkpoint resumes from it.
+    override single fields. A run whose record already holds a summary is not trained again (the result is
+    ``reused`` and its message says when and by which code it was made); one whose record holds a checkpoint
+    resumes from it. ``rerun=True`` trains it again from nothing: the old record folder is moved aside to
+    ``<name>.old-<timestamp>`` (``moved_aside``), never deleted. ``keep_checkpoints``: what the finished run
+    keeps, ``last`` (``checkpoint.pt``), ``all`` (the previous one too) or ``none``. A run that fails before
+    its first epoch (bad data, a model that does not build) removes the record folder it created.
 
     >>> result = run(dataset="digits", model="mlp-1x512", corruption="random-labels")  # doctest: +SKIP
     >>> result.fit, result.summary["fit_epoch"]  # doctest: +SKIP
     """
+    check_choice(keep_checkpoints, "keep_checkpoints", KEEP_CHECKPOINTS, of="run")
     cfg = as_config(config, **overrides).resolved()
     dist = distributed.context(cfg.device)  # None unless started by torchrun (then process 0 writes the record)
     progress = progress and (dist is None or dist.is_main)
     record = record_for(cfg.run_dir(), dist)
+    moved = distributed.agree(dist, record.move_aside() if rerun else None)
     summary = distributed.agree(dist, record.read_summary())
     if summary is not None:
-        return RunResult(record.dir, summary)
+        return RunResult(record.dir, summary, reused=True)
+    created = not record.dir.exists()
     with record.lock():
         summary = distributed.agree(dist, record.read_summary())  # another process may have finished it
         if summary is not None:
-            return RunResult(record.dir, summary)
-        if data is None:
-            data = distributed.share_data(dist, lambda: make_data(cfg, progress=progress, labels_dir=record.dir),
-                                          streamed(cfg))
-        with torch.random.fork_rng(devices=[torch.cuda.current_device()] if cfg.device != "cpu"
-                                   and torch.cuda.is_available() else []):
-            torch.manual_seed(cfg.seed)  # dropout's draws; restored on resume, isolated from the caller's RNG
-            trainer = trainer_class(cfg)(cfg, data, record, progress, dist)
-            trainer.book.write_config()
-            summary = trainer.train()
+            return RunResult(record.dir, summary, reused=True)
+        try:
+            summary = _train(cfg, record, data, progress, dist)
+        except BaseException:
+            if created:  # a run that never started leaves no folder behind
+                record.discard_unstarted()
+            raise
         record.write_summary(summary)
-    return RunResult(record.dir, summary)
+        record.prune_checkpoints(keep_checkpoints)
+    return RunResult(record.dir, summary, moved_aside=moved)
+
+
+def _train(cfg: RunConfig, record: RunRecord, data: ImageData | None, progress: bool,
+           dist: distributed.DistContext | None) -> dict:
+    """Load the data (unless given), train the run in ``record`` (locked) and return its summary."""
+    if data is None:
+        data = distributed.share_data(dist, lambda: make_data(cfg, progress=progress, labels_dir=record.dir),
+                                      streamed(cfg))
+    with torch.random.fork_rng(devices=[torch.cuda.current_device()] if cfg.device != "cpu"
+                               and torch.cuda.is_available() else []):
+        torch.manual_seed(cfg.seed)  # dropout's draws; restored on resume, isolated from the caller's RNG
+        trainer = trainer_class(cfg)(cfg, data, record, progress, dist)
+        trainer.book.write_config()
+        return trainer.train()

@@ -11,7 +11,14 @@ Layout of ``<out>/<dataset>_<model>_<corruption>_<id>/``:
   (``checkpoint.prev.pt``) is used instead, or the run restarts from scratch, and the run says which.
 - ``summary.json``: written last, atomically; its presence means the run is over (fit, not fit or
   diverged). A report reads only summaries and metrics.
-- ``lock``: held (``flock``) by the process training the run; a second process refuses to start.
+- ``lock``: held (``flock``) by the process training the run; a second process refuses to start (a sweep
+  waits for it instead: :mod:`shattering.executors.local`).
+
+A finished run keeps one checkpoint by default (``keep_checkpoints="last"``: :meth:`RunRecord.prune_checkpoints`
+removes ``checkpoint.prev.pt`` once the summary is written). ``rerun`` moves an old record aside to
+``<name>.old-<timestamp>`` (:meth:`RunRecord.move_aside`; never deleted), which no table or report reads as a
+run (:func:`moved_aside`). A run that never started (a data or config error before its first epoch) removes
+the folder it created (:meth:`RunRecord.discard_unstarted`).
 
 Writes go to a temporary file in the same folder that is renamed over the target, so a reader sees the old
 or the new file, never a mix. Appended files are truncated back to the checkpoint's epoch on resume, and
@@ -29,6 +36,7 @@ import io
 import json
 import os
 import tempfile
+from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
@@ -37,6 +45,7 @@ from .. import faults, files
 from ..errors import RecordError, RunLockedError
 from ..files import atomic_write_bytes, atomic_write_json, fsync_dir, json_text, read_json, space_hint, umask_mode
 from ..train.distributed import DistContext
+from ..validation import check_choice
 
 try:
     import fcntl
@@ -45,6 +54,16 @@ except ImportError:  # no flock on this platform (Windows): runs are not locked
 
 CHECKPOINT_MAGIC = b"SHATTERING-CHECKPOINT-1\n"
 STATUSES = ("fit", "not-fit", "diverged")  # how a run with a summary ended
+KEEP_CHECKPOINTS = ("last", "all", "none")  # what a finished run keeps: checkpoint.pt, both, neither
+OLD_MARK = ".old-"  # a record moved aside by a rerun: <name>.old-<timestamp>
+# The files a run writes before its first epoch ends: a folder holding only these (empty logs) never started.
+_START_FILES = ("lock", "config.json", "labels.npz", "metrics.jsonl", "steps.csv")
+
+
+def moved_aside(path: str | Path) -> bool:
+    """True for a record folder a rerun moved aside (``<name>.old-<timestamp>``): kept, but not a run of the
+    folder any more."""
+    return OLD_MARK in Path(path).name
 
 
 class RunRecord:
@@ -92,6 +111,44 @@ class RunRecord:
             yield
         finally:
             fh.close()
+
+    def move_aside(self) -> Path | None:
+        """Rename the record folder to ``<name>.old-<UTC timestamp>`` (so that the run trains again from nothing)
+        and return where it went; None when there is no folder. Refused while another process trains the run."""
+        if not self.dir.exists():
+            return None
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        with self.lock():
+            target, n = self.dir.with_name(f"{self.dir.name}{OLD_MARK}{stamp}"), 1
+            while target.exists():
+                n += 1
+                target = self.dir.with_name(f"{self.dir.name}{OLD_MARK}{stamp}-{n}")
+            try:
+                os.replace(self.dir, target)
+            except OSError as exc:
+                raise RecordError(f"Could not move the old record {self.dir} aside to {target.name} "
+                                  f"({exc.strerror or exc}); move or delete it yourself and run again.") from None
+            fsync_dir(self.dir.parent)
+        return target
+
+    def discard_unstarted(self) -> bool:
+        """Remove the folder of a run that never started (no summary, no checkpoint, no epoch in its logs, no
+        file but those a start writes) and return True; anything else is left as it is. Call it with the lock
+        held, and only for a folder this process created."""
+        if self.summary_path.exists() or self.has_checkpoint() or self.read_metrics():
+            return False
+        try:
+            paths = list(self.dir.iterdir())
+        except OSError:
+            return False
+        if any(not p.is_file() or (p.name not in _START_FILES and not p.name.endswith(".tmp")) for p in paths):
+            return False
+        for path in paths:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        with contextlib.suppress(OSError):
+            self.dir.rmdir()
+        return not self.dir.exists()
 
     def _remove_stale_temporaries(self) -> None:
         """Remove the temporary files of writes a crash interrupted (only the lock holder writes here)."""
@@ -266,6 +323,15 @@ class RunRecord:
         for path in (self.checkpoint_path, self.prev_checkpoint_path):
             path.unlink(missing_ok=True)
 
+    def prune_checkpoints(self, keep: str = "last") -> None:
+        """What a finished run keeps of its checkpoints: ``last`` (``checkpoint.pt``), ``all`` (both) or
+        ``none``."""
+        if check_choice(keep, "keep_checkpoints", KEEP_CHECKPOINTS) == "all":
+            return
+        paths = (self.prev_checkpoint_path,) if keep == "last" else (self.prev_checkpoint_path, self.checkpoint_path)
+        for path in paths:
+            path.unlink(missing_ok=True)
+
 
 class FollowerRecord(RunRecord):
     """The record as processes 1..N-1 of a torchrun group see it: nothing is read or written (process 0 keeps
@@ -301,6 +367,15 @@ class FollowerRecord(RunRecord):
 
     def save_checkpoint(self, state: dict) -> None:
         pass
+
+    def prune_checkpoints(self, keep: str = "last") -> None:
+        pass
+
+    def move_aside(self) -> None:
+        return None
+
+    def discard_unstarted(self) -> bool:
+        return False
 
     def load_checkpoint(self):
         return None, []

@@ -28,7 +28,7 @@ from ..config import RunConfig
 from ..errors import ConfigError, RecordError
 from ..files import json_text
 from ..validation import must_be
-from .record import RunRecord
+from .record import RunRecord, moved_aside
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -114,8 +114,10 @@ def parse_condition(text: str) -> tuple[str, str]:
 
 
 def find_record_dirs(root: Path) -> list[Path]:
-    """Every folder under ``root`` (``root`` included) holding a file of a run record, sorted."""
-    found = {path.parent for name in RECORD_FILES for path in root.rglob(name) if path.is_file()}
+    """Every folder under ``root`` (``root`` included) holding a file of a run record, sorted (old records a
+    rerun moved aside are not runs of the folder: left out)."""
+    found = {path.parent for name in RECORD_FILES for path in root.rglob(name) if path.is_file()
+             and not any(moved_aside(part) for part in path.parent.relative_to(root).parts)}
     return sorted(found)
 
 
