@@ -21,8 +21,8 @@ from ..executors.outcome import Outcome, describe, failed, summary_table
 from ..experiments.presets import PRESETS, SCALES, get_preset
 from ..files import json_text
 from ..report.reproduce import GROUPS, check_user_data, reproduce
-from ..validation import must_be
 from ..runs.provenance import reuse_facts
+from ..validation import must_be
 from .common import add_config_file_option, add_config_options, config_file, given_config_options, json_flag
 from .run import add_record_options
 
