@@ -17,7 +17,7 @@ def register(sub) -> None:
                        description="Train one run to 100%% training accuracy (--until fit) or for its epoch budget. "
                                    "Records go to OUT/<run>/; running the same command again resumes or reuses it. "
                                    "Started by torchrun (torchrun --nproc-per-node N -m shattering run ...), N "
-                                   "processes train the run data-parallel (docs/scaling.md).")
+                                   "processes train the run data-parallel, one shard of every batch each.")
     add_config_file_option(p, "read settings from a TOML file (options given here win)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     json_flag(p, "the summary")

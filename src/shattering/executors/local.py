@@ -10,10 +10,11 @@ from .outcome import Outcome, run_one
 from .packing import packed_groups, run_packed_group
 
 
-def run_local(configs: Sequence[RunConfig], pack: int | None = None) -> Iterator[Outcome]:
-    """Run ``configs`` here; yield one :class:`~shattering.executors.outcome.Outcome` per config as runs end."""
+def run_local(configs: Sequence[RunConfig], pack: int | None = None, progress: bool = False) -> Iterator[Outcome]:
+    """Run ``configs`` here; yield one :class:`~shattering.executors.outcome.Outcome` per config as runs end.
+    ``progress``: show each run's (or pack's) epochs as it trains."""
     for group in packed_groups(configs, pack):
         if len(group) == 1:
-            yield run_one(group[0])
+            yield run_one(group[0], progress)
         else:
-            yield from run_packed_group(group)
+            yield from run_packed_group(group, progress)

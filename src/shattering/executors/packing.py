@@ -61,7 +61,7 @@ def packed_groups(configs: Sequence[RunConfig], pack: int | None = None) -> list
     return groups
 
 
-def run_packed_group(configs: Sequence[RunConfig]) -> Iterator[Outcome]:
+def run_packed_group(configs: Sequence[RunConfig], progress: bool = False) -> Iterator[Outcome]:
     """Train the runs of ``configs`` together; yield one :class:`~shattering.executors.outcome.Outcome` per
     run, each as soon as the run ends (its summary written)."""
     pending = []
@@ -102,9 +102,9 @@ def run_packed_group(configs: Sequence[RunConfig]) -> Iterator[Outcome]:
         for m in members:
             by_epoch.setdefault(m.book.epoch, []).append(m)
         for group in by_epoch.values():
-            for member, summary, seconds in train_pack(group):
+            for member, summary, seconds in train_pack(group, progress):
                 record = records[id(member)]
                 record.write_summary(summary)
                 yield Outcome(member.cfg, record.dir, summary=summary, seconds=seconds)
     for cfg in alone:
-        yield run_one(cfg)
+        yield run_one(cfg, progress)

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from ..config import RunConfig
 from ..errors import ConfigError
+from ..formatting import on_terminal
 from ..train.distributed import launched_by_torchrun
 from . import EXECUTORS
 from .local import run_local
@@ -33,7 +34,8 @@ def run_sweep(configs: Iterable[RunConfig], *, executor: str = "local", progress
     the order of ``configs``.
 
     Duplicate configs (same run id) run once. ``log`` receives one line per run as it ends; with
-    ``progress`` the lines go under an overall progress bar on stderr instead. ``pack`` caps how many runs
+    ``progress`` the lines go to stderr instead, with each run's epochs as it trains (under an overall progress
+    bar on a terminal; plain lines, never a carriage return, elsewhere). ``pack`` caps how many runs
     train together as one packed model (1: never; None: the rule of :mod:`shattering.executors.packing`).
     ``executor_options``: for ``ray``, the fields of :class:`~shattering.executors.ray_executor.RayOptions`
     (``address``, ``cpus_per_run``, ``gpus_per_run``, ``max_retries``).
@@ -54,9 +56,11 @@ def run_sweep(configs: Iterable[RunConfig], *, executor: str = "local", progress
         import_ray()  # the install command now, before any progress bar
         ending = run_ray(configs, pack, options)
     else:
-        ending = run_local(configs, pack)
+        ending = run_local(configs, pack, progress)
     outcomes = []
-    with tqdm(total=len(configs), disable=not progress, unit="run", desc="sweep", file=sys.stderr) as bar:
+    # The bar only on a terminal; elsewhere each run's line alone (tqdm.write: never on the bar's line).
+    with tqdm(total=len(configs), disable=not (progress and on_terminal()), unit="run", desc="sweep",
+              file=sys.stderr) as bar:
         for i, outcome in enumerate(ending, 1):
             outcomes.append(outcome)
             bar.update(1)
