@@ -4,6 +4,7 @@ a pipe closed early (`shatter ... | head -2`) that ends quietly (`shattering.cli
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import subprocess
@@ -12,9 +13,15 @@ from pathlib import Path
 
 import pytest
 
+from shattering.cli import build_parser, main
 from shattering.config import RunConfig
+from shattering.data.catalogue import DATASETS
+from shattering.errors import ShatteringError
 from shattering.executors.sweep import run_sweep
+from shattering.experiments.presets import PRESETS, SCALES
+from shattering.models import model_names
 from shattering.train.progress import log_every_epochs
+from shattering.train.schedule import describe_schedule
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 ENV = {"PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "SHATTERING_NO_DOWNLOAD": "1"}
@@ -99,3 +106,76 @@ def test_a_pipe_closed_before_the_output_ends_quietly(argv, tmp_path):
     os.close(write)
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=300) == 0 and err == ""
+
+
+# -- self-contained evidence -----------------------------------------------------------------------------
+
+# Files a user of the installed package does not have: the project's documents and notes.
+OUTSIDE = re.compile(r"anchors\.md|spec section|spec\.md|\.\./shared|docs/|bench/|RESULTS\.md|RELIABILITY\.md|"
+                     r"README|architecture\.md|measurements\.md|scaling\.md|theory\.md", re.IGNORECASE)
+
+
+def outside_names(text: str) -> list[str]:
+    return sorted({m.group(0) for m in OUTSIDE.finditer(text)})
+
+
+def test_the_scan_finds_what_it_looks_for():
+    assert outside_names("see docs/scaling.md (anchors.md section 8); spec section 0") == [
+        "anchors.md", "docs/", "scaling.md", "spec section"]
+
+
+def test_schedule_texts_and_notes_of_every_data_set_and_model_name_no_outside_file():
+    texts = []
+    for name, info in DATASETS.items():
+        texts += [info.title, info.schedule_note]
+        for model in model_names():
+            texts.append(info.schedule_reason(model))
+            try:
+                texts.append(describe_schedule(RunConfig(dataset=name, model=model).resolved())["text"])
+            except ShatteringError:  # a model this data set cannot take (too small an image)
+                continue
+    for preset in PRESETS.values():
+        texts += [preset.title, preset.description, preset.paper_ref]
+        for scale in SCALES:
+            if not preset.computed:
+                texts.append(str(preset.scale_settings(scale).get("note", "")))
+    assert len(texts) > 50 and outside_names("\n".join(texts)) == []
+
+
+def _parsers(parser):
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from _parsers(sub)
+
+
+def test_every_commands_help_names_no_outside_file():
+    helps = [p.format_help() for p in _parsers(build_parser())]
+    assert len(helps) > 10 and outside_names("\n".join(helps)) == []
+
+
+THEORY = {
+    "expressivity": ["expressivity", "--dataset", "digits", "--train-size", "40", "--test-size", "10"],
+    "minnorm": ["minnorm", "--dataset", "digits", "--train-size", "20", "--test-size", "10", "--epochs", "2"],
+    "kernel": ["kernel", "--dataset", "digits", "--train-size", "40", "--test-size", "10"],
+    "rademacher": ["rademacher", "--dataset", "digits", "--train-size", "30", "--draws", "1", "--probes",
+                   "kernel,linear"],
+}
+
+
+@pytest.mark.parametrize("command", list(THEORY))
+def test_the_theory_commands_text_names_no_outside_file(command, capsys):
+    assert main(THEORY[command]) == 0
+    got = capsys.readouterr()
+    assert got.out and outside_names(got.out + got.err) == []
+
+
+def test_a_smoke_sweep_and_its_runs_name_no_outside_file(tmp_path, capsys):
+    assert main(["sweep", "fig1a", "--scale", "smoke", "--out", str(tmp_path)]) == 0
+    assert main(["run", "--dataset", "digits", "--train-size", "60", "--test-size", "30", "--epochs", "2",
+                 "--corruption", "random-labels", "--weight-decay", "0.001", "--out", str(tmp_path)]) == 0
+    got = capsys.readouterr()
+    assert "schedule:" in got.out and outside_names(got.out + got.err) == []
+    records = "\n".join(p.read_text() for p in tmp_path.rglob("*.json"))
+    assert records and outside_names(records) == []

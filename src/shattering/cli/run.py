@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..files import json_text
 from ..runs import run
+from ..train.advice import advice_lines
 from ..train.distributed import is_main_process
 from .common import add_config_file_option, add_config_options, config_from_args, json_flag
 
@@ -43,5 +44,7 @@ def _cmd_run(args) -> int:
           f"({s['precision']})")
     for warning in s.get("warnings", []):
         print(f"  warning:  {warning}")
+    for line in advice_lines(s.get("advice") or [], "flags"):  # why it did not fit, and the options to change
+        print(f"  advice:   {line}")
     print(f"  record:   {result.run_dir}")
     return 0
