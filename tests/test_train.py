@@ -51,7 +51,8 @@ def test_not_fit_is_reported_with_numbers_not_rounded(tmp_path):
     assert result.status == "not-fit" and not result.fit and s["fit_epoch"] is None
     assert "DID NOT FIT" in result.message and "after 3 epochs" in result.message
     assert f"{s['final']['train_errors']} of 1437 examples wrong" in result.message
-    assert "Usual causes" in result.message
+    assert "Measured: the budget ended after only 3 epochs" in result.message
+    assert result.summary["advice"] and result.summary["advice"][0]["change"] == {"epochs": 30}
 
 
 def test_divergence_ends_the_run_with_a_hint(tmp_path):
@@ -65,7 +66,7 @@ def test_stuck_at_chance_prints_the_usual_causes(tmp_path):
     result = shattering.run(dataset="digits", model="mlp-1x512", corruption="random-labels", lr=1e-5,
                             lr_decay=0.5, weight_decay=1e-3, epochs=6, out=str(tmp_path))
     (warning,) = result.summary["warnings"]
-    assert "stuck at chance" in warning and "learning-rate budget" in warning and "weight decay" in warning
+    assert "stuck at chance" in warning and "budget lr0/(1-decay)" in warning and "weight decay" in warning
 
 
 def test_finished_run_is_not_run_again(tmp_path):

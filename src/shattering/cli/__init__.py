@@ -1,11 +1,13 @@
 """The ``shatter`` command: the only place that parses arguments. Each module here adds one command group,
 parses, calls one library function and prints; the list below is every command there is.
 
-Every problem with the input ends in one sentence on stderr and exit status 2; a traceback is a bug.
+Every problem with the input ends in one sentence on stderr and exit status 2; a traceback is a bug. A reader
+that closes the pipe early (``shatter ... | head -2``) ends the command quietly, with exit status 0.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 
@@ -29,10 +31,16 @@ def build_parser() -> ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        args = build_parser().parse_args(argv)  # inside the try: --help into a closed pipe is one too
+        status = int(args.func(args) or 0)
+        sys.stdout.flush()  # inside the try: a reader gone before the last buffered line is a closed pipe too
+        return status
+    except BrokenPipeError:
+        # The standard recipe: nothing more can be written, so point stdout at /dev/null (the flush at exit
+        # would fail again) and end quietly; the reader asked for no more.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except ShatteringError as exc:
         print(f"shatter: error: {one_line(str(exc))}", file=sys.stderr)
         return EXIT_USAGE

@@ -22,6 +22,7 @@ from ..experiments.presets import PRESETS, SCALES, get_preset
 from ..files import json_text
 from ..report.reproduce import GROUPS, check_user_data, reproduce
 from ..runs.provenance import reuse_facts
+from ..train.advice import advice_lines
 from ..validation import must_be
 from .common import add_config_file_option, add_config_options, config_file, given_config_options, json_flag
 from .run import add_record_options
@@ -141,6 +142,38 @@ def outcome_json(o: Outcome) -> dict:
             "moved_aside": str(o.moved_aside) if o.moved_aside is not None else None}
 
 
+def preset_keys(name: str, scale: str) -> dict[str, str]:
+    """The settings preset ``name`` (or every preset of a group) fixes at ``scale``, each with what sets it:
+    ``"scale"`` (a larger scale changes it) or ``"grid"`` (what the preset measures). A ``--config`` file
+    changes neither (the preset's win)."""
+    keys: dict[str, str] = {}
+    for member in GROUPS.get(name, (name,)):
+        preset = PRESETS.get(member)
+        if preset is None or preset.computed:
+            continue
+        keys |= {k: "grid" for row in preset.rows for k in row}
+        keys |= {k: "scale" for k in preset.scale_settings(scale)}
+        keys |= {k: "scale" for per_model in preset.model_scales.get(scale, {}).values() for k in per_model}
+    return keys
+
+
+def print_advice(args, outcomes: list[Outcome]) -> None:
+    """For the runs that did not fit: what their numbers say, once per kind of change, in the syntax ``sweep``
+    and ``reproduce`` take (a ``--config`` file's keys; the budget is the scale's)."""
+    fixed = preset_keys(args.preset, args.scale)
+    kinds: dict[str, tuple[str, list[Outcome]]] = {}  # one entry per change suggested (its first run's words)
+    for o in outcomes:
+        for finding in (o.summary or {}).get("advice") or []:
+            key = json_text(finding.get("change") or {}, sort_keys=True)
+            kinds.setdefault(key, (advice_lines([finding], "config", fixed)[0], []))[1].append(o)
+    if not kinds:
+        return
+    not_fit = sum(1 for o in outcomes if o.summary is not None and not o.summary.get("fit"))
+    print(f"\n{not_fit} of {len(outcomes)} runs did not fit; what their numbers say:")
+    for line, runs in kinds.values():
+        print(f"  {len(runs)} run{'s' if len(runs) > 1 else ''} (e.g. {describe(runs[0].config)}): {line}")
+
+
 def register(sub) -> None:
     p = sub.add_parser("presets", help="list the paper's figures and tables that `shatter sweep` can run")
     json_flag(p, "the list")
@@ -180,6 +213,7 @@ def _cmd_sweep(args) -> int:
         print(json_text({"outcomes": [outcome_json(o) for o in outcomes], "failed": len(bad)}), end="")
         return 1 if bad else 0
     print(summary_table(outcomes))
+    print_advice(args, outcomes)
     if bad:
         print(f"{len(bad)} of {len(outcomes)} runs failed; fix the cause and run the same command again "
               "(finished runs are kept).")
@@ -200,6 +234,7 @@ def _cmd_reproduce(args) -> int:
         return 1 if bad or result["render_errors"] else 0
     if outcomes:
         print(summary_table(outcomes))
+        print_advice(args, outcomes)
         print()
     for name, paths in result["artefacts"].items():
         print(f"{name}: {Path(paths[0]).parent}/")

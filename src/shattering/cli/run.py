@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..files import json_text
 from ..runs import KEEP_CHECKPOINTS, run
+from ..train.advice import advice_lines
 from ..train.distributed import is_main_process
 from .common import add_config_file_option, add_config_options, config_from_args, json_flag
 
@@ -18,7 +19,7 @@ def register(sub) -> None:
                                    "Records go to OUT/<run>/; running the same command again resumes or reuses it "
                                    "(--rerun trains it again). "
                                    "Started by torchrun (torchrun --nproc-per-node N -m shattering run ...), N "
-                                   "processes train the run data-parallel (docs/scaling.md).")
+                                   "processes train the run data-parallel, one shard of every batch each.")
     add_config_file_option(p, "read settings from a TOML file (options given here win)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_record_options(p, "the run")
@@ -56,5 +57,7 @@ def _cmd_run(args) -> int:
           f"({s['precision']})")
     for warning in s.get("warnings", []):
         print(f"  warning:  {warning}")
+    for line in advice_lines(s.get("advice") or [], "flags"):  # why it did not fit, and the options to change
+        print(f"  advice:   {line}")
     print(f"  record:   {result.run_dir}")
     return 0

@@ -8,7 +8,6 @@ the column holds the value (repeatable: all must hold).
 
 from __future__ import annotations
 
-import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -86,11 +85,6 @@ def _show(column: str, value) -> str:
 
 
 def _emit(text: str) -> int:
-    """Print ``text``; a reader that closed the pipe (``| head``) ends the command quietly."""
-    try:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-    except BrokenPipeError:
-        # Nothing more can be written; point stdout at /dev/null so that the flush at exit does not fail again.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    """Print ``text`` (a reader that closed the pipe is :func:`shattering.cli.main`'s to handle)."""
+    sys.stdout.write(text)
     return 0

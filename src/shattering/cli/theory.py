@@ -147,6 +147,14 @@ def _cmd_expressivity(args) -> int:
 # --------------------------------------------------------------------------------------------------
 
 
+INTERPOLATES = 1e-3  # a relative residual ||Xw - y|| / ||y|| at or below this interpolates the targets
+
+
+def _compared(a: float, b: float) -> str:
+    """How ``a`` compares with ``b``, in words that are true of the measured numbers."""
+    return "larger than" if a > b else "smaller than" if a < b else "equal to"
+
+
 def _add_minnorm(sub) -> None:
     p = sub.add_parser(
         "minnorm", help="Section 5: SGD on over-parameterized least squares converges to pinv(X) y",
@@ -181,8 +189,9 @@ def _cmd_minnorm(args) -> int:
     for e, dist, res in zip(z["trace"]["epochs"], z["trace"]["distance"], z["trace"]["residual"], strict=True):
         print(f"                  {e:>5}  {dist:>17.3e}  {res:>16.3e}")
     print(f"  ||w*||:         {mn['norm']:.4g} (pinv(X) y); SGD from 0 ends at {z['norm']:.4g}")
-    print(f"  random start:   ||w0|| = {rs['init_norm']:.4g}; it interpolates too (residual {rs['residual']:.2e}) "
-          f"with norm {rs['norm']:.4g} > {mn['norm']:.4g}")
+    print(f"  random start:   ||w0|| = {rs['init_norm']:.4g}; SGD ends at residual {rs['residual']:.2e} "
+          f"({'interpolates' if rs['residual'] <= INTERPOLATES else 'does not interpolate yet'}) with norm "
+          f"{rs['norm']:.4g}, {_compared(rs['norm'], mn['norm'])} ||w*|| = {mn['norm']:.4g}")
     print(f"                  predicted limit w* + (I - pinv(X) X) w0 has norm {rs['predicted_norm']:.4g}; "
           f"distance to it {rs['distance_to_predicted_limit']:.2e}")
     if mn["test_accuracy"] is not None:

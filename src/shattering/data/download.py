@@ -22,6 +22,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from ..errors import ChecksumError, DataFormatError, DownloadError
+from ..formatting import on_terminal
 
 CHUNK = 1 << 20
 TIMEOUT_S = 30.0
@@ -36,8 +37,8 @@ def md5sum(path: str | Path) -> str:
 
 
 def _progress(total: int | None, desc: str, show: bool):
-    return tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024, disable=not show,
-                leave=False)
+    return tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024,
+                disable=not show or not on_terminal(), leave=False)  # a bar only on a terminal: no \r in logs
 
 
 def download(urls: Sequence[str], dest: str | Path, md5: str | None, progress: bool = True) -> Path:

@@ -61,7 +61,8 @@ def packed_groups(configs: Sequence[RunConfig], pack: int | None = None) -> list
     return groups
 
 
-def run_packed_group(configs: Sequence[RunConfig], keep_checkpoints: str = "last") -> Iterator[Outcome]:
+def run_packed_group(configs: Sequence[RunConfig], keep_checkpoints: str = "last",
+                     progress: bool = False) -> Iterator[Outcome]:
     """Train the runs of ``configs`` together; yield one :class:`~shattering.executors.outcome.Outcome` per
     run, each as soon as the run ends (its summary written, its checkpoints pruned to ``keep_checkpoints``).
     A run another process is training is ``locked`` (not trained here); one whose data fails to load removes
@@ -114,10 +115,10 @@ def run_packed_group(configs: Sequence[RunConfig], keep_checkpoints: str = "last
         for m in members:
             by_epoch.setdefault(m.book.epoch, []).append(m)
         for group in by_epoch.values():
-            for member, summary, seconds in train_pack(group):
+            for member, summary, seconds in train_pack(group, progress):
                 record = records[id(member)]
                 record.write_summary(summary)
                 record.prune_checkpoints(keep_checkpoints)
                 yield Outcome(member.cfg, record.dir, summary=summary, seconds=seconds)
     for cfg in alone:
-        yield run_one(cfg, keep_checkpoints=keep_checkpoints)
+        yield run_one(cfg, progress, keep_checkpoints=keep_checkpoints)

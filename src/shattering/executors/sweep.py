@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from ..config import RunConfig
 from ..errors import ConfigError, RunLockedError
+from ..formatting import on_terminal
 from ..runs import KEEP_CHECKPOINTS, RunRecord
 from ..train.distributed import launched_by_torchrun
 from ..validation import check_choice
@@ -41,7 +42,8 @@ def run_sweep(configs: Iterable[RunConfig], *, executor: str = "local", progress
     the order of ``configs``.
 
     Duplicate configs (same run id) run once. ``log`` receives one line per run as it ends; with
-    ``progress`` the lines go under an overall progress bar on stderr instead. ``pack`` caps how many runs
+    ``progress`` the lines go to stderr instead, with each run's epochs as it trains (under an overall progress
+    bar on a terminal; plain lines, never a carriage return, elsewhere). ``pack`` caps how many runs
     train together as one packed model (1: never; None: the rule of :mod:`shattering.executors.packing`).
     ``executor_options``: for ``ray``, the fields of :class:`~shattering.executors.ray_executor.RayOptions`
     (``address``, ``cpus_per_run``, ``gpus_per_run``, ``max_retries``). ``rerun``: train every run again,
@@ -69,10 +71,12 @@ def run_sweep(configs: Iterable[RunConfig], *, executor: str = "local", progress
     else:
 
         def execute(cs: list[RunConfig]):
-            return run_local(cs, pack, keep_checkpoints)
+            return run_local(cs, pack, keep_checkpoints, progress)
     moved = _move_aside(configs) if rerun else {}
     outcomes = []
-    with tqdm(total=len(configs), disable=not progress, unit="run", desc="sweep", file=sys.stderr) as bar:
+    # The bar only on a terminal; elsewhere each run's line alone (tqdm.write: never on the bar's line).
+    with tqdm(total=len(configs), disable=not (progress and on_terminal()), unit="run", desc="sweep",
+              file=sys.stderr) as bar:
 
         def say(text: str) -> None:
             if progress:

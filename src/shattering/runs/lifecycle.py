@@ -14,6 +14,7 @@ from ..config import RunConfig
 from ..data.dataset import ImageData
 from ..errors import ConfigError
 from ..train import distributed
+from ..train.advice import advice_lines
 from ..train.data import make_data, streamed
 from ..train.in_memory import InMemoryTrainer
 from ..train.stream import StreamTrainer
@@ -54,6 +55,12 @@ class RunResult:
         code the record was made), and where a rerun moved the old record."""
         return {**self.summary, "reused": self.reused, "reuse": reuse_facts(self.summary) if self.reused else None,
                 "moved_aside": str(self.moved_aside) if self.moved_aside is not None else None}
+
+    @property
+    def advice(self) -> list[str]:
+        """Why the run did not fit, as its numbers show, each with the keywords of :func:`run` to change (empty
+        for a run that fit, and for a record written before runs were diagnosed)."""
+        return advice_lines(self.summary.get("advice") or [], "python")
 
     @property
     def train_acc(self) -> float:

@@ -23,7 +23,8 @@ from ..data.dataset import ImageData
 from ..errors import RecordError
 from ..formatting import pct
 from ..versions import versions
-from .schedule import causes, describe_schedule
+from .advice import diagnose
+from .schedule import describe_schedule
 
 STUCK_EPOCHS = 5  # after this many epochs at chance, print the usual causes
 _COUNTERS = ("epoch", "steps", "seconds", "train_seconds", "eval_seconds", "best_test_acc", "fit_at", "warnings",
@@ -72,6 +73,7 @@ class RunBook:
         self.last: dict = {}
         self.diverged = False  # an epoch diverged: the run is over (kept in the checkpoint, so a resume knows)
         self.extra: dict = {}  # more summary fields (e.g. packing)
+        self.history: list[dict] = []  # this process's epochs (what the advice reads; not in the checkpoint)
         n = data.n_train
         self.chance = float(np.bincount(data.y_train, minlength=data.num_classes).max()) / max(n, 1)
 
@@ -134,6 +136,8 @@ class RunBook:
             self.fit_at = {"epoch": self.epoch, "step": self.steps, "seconds": self.seconds}
         self.last = {"epoch": self.epoch, "step": self.steps, "lr": lr, **metrics, "best_test_acc": self.best_test_acc,
                      "eval_seconds": eval_s, "epoch_seconds": train_s + eval_s, "seconds": self.seconds}
+        self.history.append({"epoch": self.epoch, "train_acc": metrics["train_acc"],
+                             "train_loss": metrics["train_loss"]})
         self.record.append_steps(step_rows)
         self.record.append_metrics(self.last)
         if diverged:
@@ -151,8 +155,9 @@ class RunBook:
         margin = max(0.02, 3 * math.sqrt(chance * (1 - chance) / max(n, 1)))
         if train_acc > chance + margin:
             return
+        facts = [f.fact for f in diagnose(self.cfg, self.history, self.data.num_classes, "not-fit")]
         message = (f"stuck at chance: training accuracy {100 * train_acc:.1f}% after {self.epoch} epochs "
-                   f"(chance {100 * chance:.1f}%). {causes(self.cfg)}")
+                   f"(chance {100 * chance:.1f}%). Measured: {'; '.join(facts)}.")
         self.warnings.append(message)
         self.log(f"shattering: {message}")
 
@@ -163,9 +168,18 @@ class RunBook:
         return "fit" if self.fit_at is not None else "not-fit"
 
     # -- the summary ---------------------------------------------------------------------------------
+    def findings(self, status: str) -> list[dict]:
+        """What the run's own numbers say about why it did not fit (:func:`shattering.train.advice.diagnose`);
+        empty for a run that fit."""
+        history = self.history or ([self.last] if self.last else [])
+        return [f.as_dict() for f in diagnose(self.cfg, history, self.data.num_classes, status)]
+
     def summary(self, status: str, device: str) -> dict:
         cfg, last = self.cfg, self.last
         fit = self.fit_at is not None
+        advice = self.findings("fit" if fit else status)
+        # a run that fit was not stuck: an early "stuck at chance" warning does not outlive the fit
+        warnings = [w for w in self.warnings if not (fit and w.startswith("stuck at chance"))]
         what = f"{cfg.dataset} {cfg.model} {cfg.corruption}" + (
             f" p={cfg.p:g}" if cfg.corruption == "partial-labels" or 0 < cfg.p < 1 else "")
         if status == "diverged":
@@ -183,7 +197,8 @@ class RunBook:
         else:
             message = (f"{what}: DID NOT FIT: {pct(last['train_acc'])} training accuracy "
                        f"({last['train_errors']} of {self.data.n_train} examples wrong) after {self.epoch} epochs "
-                       f"(budget {cfg.epochs}); test accuracy {100 * last['test_acc']:.2f}%. {causes(cfg)}")
+                       f"(budget {cfg.epochs}); test accuracy {100 * last['test_acc']:.2f}%. Measured: "
+                       + "; ".join(f["fact"] for f in advice) + ".")
         return {
             "status": status,
             "fit": fit,
@@ -204,7 +219,8 @@ class RunBook:
             "fit_seconds": self.fit_at["seconds"] if fit else None,
             "best_test_acc": self.best_test_acc,
             "final": last,
-            "warnings": self.warnings,
+            "warnings": warnings,
+            "advice": advice,
             "resumes": self.resumes,
             "device": device,
             "precision": cfg.precision,

@@ -35,6 +35,7 @@ from .book import Record, RunBook
 from .checkpoint import checkpoint_state, restore_checkpoint
 from .evaluate import metrics_from_predictions
 from .in_memory import device_tensors
+from .progress import EpochProgress
 from .schedule import lr_at
 from .trainer import init_model, sgd
 
@@ -115,9 +116,10 @@ def open_member(cfg: RunConfig, data: ImageData, record: Record) -> Member:
     return Member(cfg, book, model, optimizer, generator, device_tensors(data, device), torch_rng)
 
 
-def train_pack(members: list[Member]) -> Iterator[tuple[Member, dict, float]]:
+def train_pack(members: list[Member], progress: bool = False) -> Iterator[tuple[Member, dict, float]]:
     """Train ``members`` (all at the same epoch) together; yield ``(member, summary, seconds)`` as each one
-    ends, before the next is booked: the caller writes the summary."""
+    ends, before the next is booked: the caller writes the summary. ``progress``: show the pack's epochs
+    (:class:`~shattering.train.progress.EpochProgress`)."""
     cfg0 = members[0].cfg
     device = resolve_device(cfg0.device)
     for m in [m for m in members if m.book.done]:  # resumed after its last epoch (killed before its summary)
@@ -137,6 +139,20 @@ def train_pack(members: list[Member]) -> Iterator[tuple[Member, dict, float]]:
     for m in members:
         m.book.extra["packed"] = {"members": len(members), "run_ids": [o.cfg.run_id() for o in members]}
     start = time.perf_counter()
+    shown = EpochProgress(f"pack of {len(members)} {cfg0.dataset} {cfg0.model}", cfg0.epochs,
+                          initial=members[0].book.epoch, enabled=progress)
+    try:
+        yield from _train_packed(packed, optimizer, params, members, x_train, x_test, start, shown)
+    finally:
+        shown.close()
+
+
+def _train_packed(packed: PackedMLP, optimizer: torch.optim.SGD, params: list, members: list[Member],
+                  x_train: torch.Tensor, x_test: torch.Tensor, start: float,
+                  shown: EpochProgress) -> Iterator[tuple[Member, dict, float]]:
+    """The epochs of :func:`train_pack`, until every member has ended."""
+    cfg0 = members[0].cfg
+    device = resolve_device(cfg0.device)
     while members:
         epoch = members[0].book.epoch
         lr = lr_at(cfg0, epoch)
@@ -155,6 +171,9 @@ def train_pack(members: list[Member]) -> Iterator[tuple[Member, dict, float]]:
                 keep.append(k)
             else:
                 yield m, m.book.summary(status, str(device)), time.perf_counter() - start
+        accs = [100 * row["train_acc"] for row in metrics]
+        shown.update(epoch + 1, f"{len(keep)} of {len(members)} still training; train {min(accs):.1f}-"
+                                f"{max(accs):.1f}%", last=not keep)
         if len(keep) < len(members):
             packed.select(keep)
             for p in params:

@@ -1,4 +1,6 @@
-"""The learning-rate schedule of Section 2.1 (lr0 x decay per epoch), its budget, and how runs describe it."""
+"""The learning-rate schedule of Section 2.1 (lr0 x decay per epoch), its budget, and how runs describe it.
+
+Why a run did not fit is :mod:`shattering.train.advice`'s to say."""
 
 from __future__ import annotations
 
@@ -30,22 +32,3 @@ def describe_schedule(cfg: RunConfig) -> dict:
             "text": (f"lr {cfg.lr:g} x{cfg.lr_decay:g} per epoch (lr budget lr0/(1-decay) = "
                      f"{'unbounded' if math.isinf(budget) else f'{budget:.3g}'}), momentum {cfg.momentum:g}, "
                      f"batch {cfg.batch_size}, budget {cfg.epochs} epochs; {source}")}
-
-
-def causes(cfg: RunConfig) -> str:
-    """The usual reasons a run does not fit, for this config (printed with a not-fit or stuck run)."""
-    budget = lr_budget(cfg.lr, cfg.lr_decay)
-    found = []
-    if not math.isinf(budget):
-        found.append(f"the learning-rate budget lr0/(1-decay) = {budget:.3g} runs out (try --lr-decay 0.98 or 1.0, "
-                     "or more epochs)")
-    else:
-        found.append(f"the epoch budget ({cfg.epochs}) is too small for this data (try --epochs)")
-    if cfg.random_crop or cfg.flip_rotate:
-        found.append("data augmentation is on (it enlarges the set to memorize)")
-    if cfg.weight_decay > 0:
-        found.append(f"weight decay is on ({cfg.weight_decay:g})")
-    if cfg.model == "inception-small-nobn" and cfg.lr >= 0.05:
-        found.append(f"Inception without batch norm at lr {cfg.lr:g} (try --lr 0.01)")
-    found.append(f"the learning rate {cfg.lr:g} is too high if the loss stays at ln K")
-    return "Usual causes: " + "; ".join(found) + "."

@@ -25,13 +25,11 @@ from __future__ import annotations
 
 import abc
 import math
-import sys
 import time
 from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from ..config import RunConfig
 from ..data.dataset import LabelledSplits
@@ -40,6 +38,7 @@ from ..models import build_model
 from .book import Record, RunBook
 from .checkpoint import checkpoint_state, restore_checkpoint
 from .distributed import DistContext
+from .progress import EpochProgress, epoch_text
 from .schedule import lr_at
 
 AUX_LOSS_WEIGHT = 0.4  # Inception V3's auxiliary classifier, when on (TF and torchvision recipes) [I]
@@ -123,10 +122,9 @@ class Trainer(abc.ABC):
                 book.restore_counters(state)
         if state is not None:
             self.restore(state)
-        bar = tqdm(total=cfg.epochs, initial=book.epoch, disable=not self.progress, unit="epoch", leave=False,
-                   desc=f"{cfg.dataset} {cfg.model} {cfg.corruption}", file=sys.stderr)
+        desc = f"{cfg.dataset} {cfg.model} {cfg.corruption}"
         status = None
-        try:
+        with EpochProgress(desc, cfg.epochs, initial=book.epoch, enabled=self.progress) as progress:
             while status is None and not book.done:
                 lr = lr_at(cfg, book.epoch)
                 for group in self.optimizer.param_groups:
@@ -137,11 +135,7 @@ class Trainer(abc.ABC):
                 metrics = self._measure()
                 status = book.end_epoch(lr, metrics, step_rows, t1 - t0, time.perf_counter() - t1, diverged)
                 book.record.save_checkpoint(self.state())
-                bar.update(1)
-                bar.set_postfix_str(f"loss {metrics['train_loss']:.3f} train {100 * metrics['train_acc']:.1f}% "
-                                    f"test {100 * metrics['test_acc']:.1f}%")
-        finally:
-            bar.close()
+                progress.update(book.epoch, epoch_text(metrics), last=status is not None)
         if self.dist is not None:
             book.extra["distributed"] = self.dist.describe()
         return book.summary(status or book.final_status(), str(self.device))
