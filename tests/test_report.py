@@ -339,15 +339,28 @@ CHECK_SCRIPT = """
     }
     var marker = document.createElement('div');
     marker.id = 'shattering-check';
-    marker.textContent = problems.length ? 'PROBLEMS: ' + problems.join('; ') : 'OK images=' + imgs.length;
+    var width = ' width=' + document.documentElement.scrollWidth + '/' + window.innerWidth;
+    marker.textContent = (problems.length ? 'PROBLEMS: ' + problems.join('; ') : 'OK images=' + imgs.length) + width;
     document.body.appendChild(marker);
   });
 })();
 """
 
 
+WINDOW = 1400  # the page must fit a window this wide: no horizontal scrolling
+
+
 def chromium_check(page: Path, tmp_path: Path) -> str:
-    """Load ``page`` in headless Chromium and return the marker's text (``OK images=N`` or ``PROBLEMS: ...``)."""
+    """Load ``page`` in headless Chromium in a window :data:`WINDOW` pixels wide and return the marker's text
+    (``OK images=N`` or ``PROBLEMS: ...``); fails when the page is wider than the window (scrolls sideways)."""
+    text, width, window = _chromium_marker(page, tmp_path)
+    assert window == WINDOW, f"Chromium's window is {window} px wide, not {WINDOW}"
+    assert width <= WINDOW, f"the page is {width} px wide: it scrolls sideways in a {WINDOW} px window"
+    return text
+
+
+def _chromium_marker(page: Path, tmp_path: Path) -> tuple[str, int, int]:
+    """The marker's text, the page's scroll width and the window's inner width."""
     text = page.read_text()
     digest = base64.b64encode(hashlib.sha256(CHECK_SCRIPT.encode()).digest()).decode()
     assert "default-src 'none'" in text  # the page forbids every external load; keep that, allow our script
@@ -359,12 +372,14 @@ def chromium_check(page: Path, tmp_path: Path) -> str:
     cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
            "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
            "--no-default-browser-check", f"--user-data-dir={profile}", "--virtual-time-budget=10000",
-           "--dump-dom", probe.as_uri()]
+           f"--window-size={WINDOW},1000", "--hide-scrollbars", "--dump-dom", probe.as_uri()]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     match = re.search(r'<div id="shattering-check">([^<]*)</div>', done.stdout)
     assert match, f"the check script did not run; Chromium said: {done.stderr[-2000:]}"
-    return match.group(1)
+    found = re.fullmatch(r"(.*) width=(\d+)/(\d+)", match.group(1))
+    assert found, match.group(1)
+    return found.group(1), int(found.group(2)), int(found.group(3))
 
 
 @needs_chromium
@@ -376,6 +391,24 @@ def test_html_page_loads_in_chromium(tmp_path):
     page = runs / "report.html"
     page.write_text(build_report(runs))
     assert chromium_check(page, tmp_path) == "OK images=1"
+
+
+@needs_chromium
+def test_chromium_check_sees_a_page_wider_than_the_window(tmp_path):
+    """The overflow check itself: a page with a 2,000-pixel table is caught."""
+    page = tmp_path / "wide.html"
+    page.write_text(build_report(_one_run_folder(tmp_path)).replace("</body>", '<table style="width:2000px">'
+                                                                                "<tr><td>x</td></tr></table></body>"))
+    _, width, window = _chromium_marker(page, tmp_path)
+    assert window == WINDOW and width >= 2000
+    with pytest.raises(AssertionError, match="scrolls sideways"):
+        chromium_check(page, tmp_path)
+
+
+def _one_run_folder(tmp_path: Path) -> Path:
+    runs = tmp_path / "one"
+    fake_outcome(runs)
+    return runs
 
 
 # --------------------------------------------------------------------------------------------------

@@ -373,7 +373,7 @@ figcaption ul{margin:.2em 0;padding-left:1.2em;color:#444;font-size:1.05em}
 table.runs{width:100%;table-layout:auto}table.runs td:nth-child(2){word-break:break-all;min-width:10em}
 tr.more td{border-top:none;background:#fafafa;padding:.1em .45em}tr.more summary{color:#555;cursor:pointer}
 tr.more dl{display:grid;grid-template-columns:max-content 1fr;gap:.1em .8em;margin:.3em 0}tr.more dd{margin:0;
-word-break:break-all}svg.curves{max-width:100%;height:auto;display:block;margin:.3em 0}
+overflow-wrap:anywhere}svg.curves{max-width:100%;height:auto;display:block;margin:.3em 0}
 table.kv th{text-align:left;font-weight:normal;color:#444}pre.folded{max-height:20em;overflow:auto;
 white-space:pre-wrap;word-break:break-all;font-size:.8em;background:#f7f7f7;padding:.4em}
 """

@@ -48,7 +48,7 @@ def figure(ncols: int, preset: Any, caption: Sequence[str], panel_w: float = 4.7
     lines = wrap_lines(caption, int(width * 19)) if provenance else []
     cap_h = 0.135 * len(lines) + 0.15 if lines else 0.05
     title = [f"Zhang et al. (ICLR 2017), {preset.paper_ref}: {scale_claim(scale, short=True)}",
-             *wrap_lines([preset.title + (f" ({SMOKE_CAVEAT})" if scale == "smoke" else "")], int(width * 13))]
+             *wrap_lines([preset.title], int(width * 13)), *([f"({SMOKE_CAVEAT})"] if scale == "smoke" else [])]
     top_h = 0.45 + 0.2 * len(title)
     xlab_h = 0.5
     height = top_h + panel_h + xlab_h + cap_h
