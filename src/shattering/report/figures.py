@@ -253,7 +253,7 @@ def render_fig2b(preset, outcomes: Sequence[Outcome], out_dir: Path, notes: Sequ
         max_step = max((r["step"] for rows in metrics.values() for r in rows), default=0)
         unit, xlabel = step_axis(max_step)
         handles, rows_out = [], []
-        for model in models:
+        for index, model in enumerate(models):
             color = MODEL_COLORS.get(model, "#555555")
             mine = [o for o in outcomes if o.config.model == model and o.summary is not None]
             fitted = [o for o in mine if status_of(o) == "fit"]
@@ -262,7 +262,8 @@ def render_fig2b(preset, outcomes: Sequence[Outcome], out_dir: Path, notes: Sequ
             groups += [(f"{MODEL_TITLES.get(model, model)}, seed {o.config.seed}: {status_text(o)}", [o], 0.7)
                        for o in mine if status_of(o) != "fit"]
             for label, runs, alpha in groups:
-                lw = 1.6 if alpha == 1.0 else 1.0
+                # earlier models drawn wider, under the later ones: a curve that coincides with another shows as its rim
+                lw = (1.6 if alpha == 1.0 else 1.0) + 1.4 * (len(models) - 1 - index)
                 drawn = draw_accuracy_curves(ax, runs, metrics, unit, color, lw=lw, alpha=alpha)
                 if drawn is None:
                     continue
