@@ -76,6 +76,19 @@ def fake_outcome(out: Path, *, model: str = "mlp-1x512", corruption: str = "true
     return Outcome(cfg, run_dir, summary=summary)
 
 
+def caption_text(art: Path, stem: str) -> str:
+    """A figure's caption (its provenance), as the sidecar and the Markdown hold it (they must agree)."""
+    lines = sidecar(art / f"{stem}.json")["caption"]
+    md = (art / f"{stem}.md").read_text()
+    assert all(line in md for line in lines)
+    return "\n".join(lines)
+
+
+def figure_texts(svg_path: Path) -> str:
+    """Every text drawn in a figure (the SVG keeps text as text)."""
+    return html.unescape(" ".join(re.findall(r"<text[^>]*>(.*?)</text>", svg_path.read_text(), re.S)))
+
+
 def read_csv(path: Path) -> list[dict]:
     with open(path, newline="") as fh:
         return list(csv.DictReader(fh))
@@ -140,7 +153,8 @@ def test_fig1bc_means_only_runs_that_fit(tmp_path):
                           error="disk on fire")
     outcomes += [*mlp, unfit, failed]
     paths = render(PRESETS["fig1bc"], outcomes, tmp_path / "art", NOTES)
-    assert sorted(p.name for p in paths) == ["fig1bc.csv", "fig1bc.json", "fig1bc.png", "fig1bc.svg"]
+    assert sorted(p.name for p in paths) == ["fig1bc.csv", "fig1bc.json", "fig1bc.md", "fig1bc.pdf", "fig1bc.png",
+                                             "fig1bc.svg"]
 
     side = sidecar(tmp_path / "art" / "fig1bc.json")
     point = next(s for s in side["series"] if s["model"] == "mlp-1x512" and s["p"] == 0.5)
@@ -162,9 +176,14 @@ def test_fig1bc_means_only_runs_that_fit(tmp_path):
     assert side["notes"][:2] == NOTES
 
     svg = (tmp_path / "art" / "fig1bc.svg").read_text()
-    for text in ("did not fit", "chance", "Figures 1b and 1c", "label corruption p", "disk on fire",
-                 "scikit-learn digits"):
+    for text in ("did not fit", "chance", "Figures 1b and 1c", "label corruption p"):
         assert text in svg, text
+    caption = caption_text(tmp_path / "art", "fig1bc")
+    for text in ("disk on fire", "scikit-learn digits"):  # provenance: in the caption, not in the figure
+        assert text in caption and text not in svg, text
+    render(PRESETS["fig1bc"], outcomes, tmp_path / "with", NOTES, provenance=True)  # the option puts it back
+    drawn = (tmp_path / "with" / "fig1bc.svg").read_text()
+    assert "disk on fire" in drawn and "scikit-learn digits" in drawn
 
 
 def test_fig1bc_without_a_reference_says_so(tmp_path):
@@ -175,6 +194,7 @@ def test_fig1bc_without_a_reference_says_so(tmp_path):
     assert all(s["relative_time_mean"] is None for s in side["series"])
     assert any("No run at p = 0 fit for MLP 1x512" in n for n in side["notes"])
     assert "no run at p = 0 fit" in (tmp_path / "art" / "fig1bc.svg").read_text()
+    assert "No run at p = 0 fit for MLP 1x512" in caption_text(tmp_path / "art", "fig1bc")
 
 
 def test_fig1a_curves_from_steps_and_unfit_marked(tmp_path):
@@ -319,15 +339,28 @@ CHECK_SCRIPT = """
     }
     var marker = document.createElement('div');
     marker.id = 'shattering-check';
-    marker.textContent = problems.length ? 'PROBLEMS: ' + problems.join('; ') : 'OK images=' + imgs.length;
+    var width = ' width=' + document.documentElement.scrollWidth + '/' + window.innerWidth;
+    marker.textContent = (problems.length ? 'PROBLEMS: ' + problems.join('; ') : 'OK images=' + imgs.length) + width;
     document.body.appendChild(marker);
   });
 })();
 """
 
 
+WINDOW = 1400  # the page must fit a window this wide: no horizontal scrolling
+
+
 def chromium_check(page: Path, tmp_path: Path) -> str:
-    """Load ``page`` in headless Chromium and return the marker's text (``OK images=N`` or ``PROBLEMS: ...``)."""
+    """Load ``page`` in headless Chromium in a window :data:`WINDOW` pixels wide and return the marker's text
+    (``OK images=N`` or ``PROBLEMS: ...``); fails when the page is wider than the window (scrolls sideways)."""
+    text, width, window = _chromium_marker(page, tmp_path)
+    assert window == WINDOW, f"Chromium's window is {window} px wide, not {WINDOW}"
+    assert width <= WINDOW, f"the page is {width} px wide: it scrolls sideways in a {WINDOW} px window"
+    return text
+
+
+def _chromium_marker(page: Path, tmp_path: Path) -> tuple[str, int, int]:
+    """The marker's text, the page's scroll width and the window's inner width."""
     text = page.read_text()
     digest = base64.b64encode(hashlib.sha256(CHECK_SCRIPT.encode()).digest()).decode()
     assert "default-src 'none'" in text  # the page forbids every external load; keep that, allow our script
@@ -339,12 +372,14 @@ def chromium_check(page: Path, tmp_path: Path) -> str:
     cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
            "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
            "--no-default-browser-check", f"--user-data-dir={profile}", "--virtual-time-budget=10000",
-           "--dump-dom", probe.as_uri()]
+           f"--window-size={WINDOW},1000", "--hide-scrollbars", "--dump-dom", probe.as_uri()]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     match = re.search(r'<div id="shattering-check">([^<]*)</div>', done.stdout)
     assert match, f"the check script did not run; Chromium said: {done.stderr[-2000:]}"
-    return match.group(1)
+    found = re.fullmatch(r"(.*) width=(\d+)/(\d+)", match.group(1))
+    assert found, match.group(1)
+    return found.group(1), int(found.group(2)), int(found.group(3))
 
 
 @needs_chromium
@@ -356,6 +391,24 @@ def test_html_page_loads_in_chromium(tmp_path):
     page = runs / "report.html"
     page.write_text(build_report(runs))
     assert chromium_check(page, tmp_path) == "OK images=1"
+
+
+@needs_chromium
+def test_chromium_check_sees_a_page_wider_than_the_window(tmp_path):
+    """The overflow check itself: a page with a 2,000-pixel table is caught."""
+    page = tmp_path / "wide.html"
+    page.write_text(build_report(_one_run_folder(tmp_path)).replace("</body>", '<table style="width:2000px">'
+                                                                                "<tr><td>x</td></tr></table></body>"))
+    _, width, window = _chromium_marker(page, tmp_path)
+    assert window == WINDOW and width >= 2000
+    with pytest.raises(AssertionError, match="scrolls sideways"):
+        chromium_check(page, tmp_path)
+
+
+def _one_run_folder(tmp_path: Path) -> Path:
+    runs = tmp_path / "one"
+    fake_outcome(runs)
+    return runs
 
 
 # --------------------------------------------------------------------------------------------------
@@ -436,8 +489,12 @@ def test_every_artefact_names_the_runs_behind_it(tmp_path, preset):
     shown = outcomes if preset in ("table1", "table4", "fig1bc") else [o for o in outcomes if o.summary]
     assert all(o.config.run_id() in text for o in shown)  # fig1a/fig2b: curves of runs that have records
     for path in paths:
-        if path.suffix in (".md", ".svg"):
+        if path.suffix == ".md":
             body = path.read_text()
             assert f"{preset}.json" in body and "0.1.0+gtest" in body, path.name
-            if path.suffix == ".md":
+            if PRESETS[preset].kind == "table":
                 assert all(o.config.run_id() in body for o in outcomes)
+        if path.suffix == ".svg":  # the figure's provenance is its caption (sidecar, Markdown), not its image
+            assert f"{preset}.json" in caption_text(path.parent, preset) and "0.1.0+gtest" in caption_text(
+                path.parent, preset)
+            assert "0.1.0+gtest" not in figure_texts(path), path.name

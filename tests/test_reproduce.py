@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
 import shutil
 import time
 from pathlib import Path
@@ -23,13 +24,14 @@ pytestmark = pytest.mark.slow
 
 # What `shatter reproduce fig1` + the other presets must leave, per preset folder under OUT/artefacts/.
 EXPECTED = {
-    "fig1a": ("fig1a.png", "fig1a.svg", "fig1a.csv", "fig1a.json"),
-    "fig1bc": ("fig1bc.png", "fig1bc.svg", "fig1bc.csv", "fig1bc.json"),
-    "fig2b": ("fig2b.png", "fig2b.svg", "fig2b.csv", "fig2b.json"),
+    "fig1a": ("fig1a.png", "fig1a.svg", "fig1a.pdf", "fig1a.md", "fig1a.csv", "fig1a.json"),
+    "fig1bc": ("fig1bc.png", "fig1bc.svg", "fig1bc.pdf", "fig1bc.md", "fig1bc.csv", "fig1bc.json"),
+    "fig2b": ("fig2b.png", "fig2b.svg", "fig2b.pdf", "fig2b.md", "fig2b.csv", "fig2b.json"),
     "table1": ("table1.md", "table1.csv", "table1.json"),
     "table4": ("table4.md", "table4.csv", "table4.json"),
 }
-COMMANDS = ("fig1", "fig2b", "table1", "table4")  # fig1 = fig1a + fig1bc, as the issue's done-when runs it
+COMMANDS = ("fig1", "fig2b", "table1", "table4", "table3")  # fig1 = fig1a + fig1bc, as the issue's done-when runs it
+THEORY = (("minnorm", "--train-size", "50"), ("kernel", "--train-size", "100"))  # their --out JSON: in the report
 
 
 def shatter(*argv: str) -> tuple[int, str]:
@@ -56,6 +58,9 @@ def reproduced(tmp_path_factory):
             t0 = time.perf_counter()
             rc, text = shatter(*reproduce_args(name, out))
             results[name] = (rc, text, time.perf_counter() - t0)
+        for command, *args in THEORY:
+            rc, text = shatter(command, "--dataset", "digits", *args, "--out", str(out / "theory"))
+            assert rc == 0, text
     print({name: f"{r[2]:.1f} s" for name, r in results.items()})  # seconds per preset at smoke scale (-s)
     return out, results
 
@@ -180,7 +185,9 @@ def test_a_failed_run_is_reported_and_the_rest_still_render(reproduced, tmp_path
     failed = [r for r in side["runs"] if r["status"] == "failed"]
     assert [r["run_id"] for r in failed] == [doomed.run_id()]
     assert "impossible config" in failed[0]["error"]
-    assert "failed: impossible config" in (folder / "fig2b.svg").read_text()
+    assert any("failed: impossible config" in line for line in side["caption"])  # the caption: provenance
+    assert "failed: impossible config" in (folder / "fig2b.md").read_text()
+    assert "failed: impossible config" not in (folder / "fig2b.svg").read_text()  # kept out of the image
     rc, text = shatter(*reproduce_args("fig2b", out), "--json")
     assert rc == 1
     result = json.loads(text)
@@ -197,13 +204,18 @@ def test_a_failed_run_is_reported_and_the_rest_still_render(reproduced, tmp_path
 def test_report_page_has_every_artefact_and_run(reproduced, tmp_path):
     out, _ = reproduced
     rc, text = shatter("report", str(out), "--out", str(tmp_path / "page.html"))
-    assert rc == 0 and "5 artefact(s)" in text
+    assert rc == 0 and "6 artefact(s), 2 theory result(s)" in text
     page = (tmp_path / "page.html").read_text()
     assert page.count('<img src="data:image/png;base64,') == 3  # fig1a, fig1bc, fig2b
-    for preset in EXPECTED:
+    for preset in (*EXPECTED, "table3"):
         assert f'id="artefact-{preset}-{preset}"' in page
+    assert "Theory: <code>shatter minnorm</code>" in page and "Theory: <code>shatter kernel</code>" in page
+    title = re.search(r"<title>(.*)</title>", page).group(1)
+    assert title.startswith("Zhang et al. (ICLR 2017): Figure 1a, Figures 1b and 1c") and "Table 3" in title
+    assert "(smoke: machinery check)" in title and "reproduced" not in title
     n_runs = len({p.parent for p in out.rglob("summary.json")})
     assert page.count('<tr id="run-') == n_runs
+    assert page.count('<svg class="curves"') == n_runs  # every run's learning curves, one click away
     assert "src=\"http" not in page and "<link" not in page and "<script" not in page
 
 
@@ -224,7 +236,10 @@ def test_report_page_loads_in_chromium(reproduced, tmp_path):
     out, _ = reproduced
     rc, _ = shatter("report", str(out), "--out", str(tmp_path / "page.html"))
     assert rc == 0
-    assert chromium_check(tmp_path / "page.html", tmp_path) == "OK images=3"
+    assert chromium_check(tmp_path / "page.html", tmp_path) == "OK images=3"  # and no overflow at 1400 px
+    opened = tmp_path / "opened.html"  # every run's curves and record unfolded: the page at its widest
+    opened.write_text((tmp_path / "page.html").read_text().replace("<details>", "<details open>"))
+    assert chromium_check(opened, tmp_path) == "OK images=3"
 
 
 def test_reproduce_refuses_an_unknown_preset(tmp_path, capsys):

@@ -5,6 +5,7 @@ and `report/table3.py`: exact kernel interpolation (Eq. 3, Table 3 of Zhang et a
 from __future__ import annotations
 
 import csv
+import json
 
 import numpy as np
 import pytest
@@ -460,7 +461,10 @@ def test_compute_and_render_table3_smoke(tmp_path):
     assert raw["random_norm"] > raw["norm"] and raw["test_error"] < raw["random_test_error"]
     assert conv_l2["ridge"] == table3.TABLE_RIDGE and "not comparable" in conv_l2["note"]
     paths = render_table3(PRESETS["table3"], rows, tmp_path, [])
-    assert {p.name for p in paths} == {"table3.md", "table3.csv"}
+    assert {p.name for p in paths} == {"table3.md", "table3.csv", "table3.artefact.json"}
+    side = json.loads((tmp_path / "table3.artefact.json").read_text())
+    assert side["shattering_artefact"] == 1 and side["preset"] == "table3" and side["scale"] == "smoke"
+    assert len(side["table"]["rows"]) == len(rows) and "paper test err" in side["table"]["columns"]
     md = (tmp_path / "table3.md").read_text()
     assert "1.2%" in md and "0.6%" in md and "15.0%" in md and "not comparable" in md
     with (tmp_path / "table3.csv").open() as fh:

@@ -187,7 +187,7 @@ def register(sub) -> None:
     p = sub.add_parser("reproduce", help="run a preset's sweep, then draw its figure or table (fig1 = fig1a + fig1bc)",
                        description="Run every run of PRESET (finished runs are read, broken ones resumed, a failed "
                                    "run does not stop the others), then draw the paper's figure or table into "
-                                   "OUT/artefacts/PRESET/: PNG + SVG + CSV for a figure, Markdown + CSV for a "
+                                   "OUT/artefacts/PRESET/: PNG + SVG + PDF + CSV for a figure, Markdown + CSV for a "
                                    "table, and a JSON sidecar naming every run behind it. Exit status 1 when a run "
                                    "failed. `shatter report OUT` puts everything on one HTML page.")
     add_sweep_options(p, tuple(GROUPS))

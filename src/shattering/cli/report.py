@@ -1,5 +1,6 @@
-"""``shatter report DIR``: one self-contained HTML page with every artefact and run record under DIR (the
-paper's figures and tables as ``shatter reproduce`` drew them, and the runs behind each)."""
+"""``shatter report DIR``: one self-contained HTML page with every artefact, theory result and run record under
+DIR (the paper's figures and tables as ``shatter reproduce`` drew them, Table 3 included, the theory commands'
+``--out`` results, and the runs behind each with their learning curves)."""
 
 from __future__ import annotations
 
@@ -17,15 +18,17 @@ def register(sub) -> None:
                                    "did not fit, diverged, failed or are unfinished marked as such.")
     p.add_argument("dir", metavar="DIR", help="folder to scan (the --out of `shatter reproduce` / `shatter sweep`)")
     p.add_argument("--out", metavar="FILE", default=None, help="where to write the page (default: DIR/report.html)")
+    p.add_argument("--title", default=None, help="the page's title (default: from the artefacts it holds, e.g. "
+                                                 "'Zhang et al. (ICLR 2017): Figure 1a, Table 1 (reproduced)')")
     p.set_defaults(func=_cmd_report)
 
 
 def _cmd_report(args) -> int:
     root = Path(args.dir).expanduser()
-    artefacts, runs = collect(root)
+    artefacts, runs, theory = collect(root)
     path = Path(args.out).expanduser() if args.out else root / "report.html"
-    write_text(path, render_page(root, artefacts, runs))
+    write_text(path, render_page(root, artefacts, runs, theory, title=args.title))
     unfinished = sum(r["status"] == "unfinished" for r in runs)
-    print(f"report: {path} ({len(artefacts)} artefact(s), {len(runs)} run record(s)"
+    print(f"report: {path} ({len(artefacts)} artefact(s), {len(theory)} theory result(s), {len(runs)} run record(s)"
           + (f", {unfinished} unfinished" if unfinished else "") + ")")
     return 0

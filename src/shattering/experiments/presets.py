@@ -34,6 +34,10 @@ from ..validation import must_be
 from . import table3
 
 SCALES = ("smoke", "quick", "paper")
+# What a scale's artefact may claim, in its title and heading: only the paper scale reproduces the paper.
+SMOKE_CAVEAT = "checks the machinery; the numbers mean nothing"
+SCALE_CLAIMS = {"smoke": f"smoke: machinery check ({SMOKE_CAVEAT})", "quick": "at a reduced scale",
+                "paper": "reproduced"}
 PAPER_DATASET = "cifar10"
 # The weight-decay coefficient of Table 1 / Table 4 ("the default coefficient", value not given) [I].
 WEIGHT_DECAY = 5e-4
@@ -196,7 +200,7 @@ _FIG1_QUICK = {"dataset": "fashion-mnist", "train_size": 500, "test_size": 500, 
 _FIG1_PAPER = {"dataset": "cifar10", "epochs": 150, "until": "fit", "log_every": 20, "lr_decay": 0.95,
                "note": "the paper's setting"}
 _SMOKE = {"dataset": "digits", "train_size": 120, "test_size": 60, "epochs": 2, "until": "epochs", "log_every": 1,
-          "note": "a few seconds on the bundled digits; checks the machinery, not the science"}
+          "note": f"a few seconds per run on the bundled digits; {SMOKE_CAVEAT}"}
 
 PRESETS: dict[str, Preset] = {}
 
@@ -305,7 +309,7 @@ _IMAGENET_SCALES = {
     "smoke": {"dataset": "imagenet", "model": "alexnet-small", "image_size": 32, "epochs": 2, "until": "epochs",
               "log_every": 1, "workers": 0,
               "note": "seconds on the image folder given by --data-dir (the tests generate a tiny one); the small "
-                      "AlexNet at 32x32; checks the machinery, not the science"},
+                      "AlexNet at 32x32; " + SMOKE_CAVEAT},
     "quick": {"dataset": "imagenet", "model": "alexnet-small", "image_size": 64, "train_size": 5000,
               "test_size": 1000, "epochs": 15, "until": "epochs",
               "note": "5,000 training images at 64x64, the small AlexNet, 15 epochs"},
@@ -342,6 +346,14 @@ _register(Preset(
     rows=(), scales={}, paper_dataset="mnist", compute=table3.reproduce_rows,
     description="Computed from kernels (no training runs); rows on a substitute data set say so.",
 ))
+
+
+def scale_claim(scale: str | None, *, short: bool = False) -> str:
+    """What an artefact drawn at ``scale`` may say of itself: ``reproduced`` (paper), ``at a reduced scale``
+    (quick) or ``smoke: machinery check (...)`` (``short``: without the parenthesis); an artefact of unknown
+    scale claims nothing (``drawn from the runs given``)."""
+    claim = SCALE_CLAIMS.get(scale or "", "drawn from the runs given")
+    return claim.split(" (")[0] if short else claim
 
 
 def get_preset(name: str) -> Preset:

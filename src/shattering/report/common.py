@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from ..executors.outcome import Outcome, describe
+from ..experiments.presets import scale_claim
 from ..files import atomic_write_bytes, json_text
 from ..formatting import pct as pct
 
@@ -144,8 +145,10 @@ def _csv_value(v):
 
 
 def write_sidecar(out_dir: Path, stem: str, preset, outcomes: Sequence[Outcome], notes: Sequence[str],
-                  files: Sequence[Path], **extra) -> Path:
-    """``<stem>.json``: what the artefact is, the notes, its files and every run behind it."""
+                  files: Sequence[Path], *, scale: str | None = None, caption: Sequence[str] = (),
+                  file_name: str | None = None, **extra) -> Path:
+    """``<stem>.json`` (or ``file_name``): what the artefact is, at which scale and what that scale may claim,
+    the notes, the caption (a figure's provenance, kept out of its image), its files and every run behind it."""
     data = {
         "shattering_artefact": ARTEFACT_FORMAT,
         "artefact": stem,
@@ -153,14 +156,17 @@ def write_sidecar(out_dir: Path, stem: str, preset, outcomes: Sequence[Outcome],
         "title": preset.title,
         "paper_ref": preset.paper_ref,
         "kind": preset.kind,
+        "scale": scale,
+        "claim": scale_claim(scale),
         "notes": list(notes),
+        "caption": list(caption),
         "files": [Path(f).name for f in files],
         "status_counts": status_counts(outcomes),
         "code_versions": versions_of(outcomes),
         "runs": [run_entry(o) for o in outcomes],
         **extra,
     }
-    path = out_dir / f"{stem}.json"
+    path = out_dir / (file_name or f"{stem}.json")
     return write_text(path, json_text(data, strict=True))
 
 

@@ -25,19 +25,36 @@ from ..experiments.presets import FIG1A_SETTINGS, FIG1BC_MODELS
 from ..runs import RunRecord
 from .common import mean_ci, status_of, status_text, write_csv, write_sidecar
 from .paper_numbers import FIG1B_CLAIM, FIG1B_P1, FIG1C_P0, FIG1C_P1, MODEL_TITLES, table1_row
-from .plotting import RC, draw_accuracy_curves, figure, integer_steps, notes_line, save, status_caption, step_axis
+from .plotting import (
+    RC,
+    draw_accuracy_curves,
+    figure,
+    integer_steps,
+    legend_beside,
+    notes_line,
+    save,
+    status_caption,
+    step_axis,
+)
 
 SETTING_LABELS = {"true-labels": "true labels", "random-labels": "random labels",
                   "shuffled-pixels": "shuffled pixels", "random-pixels": "random pixels", "gaussian": "gaussian",
                   "partial-labels": "partially corrupted labels"}
 SETTING_COLORS = {"true-labels": "#1f77b4", "random-labels": "#d62728", "shuffled-pixels": "#2ca02c",
                   "random-pixels": "#9467bd", "gaussian": "#ff7f0e", "partial-labels": "#8c564b"}
+LEGEND_W = 2.6  # inches right of the axes for the legend (off the data)
+# Fig. 1b/1c: each model its own marker, and the models' points a little apart in p, so that no series hides
+# another (the small Inception and AlexNet reach nearly the same test error).
+MODEL_MARKERS = {"inception-small": "o", "alexnet-small": "s", "mlp-1x512": "D", "inception-small-nobn": "v",
+                 "mlp-3x512": "P"}
+P_OFFSET = 0.022
 MODEL_COLORS = {"inception-small": "#1f77b4", "alexnet-small": "#2ca02c", "mlp-1x512": "#d62728",
                 "inception-small-nobn": "#ff7f0e", "mlp-3x512": "#9467bd"}
 
 
 
-def render_fig1a(preset, outcomes: Sequence[Outcome], out_dir: Path, notes: Sequence[str]) -> list[Path]:
+def render_fig1a(preset, outcomes: Sequence[Outcome], out_dir: Path, notes: Sequence[str], *,
+                 scale: str | None = None, provenance: bool = False) -> list[Path]:
     """Figure 1a: training loss against steps, one curve per setting (true labels ... gaussian)."""
     out_dir = Path(out_dir)
     with matplotlib.rc_context(RC):
@@ -55,14 +72,14 @@ def render_fig1a(preset, outcomes: Sequence[Outcome], out_dir: Path, notes: Sequ
                 fallback.append(o)
             curves.append((o, xs, ys, source))
         max_step = max((max(xs) for _, xs, _, _ in curves if xs), default=0)
-        scale, xlabel = step_axis(max_step)
+        unit, xlabel = step_axis(max_step)
 
         extra = []
         if fallback:
             extra.append(f"{len(fallback)} run(s) logged fewer steps than log_every: their curve is the training "
                          "loss of the whole training set evaluated at the end of each epoch (metrics.jsonl).")
         caption = [*notes_line(notes), *extra, *status_caption(outcomes, _fig1a_label, "fig1a")]
-        fig, (ax,) = figure(1, preset, caption, panel_w=6.2)
+        fig, (ax,) = figure(1, preset, caption, panel_w=6.2, scale=scale, provenance=provenance, legend_w=LEGEND_W)
         settings = [s for s in FIG1A_SETTINGS if any(o.config.corruption == s for o, *_ in curves)]
         settings += sorted({o.config.corruption for o, *_ in curves} - set(settings))
         handles, band = [], False
@@ -70,40 +87,42 @@ def render_fig1a(preset, outcomes: Sequence[Outcome], out_dir: Path, notes: Sequ
             color = SETTING_COLORS.get(setting, "#555555")
             mine = [c for c in curves if c[0].config.corruption == setting]
             fitted = [c for c in mine if status_of(c[0]) == "fit"]
-            band |= _mean_curve(ax, [(xs, ys) for _, xs, ys, _ in fitted], scale, color)
+            band |= _mean_curve(ax, [(xs, ys) for _, xs, ys, _ in fitted], unit, color)
             for o, xs, ys, _ in mine:
                 if status_of(o) != "fit":
-                    _unfit_curve(ax, o, [x / scale for x in xs], ys, color)
+                    _unfit_curve(ax, o, [x / unit for x in xs], ys, color)
             n_fit = len(fitted)
             handles.append(Line2D([], [], color=color, lw=1.8,
                                   label=f"{SETTING_LABELS.get(setting, setting)} ({n_fit}/{len(mine)} fit)"))
         handles += _status_handles(curves, band)
-        ax.legend(handles=handles, loc="best")
+        legend_beside(ax, handles)
         ax.set_xlabel(xlabel)
         ax.set_ylabel("average training loss (cross-entropy)")
         ax.set_title("(a) learning curves", loc="left")
         top = max((y for _, _, ys, _ in curves for y in ys if math.isfinite(y)), default=2.5)
         ax.set_ylim(0, min(top, 20.0) * 1.08)
         ax.set_xlim(left=0)
-        integer_steps(ax, scale)
+        integer_steps(ax, unit)
         ax.grid(alpha=0.3)
 
-        paths = save(fig, out_dir, "fig1a")
+        paths = save(fig, out_dir, "fig1a", preset, caption, scale)
         paths.append(write_csv(out_dir / "fig1a.csv", ("setting", "seed", "run_id", "status", "source", "step", "loss"),
                                ((o.config.corruption, o.config.seed, o.config.run_id(), status_of(o), src, x, y)
                                 for o, xs, ys, src in curves for x, y in zip(xs, ys, strict=True))))
-        paths.append(write_sidecar(out_dir, "fig1a", preset, outcomes, [*notes, *extra], paths))
+        paths.append(write_sidecar(out_dir, "fig1a", preset, outcomes, [*notes, *extra], paths, scale=scale,
+                                   caption=caption))
     return paths
 
 
-def render_fig1bc(preset, outcomes: Sequence[Outcome], out_dir: Path, notes: Sequence[str]) -> list[Path]:
+def render_fig1bc(preset, outcomes: Sequence[Outcome], out_dir: Path, notes: Sequence[str], *,
+                  scale: str | None = None, provenance: bool = False) -> list[Path]:
     """Figures 1b and 1c: time to fit relative to p = 0, and test error at fit, against label corruption p."""
     out_dir = Path(out_dir)
     with matplotlib.rc_context(RC):
         models = [m for m in FIG1BC_MODELS if any(o.config.model == m for o in outcomes)]
         models += sorted({o.config.model for o in outcomes} - set(models))
         chance = _chance(outcomes)
-        offsets = {m: (i - (len(models) - 1) / 2) * 0.012 for i, m in enumerate(models)}
+        offsets = {m: (i - (len(models) - 1) / 2) * P_OFFSET for i, m in enumerate(models)}
         series, rows, no_reference = [], [], []
         for model in models:
             runs = [o for o in outcomes if o.config.model == model]
@@ -139,7 +158,7 @@ def render_fig1bc(preset, outcomes: Sequence[Outcome], out_dir: Path, notes: Seq
                    "markers: runs that did not fit, never averaged in; in (b) at steps run / reference steps, a lower "
                    "bound; in (c) at their test error when the budget ended.",
                    *status_caption(outcomes, _fig1bc_label, "fig1bc")]
-        fig, (axb, axc) = figure(2, preset, caption)
+        fig, (axb, axc) = figure(2, preset, caption, scale=scale, provenance=provenance)
         for model in models:
             color, dx = MODEL_COLORS.get(model, "#555555"), offsets[model]
             mine = [s for s in series if s["model"] == model]
@@ -150,7 +169,8 @@ def render_fig1bc(preset, outcomes: Sequence[Outcome], out_dir: Path, notes: Seq
             for ax, pts in ((axb, pts_b), (axc, pts_c)):
                 if pts:
                     ax.errorbar([x for x, _, _ in pts], [y for _, y, _ in pts], yerr=[c for _, _, c in pts],
-                                color=color, marker="o", ms=5, lw=1.5, capsize=2.5)
+                                color=color, marker=MODEL_MARKERS.get(model, "o"), ms=5, lw=1.5, capsize=2.5,
+                                mfc=color, mec="white", mew=0.6)
             unfit = [r for r in rows if r[0] == model and not r[-1] and r[4] == "not-fit"]
             lb = [(r[1] + dx, r[8]) for r in unfit if r[8] is not None]
             if lb:
@@ -173,8 +193,8 @@ def render_fig1bc(preset, outcomes: Sequence[Outcome], out_dir: Path, notes: Seq
         if not any_fit:
             axb.text(0.5, 0.5, "no reference: no run at p = 0 fit", transform=axb.transAxes, ha="center",
                      va="center", color="#aa0000")
-        model_handles = [Line2D([], [], color=MODEL_COLORS.get(m, "#555555"), marker="o", ms=5, lw=1.5,
-                                label=MODEL_TITLES.get(m, m)) for m in models]
+        model_handles = [Line2D([], [], color=MODEL_COLORS.get(m, "#555555"), marker=MODEL_MARKERS.get(m, "o"), ms=5,
+                                lw=1.5, label=MODEL_TITLES.get(m, m)) for m in models]
         hb = [*model_handles,
               Line2D([], [], ls="none", marker="^", mfc="none", mec="#333333", label="did not fit (lower bound)"),
               Patch(color="#999999", alpha=0.35,
@@ -200,12 +220,13 @@ def render_fig1bc(preset, outcomes: Sequence[Outcome], out_dir: Path, notes: Seq
             ax.set_xlim(-0.06, 1.06)
             ax.grid(alpha=0.3)
 
-        paths = save(fig, out_dir, "fig1bc")
+        paths = save(fig, out_dir, "fig1bc", preset, caption, scale)
         paths.append(write_csv(out_dir / "fig1bc.csv",
                                ("model", "p", "seed", "run_id", "status", "fit_step", "steps", "relative_time",
                                 "relative_time_lower_bound", "test_error", "in_mean"), rows))
         paths.append(write_sidecar(
-            out_dir, "fig1bc", preset, outcomes, [*notes, *extra], paths, series=series, chance_error=chance,
+            out_dir, "fig1bc", preset, outcomes, [*notes, *extra], paths, scale=scale, caption=caption, series=series,
+            chance_error=chance,
             paper={"fig1b_p1": {"low": FIG1B_P1.low, "high": FIG1B_P1.high, "tag": FIG1B_P1.tag,
                                 "source": FIG1B_P1.source},
                    "fig1b_claim": {"text": FIG1B_CLAIM.source, "tag": FIG1B_CLAIM.tag},
@@ -214,7 +235,8 @@ def render_fig1bc(preset, outcomes: Sequence[Outcome], out_dir: Path, notes: Seq
     return paths
 
 
-def render_fig2b(preset, outcomes: Sequence[Outcome], out_dir: Path, notes: Sequence[str]) -> list[Path]:
+def render_fig2b(preset, outcomes: Sequence[Outcome], out_dir: Path, notes: Sequence[str], *,
+                 scale: str | None = None, provenance: bool = False) -> list[Path]:
     """Figure 2b: training and test accuracy against steps, Inception with and without batch normalization;
     the shaded area reaches up to the best test accuracy so far (what early stopping could gain)."""
     out_dir = Path(out_dir)
@@ -227,11 +249,11 @@ def render_fig2b(preset, outcomes: Sequence[Outcome], out_dir: Path, notes: Sequ
                    "(early stopping's reach). Lines of runs that fit are means over seeds; a run that did not fit or "
                    "diverged is drawn on its own, thinner.",
                    *status_caption(outcomes, _fig2b_label, "fig2b")]
-        fig, (ax,) = figure(1, preset, caption, panel_w=6.2)
+        fig, (ax,) = figure(1, preset, caption, panel_w=6.2, scale=scale, provenance=provenance, legend_w=3.7)
         max_step = max((r["step"] for rows in metrics.values() for r in rows), default=0)
-        scale, xlabel = step_axis(max_step)
+        unit, xlabel = step_axis(max_step)
         handles, rows_out = [], []
-        for model in models:
+        for index, model in enumerate(models):
             color = MODEL_COLORS.get(model, "#555555")
             mine = [o for o in outcomes if o.config.model == model and o.summary is not None]
             fitted = [o for o in mine if status_of(o) == "fit"]
@@ -240,8 +262,9 @@ def render_fig2b(preset, outcomes: Sequence[Outcome], out_dir: Path, notes: Sequ
             groups += [(f"{MODEL_TITLES.get(model, model)}, seed {o.config.seed}: {status_text(o)}", [o], 0.7)
                        for o in mine if status_of(o) != "fit"]
             for label, runs, alpha in groups:
-                lw = 1.6 if alpha == 1.0 else 1.0
-                drawn = draw_accuracy_curves(ax, runs, metrics, scale, color, lw=lw, alpha=alpha)
+                # earlier models drawn wider, under the later ones: a curve that coincides with another shows as its rim
+                lw = (1.6 if alpha == 1.0 else 1.0) + 1.4 * (len(models) - 1 - index)
+                drawn = draw_accuracy_curves(ax, runs, metrics, unit, color, lw=lw, alpha=alpha)
                 if drawn is None:
                     continue
                 xs, curves = drawn
@@ -259,19 +282,19 @@ def render_fig2b(preset, outcomes: Sequence[Outcome], out_dir: Path, notes: Sequ
                     Patch(color="#333333", alpha=0.18, label="best test accuracy so far"),
                     Line2D([], [], color="#333333", lw=0.9, ls=":", label="paper's final test accuracy, Table 1 "
                                                                           "(CIFAR-10) [S]")]
-        ax.legend(handles=handles, loc="best")
+        legend_beside(ax, handles)
         ax.set_xlabel(xlabel)
         ax.set_ylabel("accuracy")
         ax.set_title("(b) Inception with and without batch normalization (no explicit regularizer)", loc="left")
         ax.set_ylim(0, 1.02)
         ax.set_xlim(left=0)
-        integer_steps(ax, scale)
+        integer_steps(ax, unit)
         ax.grid(alpha=0.3)
 
-        paths = save(fig, out_dir, "fig2b")
+        paths = save(fig, out_dir, "fig2b", preset, caption, scale)
         paths.append(write_csv(out_dir / "fig2b.csv", ("model", "seed", "run_id", "status", "epoch", "step",
                                                        "train_acc", "test_acc", "best_test_acc"), rows_out))
-        paths.append(write_sidecar(out_dir, "fig2b", preset, outcomes, notes, paths))
+        paths.append(write_sidecar(out_dir, "fig2b", preset, outcomes, notes, paths, scale=scale, caption=caption))
     return paths
 
 

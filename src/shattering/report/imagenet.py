@@ -19,15 +19,27 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from ..executors.outcome import Outcome
+from ..experiments.presets import scale_claim
 from ..runs import RunRecord
 from .common import mean_ci, status_of, status_text, versions_of, write_csv, write_sidecar, write_text
 from .paper_numbers import TABLE2_ALEXNET_TOP5_TEST, TRUST, table2_row
-from .plotting import RC, draw_accuracy_curves, figure, integer_steps, notes_line, save, status_caption, step_axis
+from .plotting import (
+    RC,
+    draw_accuracy_curves,
+    figure,
+    integer_steps,
+    legend_beside,
+    notes_line,
+    save,
+    status_caption,
+    step_axis,
+)
 
 SETTING_COLORS = {"aug, dropout, wd": "#1f77b4", "aug": "#2ca02c", "wd": "#ff7f0e", "none": "#d62728"}
 
 
-def render_table2(preset, outcomes: Sequence[Outcome], out_dir: Path, notes: Sequence[str]) -> list[Path]:
+def render_table2(preset, outcomes: Sequence[Outcome], out_dir: Path, notes: Sequence[str], *,
+                  scale: str | None = None, provenance: bool = False) -> list[Path]:
     """Table 2: top-1 and top-5 training and test accuracy; the best test accuracy so far in parentheses."""
     out_dir = Path(out_dir)
     columns = ("data aug", "dropout", "weight decay", "labels", "top-1 train % (ours)", "top-1 train % (paper)",
@@ -61,14 +73,15 @@ def render_table2(preset, outcomes: Sequence[Outcome], out_dir: Path, notes: Seq
     for k in ("top1_train", "top5_train", "top1_test", "top5_test"):
         header += [f"{k}_ours", f"{k}_ours_best", f"{k}_paper", f"{k}_paper_best", f"{k}_paper_tag"]
     header += ["status", "n_runs", "run_ids"]
-    paths = [_markdown(out_dir / "table2.md", preset, notes, columns, display, outcomes)]
+    paths = [_markdown(out_dir / "table2.md", preset, notes, columns, display, outcomes, scale)]
     paths.append(write_csv(out_dir / "table2.csv", header, csv_rows))
-    paths.append(write_sidecar(out_dir, "table2", preset, outcomes, notes, paths,
+    paths.append(write_sidecar(out_dir, "table2", preset, outcomes, notes, paths, scale=scale,
                                table={"columns": list(columns), "rows": [list(r) for r in display]}))
     return paths
 
 
-def render_fig2a(preset, outcomes: Sequence[Outcome], out_dir: Path, notes: Sequence[str]) -> list[Path]:
+def render_fig2a(preset, outcomes: Sequence[Outcome], out_dir: Path, notes: Sequence[str], *,
+                 scale: str | None = None, provenance: bool = False) -> list[Path]:
     """Figure 2a: top-1 training (dashed) and test (solid) accuracy against steps for each regularization
     setting; shaded up to the best test accuracy so far."""
     out_dir = Path(out_dir)
@@ -79,16 +92,16 @@ def render_fig2a(preset, outcomes: Sequence[Outcome], out_dir: Path, notes: Sequ
                    "accuracy so far (early stopping's reach); dotted: the paper's final top-1 test accuracy "
                    "(Table 2). Lines are means over seeds.",
                    *status_caption(outcomes, _label, "fig2a")]
-        fig, (ax,) = figure(1, preset, caption, panel_w=6.2)
+        fig, (ax,) = figure(1, preset, caption, panel_w=6.2, scale=scale, provenance=provenance, legend_w=3.7)
         max_step = max((r["step"] for rows in metrics.values() for r in rows), default=0)
-        scale, xlabel = step_axis(max_step)
+        unit, xlabel = step_axis(max_step)
         handles, rows_out = [], []
         for key, runs in _settings(outcomes).items():
             label = _setting_name(key)
             color = SETTING_COLORS.get(label, "#555555")
             finished = [o for o in runs if o.summary is not None and metrics.get(id(o))]
             if finished:
-                draw_accuracy_curves(ax, finished, metrics, scale, color)
+                draw_accuracy_curves(ax, finished, metrics, unit, color)
                 handles.append(Line2D([], [], color=color, lw=1.6, label=f"{label} ({len(finished)} run"
                                                                           f"{'s' * (len(finished) != 1)})"))
                 for o in finished:
@@ -102,27 +115,28 @@ def render_fig2a(preset, outcomes: Sequence[Outcome], out_dir: Path, notes: Sequ
                     Line2D([], [], color="#333333", lw=1.4, ls="--", label="training accuracy (top-1)"),
                     Patch(color="#333333", alpha=0.18, label="best test accuracy so far"),
                     Line2D([], [], color="#333333", lw=0.9, ls=":", label="paper's final test accuracy, Table 2")]
-        ax.legend(handles=handles, loc="best")
+        legend_beside(ax, handles)
         ax.set_xlabel(xlabel)
         ax.set_ylabel("accuracy")
         ax.set_title("(a) ImageNet: explicit regularizers on and off (true labels)", loc="left")
         ax.set_ylim(0, 1.02)
         ax.set_xlim(left=0)
-        integer_steps(ax, scale)
+        integer_steps(ax, unit)
         ax.grid(alpha=0.3)
-        paths = save(fig, out_dir, "fig2a")
+        paths = save(fig, out_dir, "fig2a", preset, caption, scale)
         paths.append(write_csv(out_dir / "fig2a.csv", ("setting", "seed", "run_id", "status", "epoch", "step",
                                                        "train_acc", "test_acc", "best_test_acc", "test_acc_top5"),
                                rows_out))
-        paths.append(write_sidecar(out_dir, "fig2a", preset, outcomes, notes, paths))
+        paths.append(write_sidecar(out_dir, "fig2a", preset, outcomes, notes, paths, scale=scale, caption=caption))
     return paths
 
 
 # INTERNAL UTILITIES -------------------------------------------------------------------------------
 
 
-def _markdown(path: Path, preset, notes: Sequence[str], columns, rows, outcomes) -> Path:
-    lines = ["# Zhang et al. (ICLR 2017), Table 2, reproduced", "", f"**{preset.title}** ({preset.paper_ref})", ""]
+def _markdown(path: Path, preset, notes: Sequence[str], columns, rows, outcomes, scale: str | None) -> Path:
+    lines = [f"# Zhang et al. (ICLR 2017), Table 2, {scale_claim(scale)}", "",
+             f"**{preset.title}** ({preset.paper_ref})", ""]
     if notes:
         lines += ["> **Where this run differs from the paper:**", ">", *(f"> - {_md(n)}" for n in notes), ""]
     lines += ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]

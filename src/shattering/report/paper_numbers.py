@@ -30,7 +30,7 @@ TRUST = {
 MODEL_TITLES = {
     "inception-small": "Inception",
     "inception-small-nobn": "Inception w/o BatchNorm",
-    "alexnet-small": "Alexnet",
+    "alexnet-small": "AlexNet",
     "mlp-3x512": "MLP 3x512",
     "mlp-1x512": "MLP 1x512",
 }

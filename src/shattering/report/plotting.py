@@ -1,6 +1,11 @@
 """What every figure of the report shares (Figures 1a, 1b/1c, 2a and 2b of Zhang et al., ICLR 2017): the style,
-the page (title on top, the notes and run statuses as a caption below the axes), the step axis, the accuracy
-curves of Figure 2, and byte-stable PNG and SVG files (no dates or software versions in their metadata).
+the page (title on top, saying what the scale may claim; legends beside the axes, off the data), the step axis,
+the accuracy curves of Figure 2, and byte-stable PNG (200 dpi), SVG and PDF files (no dates or software versions
+in their metadata).
+
+The provenance (the notes, how each run ended, where the records are) is the figure's caption: it goes in the
+JSON sidecar, the HTML page and the Markdown, not into the figure, so the figure can go into a paper as it is;
+``provenance=True`` draws it under the axes as well.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from ..executors.outcome import Outcome
+from ..experiments.presets import SMOKE_CAVEAT, scale_claim
 from .common import mean_ci, status_counts, status_of, status_text, unfit_lines, versions_of, wrap_lines, write_bytes
 
 RC = {
@@ -28,23 +34,26 @@ RC = {
     "xtick.labelsize": 8,
     "ytick.labelsize": 8,
 }
-PNG_DPI = 130
+PNG_DPI = 200  # print quality (a journal asks for 200-300 dpi)
+FORMATS = ("png", "svg", "pdf")
 MAX_CAPTION_RUNS = 6  # list runs that did not fit one per line up to this many; beyond, point to the sidecar
 
 
-def figure(ncols: int, preset: Any, caption: Sequence[str], panel_w: float = 4.7,
-           panel_h: float = 3.4) -> tuple[Figure, Sequence[Axes]]:
-    """A figure of ``ncols`` panels with the title on top and the caption (notes) below, sized in inches."""
-    width = max(7.0, panel_w * ncols + 1.0)
-    lines = wrap_lines(caption, int(width * 19))
-    cap_h = 0.135 * len(lines) + 0.15
-    title = [f"Zhang et al. (ICLR 2017), {preset.paper_ref}: reproduced",
-             *wrap_lines([preset.title], int(width * 13))]
+def figure(ncols: int, preset: Any, caption: Sequence[str], panel_w: float = 4.7, panel_h: float = 3.4, *,
+           scale: str | None = None, provenance: bool = False, legend_w: float = 0.0) -> tuple[Figure, Sequence[Axes]]:
+    """A figure of ``ncols`` panels, sized in inches, with the title on top (what ``scale`` may claim:
+    :func:`~shattering.experiments.presets.scale_claim`) and ``legend_w`` inches right of the last panel for a
+    legend off the data. The caption (provenance) is drawn below the axes only with ``provenance=True``."""
+    width = max(7.0, panel_w * ncols + 1.0 + legend_w)
+    lines = wrap_lines(caption, int(width * 19)) if provenance else []
+    cap_h = 0.135 * len(lines) + 0.15 if lines else 0.05
+    title = [f"Zhang et al. (ICLR 2017), {preset.paper_ref}: {scale_claim(scale, short=True)}",
+             *wrap_lines([preset.title], int(width * 13)), *([f"({SMOKE_CAVEAT})"] if scale == "smoke" else [])]
     top_h = 0.45 + 0.2 * len(title)
     xlab_h = 0.5
     height = top_h + panel_h + xlab_h + cap_h
     fig = Figure(figsize=(width, height))
-    fig.subplots_adjust(left=0.7 / width, right=1 - 0.25 / width, top=1 - top_h / height,
+    fig.subplots_adjust(left=0.7 / width, right=1 - (0.25 + legend_w) / width, top=1 - top_h / height,
                         bottom=(xlab_h + cap_h) / height, wspace=0.25)
     axes = fig.subplots(1, ncols, squeeze=False)[0]
     fig.text(0.5, 1 - 0.12 / height, title[0], ha="center", va="top", fontsize=10.5, weight="bold")
@@ -56,14 +65,31 @@ def figure(ncols: int, preset: Any, caption: Sequence[str], panel_w: float = 4.7
     return fig, axes
 
 
-def save(fig: Figure, out_dir: Path, stem: str) -> list[Path]:
-    """``stem.png`` and ``stem.svg``, without dates or software versions in their metadata."""
+def legend_beside(ax: Axes, handles: list) -> None:
+    """The legend right of ``ax``, outside the axes: it never covers a curve (room made by ``legend_w``)."""
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+
+
+_METADATA = {"png": {"Software": None}, "svg": {"Date": None, "Creator": None},
+             "pdf": {"Creator": None, "Producer": None, "CreationDate": None}}
+
+
+def save(fig: Figure, out_dir: Path, stem: str, preset: Any = None, caption: Sequence[str] = (),
+         scale: str | None = None) -> list[Path]:
+    """``stem.png`` (at :data:`PNG_DPI`), ``stem.svg`` and ``stem.pdf``, without dates or software versions in
+    their metadata (the same figure gives the same bytes); with ``preset``, also ``stem.md``: the figure with
+    its caption (the provenance) below it."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
-    for fmt, metadata in (("png", {"Software": None}), ("svg", {"Date": None, "Creator": None})):
+    for fmt in FORMATS:
         buf = io.BytesIO()
-        fig.savefig(buf, format=fmt, dpi=PNG_DPI, metadata=metadata)
+        fig.savefig(buf, format=fmt, dpi=PNG_DPI, metadata=_METADATA[fmt])
         paths.append(write_bytes(out_dir / f"{stem}.{fmt}", buf.getvalue()))
+    if preset is not None:
+        lines = [f"# Zhang et al. (ICLR 2017), {preset.paper_ref}: {scale_claim(scale)}", "",
+                 f"**{preset.title}**", "", f"![{preset.paper_ref}]({stem}.png)", "",
+                 *(f"- {line}" for line in caption), ""]
+        paths.append(write_bytes(out_dir / f"{stem}.md", "\n".join(lines).encode()))
     return paths
 
 

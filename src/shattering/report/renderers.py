@@ -19,7 +19,7 @@ from .table3 import render_table3 as render_table3
 from .tables import render_table1 as render_table1
 from .tables import render_table4 as render_table4
 
-Renderer = Callable[[object, Sequence[Outcome], Path, Sequence[str]], list[Path]]
+Renderer = Callable[..., list[Path]]  # (preset, outcomes, out_dir, notes, *, scale, provenance)
 
 RENDERERS: dict[str, Renderer] = {
     "fig1a": render_fig1a,
@@ -40,11 +40,16 @@ def artefact_dir(out: str | Path, preset_name: str) -> Path:
     return Path(out).expanduser() / ARTEFACTS_DIR / preset_name
 
 
-def render(preset, outcomes: Sequence[Outcome], out_dir: str | Path, notes: Sequence[str]) -> list[Path]:
-    """Draw ``preset``'s artefact from the outcomes of its runs into ``out_dir``; return the files written."""
+def render(preset, outcomes: Sequence[Outcome], out_dir: str | Path, notes: Sequence[str], *,
+           scale: str | None = None, provenance: bool = False) -> list[Path]:
+    """Draw ``preset``'s artefact from the outcomes of its runs into ``out_dir``; return the files written.
+
+    ``scale`` (``smoke``, ``quick``, ``paper``) says what the artefact may claim in its title and heading (only
+    ``paper`` says "reproduced"); ``provenance=True`` draws a figure's caption into its image too (it is always
+    in the sidecar, the Markdown and the HTML page)."""
     try:
         renderer = RENDERERS[preset.name]
     except KeyError:
         raise ConfigError(f"No renderer for preset {preset.name!r}; renderers exist for "
                           f"{', '.join(RENDERERS)}.") from None
-    return renderer(preset, list(outcomes), Path(out_dir), list(notes))
+    return renderer(preset, list(outcomes), Path(out_dir), list(notes), scale=scale, provenance=provenance)

@@ -84,7 +84,8 @@ def reproduce(name: str, scale: str = "quick", *, dataset=None, seeds: int = 1, 
         mine = [by_id[cfg.run_id()] for cfg in configs]
         try:
             artefacts[preset.name] = render(preset, mine, artefact_dir(out, preset.name),
-                                            preset.notes(scale, dataset, base=base, models=models, **overrides))
+                                            preset.notes(scale, dataset, base=base, models=models, **overrides),
+                                            scale=scale)
         except Exception as exc:  # a drawing bug must not hide the other artefacts; the trace goes to stderr
             errors[preset.name] = f"{type(exc).__name__}: {exc}"
             traceback.print_exc(file=sys.stderr)
@@ -92,7 +93,7 @@ def reproduce(name: str, scale: str = "quick", *, dataset=None, seeds: int = 1, 
         out_dir = artefact_dir(out, preset.name)
         try:
             artefacts[preset.name] = render(preset, preset.compute(scale, dataset, out_dir), out_dir,
-                                            preset.notes(scale, dataset))
+                                            preset.notes(scale, dataset), scale=scale)
         except ShatteringError:
             raise
         except Exception as exc:

@@ -1,6 +1,7 @@
 """Table 3 (Appendix D) of Zhang et al., "Understanding deep learning requires rethinking generalization"
 (ICLR 2017), drawn: the kernel-interpolation rows computed by :mod:`shattering.experiments.table3`, beside the
-paper's numbers, as ``table3.md`` and ``table3.csv``.
+paper's numbers, as ``table3.md``, ``table3.csv`` and ``table3.json`` (the sidecar every artefact has, holding
+the table as displayed, so that ``shatter report`` shows it).
 """
 
 from __future__ import annotations
@@ -9,7 +10,10 @@ import csv
 from collections.abc import Sequence
 from pathlib import Path
 
+from .._version import __version__
+from ..experiments.presets import scale_claim
 from ..formatting import pct
+from .common import write_sidecar, write_text
 
 
 def _num(value: float | None) -> str:
@@ -23,8 +27,13 @@ CSV_COLUMNS = ("row", "scale", "paper_dataset", "dataset", "features", "feature_
                "paper_note", "note", "seconds")
 
 
-def render_table3(preset, rows: Sequence[dict], out_dir: Path, notes: Sequence[str] = ()) -> list[Path]:
-    """Write ``table3.md`` and ``table3.csv`` to ``out_dir``: measured numbers beside the paper's, with notes.
+SIDECAR = "table3.artefact.json"
+
+
+def render_table3(preset, rows: Sequence[dict], out_dir: Path, notes: Sequence[str] = (), *, scale: str | None = None,
+                  provenance: bool = False) -> list[Path]:
+    """Write ``table3.md``, ``table3.csv`` and the sidecar ``table3.artefact.json`` to ``out_dir``: measured
+    numbers beside the paper's, with notes.
 
     The renderer of the ``table3`` preset (the signature every renderer shares, with the computed ``rows`` of
     :func:`shattering.experiments.table3.compute_table3` in place of run outcomes). Each row carries its own
@@ -38,28 +47,36 @@ def render_table3(preset, rows: Sequence[dict], out_dir: Path, notes: Sequence[s
         writer.writeheader()
         for row in rows:
             writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in CSV_COLUMNS})
+    scales = sorted({r["scale"] for r in rows})
+    scale = scale or (scales[0] if len(scales) == 1 else None)
+    columns = ["row", "data (paper → here)", "features", "ridge", "n train / test", "train err", "test err",
+               "paper test err", "norm", "paper norm", "random labels: train err / test err / norm", "note"]
+    display = []
+    for r in rows:
+        data = r["paper_dataset"] if r["dataset"] in ("mnist", "cifar10") else f"{r['paper_dataset']} → {r['dataset']}"
+        note = "; ".join(n for n in (r.get("note"), r.get("paper_note")) if n)
+        display.append([str(r["row"]), data, str(r["features"]), f"{r['ridge']:g}", f"{r['n_train']} / {r['n_test']}",
+                        pct(r["train_error"], 1), pct(r["test_error"], 1), pct(r["paper_test_error"], 1),
+                        _num(r["norm"]), _num(r["paper_norm"]),
+                        f"{pct(r['random_train_error'], 1)} / {pct(r['random_test_error'], 1)} / "
+                        f"{_num(r['random_norm'])}", note])
     lines = [
-        "# Table 3: kernel interpolation (Eq. 3), test error",
+        f"# Table 3: kernel interpolation (Eq. 3), test error ({scale_claim(scale)})",
         "",
         "Zhang et al. (ICLR 2017), Appendix D and Section 5. Measured numbers beside the paper's; random-label",
         "columns solve the same system (same factorization) with random labels. Norm: sqrt(tr(alpha^T K alpha)).",
         "",
-        "| row | data (paper → here) | features | ridge | n train / test | train err | test err | paper test err "
-        "| norm | paper norm | random labels: train err / test err / norm | note |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| " + " | ".join(columns) + " |",
+        "|" + "---|" * len(columns),
     ]
-    for r in rows:
-        data = r["paper_dataset"] if r["dataset"] in ("mnist", "cifar10") else f"{r['paper_dataset']} → {r['dataset']}"
-        note = "; ".join(n for n in (r.get("note"), r.get("paper_note")) if n)
-        lines.append(
-            f"| {r['row']} | {data} | {r['features']} | {r['ridge']:g} | {r['n_train']} / {r['n_test']} "
-            f"| {pct(r['train_error'], 1)} | {pct(r['test_error'], 1)} | {pct(r['paper_test_error'], 1)} "
-            f"| {_num(r['norm'])} | {_num(r['paper_norm'])} "
-            f"| {pct(r['random_train_error'], 1)} / {pct(r['random_test_error'], 1)} / {_num(r['random_norm'])} "
-            f"| {note} |")
-    scales = sorted({r["scale"] for r in rows})
+    lines += ["| " + " | ".join(cells) + " |" for cells in display]
     lines += ["", f"Scale: {', '.join(scales)}. Kernel bandwidth: 0.25 x the median pairwise distance on raw "
               "pixels, the median on transformed features. A row whose data set differs "
               "from the paper's is not comparable to the paper's number (see its note).", ""]
-    md_path.write_text("\n".join(lines))
-    return [md_path, csv_path]
+    write_text(md_path, "\n".join(lines))
+    paths = [md_path, csv_path]
+    notes = [*notes, *dict.fromkeys(f"row {r['row']}: {r['note']}" for r in rows if r.get("note"))]
+    # table3.json is the computed rows (experiments.table3's cache): the sidecar takes another name
+    paths.append(write_sidecar(out_dir, "table3", preset, [], notes, paths, scale=scale, file_name=SIDECAR,
+                               table={"columns": columns, "rows": display}, code_versions=[__version__]))
+    return paths

@@ -13,12 +13,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..executors.outcome import Outcome
+from ..experiments.presets import scale_claim
 from ..models import build_model, paper_param_count
 from .common import mean_ci, status_of, status_text, versions_of, write_csv, write_sidecar, write_text
 from .paper_numbers import MODEL_TITLES, PARAMS_TAG, TABLE4_REGULARIZERS, TRUST, table1_row, table4_row
 
 
-def render_table1(preset, outcomes: Sequence[Outcome], out_dir: Path, notes: Sequence[str]) -> list[Path]:
+def render_table1(preset, outcomes: Sequence[Outcome], out_dir: Path, notes: Sequence[str], *,
+                  scale: str | None = None, provenance: bool = False) -> list[Path]:
     """Table 1: train and test accuracy with and without random crop and weight decay, and random labels."""
     out_dir = Path(out_dir)
     columns = ("model", "# params (ours)", "# params (paper)", "random crop", "weight decay", "labels",
@@ -40,7 +42,7 @@ def render_table1(preset, outcomes: Sequence[Outcome], out_dir: Path, notes: Seq
                          params, paper.params if paper else None, cells["train_mean"],
                          paper.train_acc if paper else None, cells["test_mean"], paper.test_acc if paper else None,
                          paper.tag if paper else None, cells["status"], len(runs), cells["n_fit"], cells["run_ids"]))
-    paths = [_markdown(out_dir / "table1.md", preset, "Table 1", notes, columns, display, outcomes,
+    paths = [_markdown(out_dir / "table1.md", preset, "Table 1", notes, columns, display, outcomes, scale,
                        extra=["Random-label rows: test accuracy is measured on the true test labels (chance: "
                               "1/K).",
                               f"Parameter counts: ours are the trainable parameters of the model built for this "
@@ -50,12 +52,13 @@ def render_table1(preset, outcomes: Sequence[Outcome], out_dir: Path, notes: Seq
                            ("model", "model_title", "random_crop", "weight_decay", "labels", "params_ours",
                             "params_paper", "train_acc_ours", "train_acc_paper", "test_acc_ours", "test_acc_paper",
                             "paper_tag", "status", "n_runs", "n_fit", "run_ids"), csv_rows))
-    paths.append(write_sidecar(out_dir, "table1", preset, outcomes, notes, paths,
+    paths.append(write_sidecar(out_dir, "table1", preset, outcomes, notes, paths, scale=scale,
                                table={"columns": list(columns), "rows": [list(r) for r in display]}))
     return paths
 
 
-def render_table4(preset, outcomes: Sequence[Outcome], out_dir: Path, notes: Sequence[str]) -> list[Path]:
+def render_table4(preset, outcomes: Sequence[Outcome], out_dir: Path, notes: Sequence[str], *,
+                  scale: str | None = None, provenance: bool = False) -> list[Path]:
     """Table 4: training accuracy on random labels with weight decay, random cropping or augmentation."""
     out_dir = Path(out_dir)
     columns = ("model", "regularizer", "train acc % (ours)", "train acc % (paper)", "test acc % (ours)", "status",
@@ -73,14 +76,14 @@ def render_table4(preset, outcomes: Sequence[Outcome], out_dir: Path, notes: Seq
                          paper.train_acc if paper else None, paper.text if paper else None,
                          paper.tag if paper else None, cells["test_mean"], cells["status"], len(runs), cells["n_fit"],
                          cells["run_ids"]))
-    paths = [_markdown(out_dir / "table4.md", preset, "Table 4", notes, columns, display, outcomes,
+    paths = [_markdown(out_dir / "table4.md", preset, "Table 4", notes, columns, display, outcomes, scale,
                        extra=["All rows fit random labels (p = 1); the paper reports training accuracy only. For "
                               "random cropping and augmentation the paper raised the per-epoch learning-rate decay "
                               "from 0.95 to 0.999 and trained longer."])]
     paths.append(write_csv(out_dir / "table4.csv",
                            ("model", "model_title", "regularizer", "train_acc_ours", "train_acc_paper", "paper_text",
                             "paper_tag", "test_acc_ours", "status", "n_runs", "n_fit", "run_ids"), csv_rows))
-    paths.append(write_sidecar(out_dir, "table4", preset, outcomes, notes, paths,
+    paths.append(write_sidecar(out_dir, "table4", preset, outcomes, notes, paths, scale=scale,
                                table={"columns": list(columns), "rows": [list(r) for r in display]}))
     return paths
 
@@ -182,10 +185,10 @@ def _md_cell(text) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def _markdown(path: Path, preset, table_name: str, notes: Sequence[str], columns, rows, outcomes,
+def _markdown(path: Path, preset, table_name: str, notes: Sequence[str], columns, rows, outcomes, scale: str | None,
               extra: Sequence[str]) -> Path:
-    lines = [f"# Zhang et al. (ICLR 2017), {table_name}, reproduced", "", f"**{preset.title}** ({preset.paper_ref})",
-             ""]
+    lines = [f"# Zhang et al. (ICLR 2017), {table_name}, {scale_claim(scale)}", "",
+             f"**{preset.title}** ({preset.paper_ref})", ""]
     if notes:
         lines += ["> **Where this run differs from the paper:**", ">"]
         lines += [f"> - {_md_cell(n)}" for n in notes]
