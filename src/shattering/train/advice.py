@@ -26,6 +26,7 @@ AT_LN_K = 0.95  # a training loss above this fraction of ln K has not left chanc
 DECAYED = 0.05  # a learning rate below this fraction of lr0 has decayed to nothing
 RISING = 0.01  # training accuracy up by at least this over the last fifth of the epochs: still rising
 FALLING = 0.01  # or the training loss down by at least this fraction of ln K: still improving
+AUGMENTATIONS = {"random_crop": "random crop", "flip_rotate": "random flip and rotation"}
 SHORT_EPOCHS = 10  # a run that ended before this many epochs says its budget was too short, and no more
 
 
@@ -83,9 +84,9 @@ def diagnose(cfg: RunConfig, history: Sequence[dict], num_classes: int, status: 
                              f"{100 * first['train_acc']:.1f}% -> {100 * last['train_acc']:.1f}%, loss "
                              f"{first['train_loss']:.3f} -> {loss:.3f} from epoch {first['epoch']} to {epoch})",
                              {"epochs": 2 * cfg.epochs} | ({} if cfg.until == "fit" else {"until": "fit"})))
-    augment = {name: False for name in ("random_crop", "flip_rotate") if getattr(cfg, name)}
+    augment = {name: False for name in AUGMENTATIONS if getattr(cfg, name)}
     if augment:
-        found.append(Finding("data augmentation is on (" + " and ".join(n.replace("_", " ") for n in augment)
+        found.append(Finding("data augmentation is on (" + " and ".join(AUGMENTATIONS[n] for n in augment)
                              + "): it enlarges the set to memorize", augment))
     if cfg.weight_decay > 0:
         found.append(Finding(f"weight decay is on ({cfg.weight_decay:g})", {"weight_decay": 0.0}))
