@@ -61,7 +61,9 @@ def test_a_reused_record_says_when_and_by_which_code_it_was_made(tmp_path, capsy
     assert facts["reuse"]["made_by"] == code_version() and facts["reuse"]["finished_at"] == first.summary["finished_at"]
     # the command line: the printed message and --json say it too
     assert main(["run", *CLI_FAST, "--out", str(tmp_path)]) == 0
-    assert capsys.readouterr().out.startswith(f"done before, on {when}, by shattering ")
+    printed = capsys.readouterr().out
+    assert printed.startswith(f"done before, on {when}, by shattering ")
+    assert "when the record was made (nothing trained now)" in printed
     assert main(["run", *CLI_FAST, "--out", str(tmp_path), "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["reused"] is True and printed["reuse"]["note"] == again.message

@@ -54,7 +54,7 @@ def _cmd_run(args) -> int:
           f"fingerprint {s['data_fingerprint'][:12]}")
     print(f"  schedule: {s['schedule']['text']}")
     print(f"  ran:      {s['epochs']} epochs, {s['steps']} steps, {s['seconds']:.1f} s on {s['device']} "
-          f"({s['precision']})")
+          f"({s['precision']})" + (", when the record was made (nothing trained now)" if result.reused else ""))
     for warning in s.get("warnings", []):
         print(f"  warning:  {warning}")
     for line in advice_lines(s.get("advice") or [], "flags"):  # why it did not fit, and the options to change
