@@ -150,6 +150,15 @@ def test_bad_model_args_get_one_sentence(bad, message):
         RunConfig(model_args=bad)
 
 
+def test_model_args_the_factory_does_not_take_are_refused_when_the_config_is_made(nets):
+    with pytest.raises(ConfigError, match=r"'model_args' parameter of RunConfig must be keyword arguments that the "
+                                          r"factory of model 'mlp-1x512' takes"):
+        RunConfig(model="mlp-1x512", model_args={"A": False})
+    with pytest.raises(ConfigError, match="factory of model 'usernets:tiny' takes"):
+        RunConfig(model="usernets:tiny", model_args={"depth": 3})
+    assert RunConfig(model="usernets:tiny", model_args={"width": 3}).model_kwargs() == {"width": 3}
+
+
 def test_a_registered_model_goes_wherever_a_built_in_goes(tmp_path):
     name = "test-registered-mlp"
     if name not in MODELS:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import inspect
 import json
 import math
 import os
@@ -192,9 +193,11 @@ class RunConfig:
                                         "for a model of your own", self.model, of=CONFIG_NAME))
             else:
                 try:
-                    model_info(self.model)  # a registered name, or an import path that must import
+                    info = model_info(self.model)  # a registered name, or an import path that must import
                 except ConfigError as exc:
                     problems.append(str(exc))
+                else:
+                    problems += _model_args_problems(self.model, info.factory, self.model_kwargs())
             problems += _streaming_problems(self)
             problems += _digest_problems(self)
         if problems:
@@ -318,6 +321,23 @@ def _model_arg_value(text: str) -> Any:
         except ValueError:
             pass
     return text
+
+
+def _model_args_problems(model: str, factory, kwargs: dict) -> list[str]:
+    """The factory must take ``model_args`` as keywords: refused here, when the config is made, not when the model
+    is first built."""
+    if not kwargs:
+        return []
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):  # no signature to read (a builtin): building it will tell
+        return []
+    try:
+        signature.bind((1, 1, 1), 1, dropout=0.0, **kwargs)
+    except TypeError as exc:
+        return [must_be("model_args", f"keyword arguments that the factory of model {model!r} takes ({exc})",
+                        kwargs, of=CONFIG_NAME)]
+    return []
 
 
 def canonical_model_args(value: Any) -> str | None:
