@@ -12,6 +12,7 @@ import torch
 
 from ..config import RunConfig
 from ..data.dataset import ImageData
+from ..devices import resolve_device
 from ..errors import ConfigError
 from ..train import distributed
 from ..train.advice import advice_lines
@@ -140,9 +141,22 @@ def _train(cfg: RunConfig, record: RunRecord, data: ImageData | None, progress: 
     if data is None:
         data = distributed.share_data(dist, lambda: make_data(cfg, progress=progress, labels_dir=record.dir),
                                       streamed(cfg))
-    with torch.random.fork_rng(devices=[torch.cuda.current_device()] if cfg.device != "cpu"
-                               and torch.cuda.is_available() else []):
+    with torch.random.fork_rng(devices=forked_gpus(cfg, dist)):
         torch.manual_seed(cfg.seed)  # dropout's draws; restored on resume, isolated from the caller's RNG
         trainer = trainer_class(cfg)(cfg, data, record, progress, dist)
         trainer.book.write_config()
         return trainer.train()
+
+
+def forked_gpus(cfg: RunConfig, dist: distributed.DistContext | None) -> list[int]:
+    """The GPU whose random state :func:`_train` forks: the run's own device (its process's under torchrun),
+    not whichever is current; none for a run on the CPU."""
+    if dist is not None:
+        device = dist.device
+    elif cfg.device == "cpu" or not torch.cuda.is_available():
+        return []
+    else:
+        device = resolve_device(cfg.device)
+    if device.type != "cuda":
+        return []
+    return [device.index if device.index is not None else torch.cuda.current_device()]

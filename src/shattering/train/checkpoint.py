@@ -17,7 +17,7 @@ from .book import RunBook
 
 def checkpoint_state(book: RunBook, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                      generator: torch.Generator, torch_rng: torch.Tensor,
-                     cuda_rng: list[torch.Tensor] | None) -> dict:
+                     cuda_rng: torch.Tensor | None) -> dict:
     """The checkpoint of one run: counters, model, optimizer, its generator and the global RNG states."""
     return {**book.counters(), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "generator": generator.get_state(), "torch_rng": torch_rng, "cuda_rng": cuda_rng}

@@ -101,14 +101,27 @@ class Trainer(abc.ABC):
 
     # -- checkpoints ---------------------------------------------------------------------------------
     def state(self) -> dict:
+        """The checkpoint; of the GPUs' random states only the run's own device's (a run checkpointed on an
+        8-GPU node resumes where fewer are visible)."""
         return checkpoint_state(self.book, self.net, self.optimizer, self.generator, torch.get_rng_state(),
-                                torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None)
+                                torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None)
 
     def restore(self, state: dict) -> None:
         restore_checkpoint(state, self.net, self.optimizer, self.generator)
         torch.set_rng_state(state["torch_rng"])
-        if state.get("cuda_rng") is not None and self.device.type == "cuda":
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        cuda_rng = state.get("cuda_rng")
+        if cuda_rng is None or self.device.type != "cuda":
+            return
+        if isinstance(cuda_rng, (list, tuple)):  # checkpoints before the fix held every visible GPU's state
+            index = self.device.index if self.device.index is not None else torch.cuda.current_device()
+            if index >= len(cuda_rng):
+                note = (f"the checkpoint holds the random states of {len(cuda_rng)} GPU(s), not of GPU {index} "
+                        "this run resumes on; its dropout draws continue from a fresh state")
+                self.book.warnings.append(note)
+                self.book.log(f"shattering: {note}")
+                return
+            cuda_rng = cuda_rng[index]
+        torch.cuda.set_rng_state(cuda_rng, self.device)
 
     # -- the loop ------------------------------------------------------------------------------------
     def train(self) -> dict:
