@@ -28,6 +28,7 @@ class FakeCuda:
         monkeypatch.setattr(torch.cuda, "device_count", lambda: n)
         monkeypatch.setattr(torch.cuda, "is_available", lambda: n > 0)
         monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
         monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: [self.states[i] for i in range(n)])
         monkeypatch.setattr(torch.cuda, "get_rng_state", self.get_rng_state)
         monkeypatch.setattr(torch.cuda, "set_rng_state", self.set_rng_state)
@@ -101,3 +102,122 @@ def test_a_run_forks_the_random_state_of_its_own_gpu(monkeypatch):
     assert forked_gpus(RunConfig(**TINY | {"device": "cuda"}), dist) == [2]
     assert forked_gpus(RunConfig(**TINY | {"device": "auto"}), None) == [0]
     assert forked_gpus(RunConfig(**TINY), None) == []  # device="cpu"
+
+
+# -- 2 and 3. Ray: a task without a GPU trains on the CPU, GPU tasks get fresh workers, ids match the workers' -
+
+
+class FakeRay:
+    """Enough of Ray for run_ray: tasks run at once, in this process; what each was asked for is kept."""
+
+    class exceptions:  # noqa: N801 (ray.exceptions)
+        class RayError(Exception):
+            pass
+
+        class RayTaskError(RayError):
+            pass
+
+    def __init__(self, gpus: float):
+        self.gpus, self.tasks, self.sent = gpus, [], []
+
+    def is_initialized(self):
+        return True
+
+    def cluster_resources(self):
+        return {"CPU": 16.0, "GPU": self.gpus}
+
+    def remote(self, *args, **options):
+        if args and callable(args[0]):
+            return self._Remote(self, args[0], {})
+        return lambda fn: self._Remote(self, fn, options)
+
+    class _Remote:
+        def __init__(self, ray, fn, options):
+            self.ray, self.fn, self.opts = ray, fn, options
+
+        def options(self, **more):
+            return FakeRay._Remote(self.ray, self.fn, {**self.opts, **more})
+
+        def remote(self, *args):
+            self.ray.tasks.append((self.fn.__name__, self.opts))
+            return FakeRay.Ref(self.fn(*args))
+
+    class Ref:
+        def __init__(self, value):
+            self.value = value
+
+    def wait(self, refs, num_returns=1):
+        return [refs[0]], refs[1:]
+
+    def get(self, ref):
+        return ref.value
+
+
+@pytest.fixture
+def fake_ray(monkeypatch):
+    from shattering.executors import ray_executor
+    from shattering.executors.outcome import Outcome
+
+    def make(gpus: float):
+        ray = FakeRay(gpus)
+        monkeypatch.setattr(ray_executor, "import_ray", lambda: ray)
+
+        def run_group(group, marker, threads, keep_checkpoints="last"):
+            ray.sent.extend(group)
+            return [Outcome(cfg, cfg.run_dir(), error="not trained here") for cfg in group]
+
+        monkeypatch.setattr(ray_executor, "_run_group", run_group)
+        return ray
+    return make
+
+
+def _ray_configs(tmp_path, **changes):
+    return [RunConfig(**TINY | {"device": "auto", "precision": "auto", "seed": s} | changes, out=str(tmp_path))
+            for s in range(2)]
+
+
+def test_a_ray_task_without_a_gpu_trains_on_the_cpu(tmp_path, fake_ray, monkeypatch):
+    from shattering.executors.ray_executor import run_ray
+
+    ray = fake_ray(gpus=8)
+    FakeCuda(monkeypatch, 8)  # the driver's node has GPUs, and Ray 2.x does not hide them from a task
+    list(run_ray(_ray_configs(tmp_path), pack=1, options={"gpus_per_run": 0}))
+    assert [cfg.device for cfg in ray.sent] == ["cpu", "cpu"]
+    assert all(opts.get("num_gpus") == 0 and opts.get("max_calls", 0) != 1 for name, opts in ray.tasks
+               if name == "_run_group")
+
+
+def test_a_ray_task_without_a_gpu_refuses_device_cuda(tmp_path, fake_ray):
+    from shattering.errors import ConfigError
+    from shattering.executors.ray_executor import run_ray
+
+    fake_ray(gpus=8)
+    with pytest.raises(ConfigError, match="--gpus-per-run"):
+        list(run_ray(_ray_configs(tmp_path, device="cuda"), pack=1, options={"gpus_per_run": 0}))
+
+
+def test_ray_gpu_tasks_get_a_fresh_worker_and_the_workers_precision(tmp_path, fake_ray, monkeypatch):
+    from shattering import devices
+    from shattering.executors.ray_executor import run_ray
+
+    ray = fake_ray(gpus=4)
+    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: False)  # a driver whose CPU computes fp32
+    configs = _ray_configs(tmp_path)
+    driver_ids = [cfg.run_id() for cfg in configs]  # a CPU driver: fp32 here
+    FakeCuda(monkeypatch, 1)  # what the tasks see (they run in this process): one bf16 GPU
+    outcomes = list(run_ray(configs, pack=1, options={"gpus_per_run": 0.5}))
+    assert [cfg.device for cfg in ray.sent] == ["cuda", "cuda"]
+    assert [cfg.precision for cfg in ray.sent] == ["bf16", "bf16"]  # the probe's answer, pinned by the driver
+    assert all(opts.get("num_gpus") == 0.5 and opts.get("max_calls") == 1 for _, opts in ray.tasks)
+    assert {o.config.run_id() for o in outcomes} == {cfg.resolved().run_id() for cfg in ray.sent}
+    assert RunConfig(**TINY | {"precision": "bf16"}).run_id() == ray.sent[0].replace(seed=0).run_id()
+    assert driver_ids != [cfg.run_id() for cfg in ray.sent]
+
+
+def test_ray_refuses_gpus_the_cluster_does_not_have(tmp_path, fake_ray):
+    from shattering.errors import ConfigError
+    from shattering.executors.ray_executor import run_ray
+
+    fake_ray(gpus=0)
+    with pytest.raises(ConfigError, match="GPU"):
+        list(run_ray(_ray_configs(tmp_path), pack=1, options={"gpus_per_run": 1}))

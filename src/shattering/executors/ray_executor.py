@@ -10,10 +10,19 @@ this machine or across the machines of a Ray cluster.
 How it behaves:
 
 - **Resources.** Each task asks for ``cpus_per_run`` CPUs and ``gpus_per_run`` GPUs; fractions are allowed,
-  so ``--gpus-per-run 0.25`` lets four small runs share a card (Ray sets ``CUDA_VISIBLE_DEVICES``; a task
-  with no GPU trains on the CPU). A packed group (several MLP runs trained as one model) is one task and asks
-  for the resources of one run. PyTorch in a task uses ``max(1, int(cpus_per_run))`` threads, and a streamed
-  data set (ImageNet) as many image-decoding workers unless the run sets ``workers``.
+  so ``--gpus-per-run 0.25`` lets four small runs share a card (Ray sets ``CUDA_VISIBLE_DEVICES``). A task
+  that reserves no GPU (``--gpus-per-run 0``) trains on the CPU: Ray 2.x no longer hides the GPUs from such a
+  task, so the driver sets its runs' ``device`` to ``cpu`` (``--device cuda`` with ``--gpus-per-run 0`` is
+  refused), and a task that reserves a GPU gets ``device=cuda``. A GPU task runs in a fresh worker process
+  (``max_calls=1``, set where the remote function is made: Ray ignores it in ``.options()``), since a reused
+  worker would stay on the first card it opened. A packed group (several MLP runs trained as one model) is
+  one task and asks for the resources of one run. PyTorch in a task uses ``max(1, int(cpus_per_run))``
+  threads, and a streamed data set (ImageNet) as many image-decoding workers unless the run sets ``workers``.
+- **Run ids.** ``precision=auto`` resolves to bf16 or fp32 for the device that trains the run, and the
+  precision is part of the run id; so before anything is sent the driver asks one probe task, with the runs'
+  resources, what ``auto`` gives there, and pins that precision in the configs it sends. The driver (perhaps a
+  CPU machine) then computes the ids the workers write, and finds the finished runs among them. The probe
+  speaks for the whole cluster: on a cluster of mixed GPUs (some without bf16) give ``--precision``.
 - **Records.** Runs write to ``--out`` exactly as the local executor does (one folder per run). The folder
   must be shared storage mounted at the same path on every node (NFS, a cluster file system): the driver
   resolves it to an absolute path, leaves a marker file in it, and a task on a node that does not see the
@@ -44,6 +53,7 @@ import torch
 
 from ..config import RunConfig
 from ..data.user_data import in_memory, not_shippable
+from ..devices import resolve_precision
 from ..errors import ConfigError
 from ..files import atomic_write_bytes
 from ..runs import RunRecord
@@ -115,23 +125,29 @@ def run_ray(configs: Sequence[RunConfig], pack: int | None = None,
         if in_memory(cfg.dataset):
             raise ConfigError(not_shippable(cfg.dataset, "Ray workers"))
     ray = import_ray()
-    configs = [_absolute(cfg) for cfg in configs]
-    pending_cfgs = []
-    for cfg in configs:  # finished runs are read here, not sent to the cluster
-        summary = RunRecord(cfg.run_dir()).read_summary()
-        if summary is not None:
-            yield Outcome(cfg, cfg.run_dir(), summary=summary, skipped=True)
-        else:
-            pending_cfgs.append(cfg)
-    if not pending_cfgs:
-        return
-    marker = f"{MARKER_PREFIX}{uuid.uuid4().hex[:12]}"
-    markers = _leave_markers(pending_cfgs, marker)
-    started = _connect(ray, options.address)
+    configs = [_on_task_device(_absolute(cfg), options) for cfg in configs]
+    probe = any(cfg.precision == "auto" for cfg in configs)
+    started = _connect(ray, options.address) if probe else None  # asked now: the ids depend on the answer
+    markers: list[Path] = []
     pending: dict = {}
     try:
-        task = ray.remote(_run_group).options(num_cpus=options.cpus_per_run, num_gpus=options.gpus_per_run,
-                                               max_retries=options.max_retries, retry_exceptions=False)
+        if probe:
+            configs = _pin_precision(ray, configs, options)
+        pending_cfgs = []
+        for cfg in configs:  # finished runs are read here, not sent to the cluster
+            summary = RunRecord(cfg.run_dir()).read_summary()
+            if summary is not None:
+                yield Outcome(cfg, cfg.run_dir(), summary=summary, skipped=True)
+            else:
+                pending_cfgs.append(cfg)
+        if not pending_cfgs:
+            return
+        marker = f"{MARKER_PREFIX}{uuid.uuid4().hex[:12]}"
+        markers = _leave_markers(pending_cfgs, marker)
+        if started is None:
+            started = _connect(ray, options.address)
+        _check_gpus(ray, options)
+        task = _remote(ray, _run_group, options)
         threads = max(1, int(options.cpus_per_run))
         for group in packed_groups(pending_cfgs, pack):
             pending[task.remote(group, marker, threads, keep_checkpoints)] = group
@@ -157,6 +173,51 @@ def run_ray(configs: Sequence[RunConfig], pack: int | None = None,
 
 
 # INTERNAL UTILITIES -------------------------------------------------------------------------------
+
+
+def _remote(ray, function, options: RayOptions):
+    """``function`` as a Ray remote function with the runs' resources; a task that reserves a GPU runs in a
+    fresh worker (``max_calls=1``: Ray honours it only here, where the remote function is made, not in
+    ``.options()``), since a reused worker stays on the card it first opened."""
+    gpu = {"num_gpus": options.gpus_per_run, "max_calls": 1} if options.gpus_per_run > 0 else {"num_gpus": 0}
+    return ray.remote(num_cpus=options.cpus_per_run, max_retries=options.max_retries, retry_exceptions=False,
+                      **gpu)(function)
+
+
+def _on_task_device(cfg: RunConfig, options: RayOptions) -> RunConfig:
+    """The config with the device its task trains on: ``cpu`` for a task that reserves no GPU (Ray 2.x does not
+    hide the node's GPUs from it, so ``auto`` would put every such run on GPU 0), ``cuda`` for ``auto`` in a
+    task that reserves one. The device is not in the run id."""
+    if options.gpus_per_run == 0:
+        if cfg.device == "cuda":
+            raise ConfigError("--device cuda with --gpus-per-run 0: a Ray task that reserves no GPU trains on the "
+                              "CPU; give --gpus-per-run (e.g. 1, or 0.25 to share a card) or --device cpu.")
+        return cfg.replace(device="cpu") if cfg.device != "cpu" else cfg
+    return cfg.replace(device="cuda") if cfg.device == "auto" else cfg
+
+
+def _check_gpus(ray, options: RayOptions) -> None:
+    """Refuse a GPU reservation the cluster cannot meet (its tasks would wait forever)."""
+    if options.gpus_per_run > 0:
+        have = float(ray.cluster_resources().get("GPU", 0))
+        if have < options.gpus_per_run:
+            raise ConfigError(f"--gpus-per-run {options.gpus_per_run:g} asks for more GPUs than the Ray cluster "
+                              f"has ({have:g}); give --gpus-per-run 0 to train on the CPUs, or add GPU nodes.")
+
+
+def _probe_precision(device: str) -> str:
+    """The Ray probe task: what ``precision=auto`` resolves to on ``device`` where the runs will train."""
+    return resolve_precision("auto", device)
+
+
+def _pin_precision(ray, configs: list[RunConfig], options: RayOptions) -> list[RunConfig]:
+    """``precision=auto`` replaced by what one probe task with the runs' resources resolves it to, per device,
+    so that the driver computes the run ids the workers write."""
+    _check_gpus(ray, options)
+    probe = _remote(ray, _probe_precision, options)
+    devices = sorted({cfg.device for cfg in configs if cfg.precision == "auto"})
+    resolved = {device: ray.get(probe.remote(device)) for device in devices}
+    return [cfg.replace(precision=resolved[cfg.device]) if cfg.precision == "auto" else cfg for cfg in configs]
 
 
 def _run_group(group: list[RunConfig], marker: str, threads: int, keep_checkpoints: str = "last") -> list[Outcome]:
