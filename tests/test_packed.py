@@ -24,7 +24,7 @@ P_LEVELS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
 def _sweep(out, **kw) -> list[RunConfig]:
     base = {"dataset": "digits", "model": "mlp-1x512", "train_size": 300, "test_size": 100, "lr": 0.1,
-            "precision": "fp32", "corruption": "partial-labels", "out": str(out)} | kw
+            "precision": "fp32", "device": "cpu", "corruption": "partial-labels", "out": str(out)} | kw
     return [RunConfig(**base, p=p) for p in P_LEVELS]
 
 
@@ -117,7 +117,7 @@ def test_the_runs_layer_picks_the_trainer_by_where_the_data_live():
 def test_sigkill_a_packed_sweep_then_resume(tmp_path):
     script = (f"from shattering.config import RunConfig\nfrom shattering.executors.sweep import run_sweep\n"
               f"run_sweep([RunConfig(dataset='digits', model='mlp-1x512', corruption='partial-labels', p=p, "
-              f"batch_size=8, until='epochs', epochs=25, precision='fp32', out={str(tmp_path / 'b')!r}) "
+              f"batch_size=8, until='epochs', epochs=25, precision='fp32', device='cpu', out={str(tmp_path / 'b')!r}) "
               f"for p in {P_LEVELS!r}], progress=False)\n")
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
@@ -130,7 +130,7 @@ def test_sigkill_a_packed_sweep_then_resume(tmp_path):
     proc.wait()
     assert not list((tmp_path / "b").glob("*/summary.json"))
     cfgs = [RunConfig(dataset="digits", model="mlp-1x512", corruption="partial-labels", p=p, batch_size=8,
-                      until="epochs", epochs=25, precision="fp32", out=str(tmp_path / d))
+                      until="epochs", epochs=25, precision="fp32", device="cpu", out=str(tmp_path / d))
             for d in "ab" for p in P_LEVELS]
     reference = run_sweep(cfgs[:6], progress=False)  # packed, never interrupted
     resumed = run_sweep(cfgs[6:], progress=False)
