@@ -221,3 +221,46 @@ def test_ray_refuses_gpus_the_cluster_does_not_have(tmp_path, fake_ray):
     fake_ray(gpus=0)
     with pytest.raises(ConfigError, match="GPU"):
         list(run_ray(_ray_configs(tmp_path), pack=1, options={"gpus_per_run": 1}))
+
+
+# -- 5. ImageNet batches in flight fit the shared memory -----------------------------------------------
+
+
+def _fake_shm(monkeypatch, free_bytes: int) -> None:
+    import os
+
+    monkeypatch.setattr(os, "statvfs", lambda path: type("St", (), {"f_bavail": free_bytes // 4096,
+                                                                      "f_frsize": 4096})())
+
+
+def test_imagenet_evaluation_batches_in_flight_stay_within_2_gib(monkeypatch):
+    from shattering.data.image_folder import SHM_CAP, loader_sizes, shm_budget
+
+    _fake_shm(monkeypatch, 64 * 1024**3)  # a roomy /dev/shm: the fixed cap binds
+    budget = shm_budget()
+    assert budget == SHM_CAP == 2 * 1024**3
+    sizes = loader_sizes(299, 128, 1024, 8, budget)  # Inception V3 at 299 px, 8 decoding workers
+    assert (sizes.workers, sizes.prefetch, sizes.eval_batch_size) == (8, 4, 250)
+    assert sizes.workers * sizes.prefetch * sizes.eval_batch_size * 3 * 299 * 299 <= budget  # not 8.8 GB
+
+
+def test_a_small_dev_shm_drops_workers_and_cuts_the_evaluation_batch(monkeypatch):
+    from shattering.data.image_folder import loader_sizes, shm_budget
+
+    _fake_shm(monkeypatch, 256 * 1024**2)  # 256 MiB free: the budget is half of it
+    budget = shm_budget()
+    assert budget == 128 * 1024**2
+    sizes = loader_sizes(299, 128, 1024, 8, budget)
+    image = 3 * 299 * 299
+    assert sizes.workers == 3 and sizes.prefetch == 1 and sizes.eval_batch_size == 128
+    assert sizes.workers * sizes.prefetch * max(128, sizes.eval_batch_size) * image <= budget
+    assert loader_sizes(299, 128, 1024, 0, budget).eval_batch_size == 1024  # no workers: nothing in /dev/shm
+
+
+@pytest.mark.filterwarnings("ignore:This DataLoader will create")  # built, never iterated
+def test_the_stream_loader_takes_the_sizes(tmp_path, monkeypatch):
+    from shattering.data import image_folder
+
+    images = type("Images", (torch.utils.data.Dataset,), {"size": 299, "__len__": lambda self: 0})()
+    loader, _, sizes = image_folder.make_loader(images, 8, False, 128, 1024, budget=2 * 1024**3)
+    assert (loader.num_workers, loader.prefetch_factor, sizes.eval_batch_size) == (8, 4, 250)

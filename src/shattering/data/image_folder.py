@@ -211,11 +211,60 @@ class BatchPlan:
         return len(self.batches)
 
 
-def make_loader(images: FolderImages, workers: int | None, pin_memory: bool) -> tuple:
-    """``(loader, plan)``: a DataLoader over ``images`` driven by ``plan.batches``."""
+SHM_CAP = 2 * 1024**3  # bytes of decoded batches in flight in shared memory, at most (whatever /dev/shm holds)
+PREFETCH = 4  # batches each decoding worker prepares ahead, where the budget allows
+
+
+def shm_budget(path: str = "/dev/shm") -> int:
+    """Bytes the loader's batches in flight may hold in shared memory: half the free space of ``path`` (the
+    workers hand each batch over in /dev/shm; a container's is often 64 MB), and at most :data:`SHM_CAP`
+    (2 GiB); :data:`SHM_CAP` where ``path`` cannot be read."""
+    try:
+        st = os.statvfs(path)
+    except (OSError, AttributeError):  # no /dev/shm (another OS): the fixed cap
+        return SHM_CAP
+    return min(SHM_CAP, st.f_bavail * st.f_frsize // 2)
+
+
+@dataclass(frozen=True)
+class LoaderSizes:
+    """How many decoding workers, batches each prepares ahead (``prefetch``), and images per evaluation batch,
+    so that the batches in flight (``workers * prefetch`` of them) fit the shared-memory budget."""
+
+    workers: int
+    prefetch: int | None
+    eval_batch_size: int
+
+
+def loader_sizes(image_size: int, batch_size: int, eval_batch_size: int, workers: int, budget: int) -> LoaderSizes:
+    """Sizes whose batches in flight stay within ``budget`` bytes (:func:`shm_budget`). Images travel as uint8,
+    3 x S x S bytes each (268 kB at 299 px): 8 workers x 4 batches of 1,024 would be 8.8 GB. In order: each
+    worker must hold one training batch (``batch_size`` is the run's, so workers are dropped first, never
+    below one: with less shared memory than one training batch that one is over the budget); an evaluation
+    batch is cut to what ``PREFETCH`` per worker allows, but not below the training batch (then each worker
+    prepares fewer ahead), and never past what one per worker allows; ``prefetch`` is then the most
+    batches of the larger kind that fit, 1 to ``PREFETCH``. Without workers nothing is in shared memory."""
+    if workers == 0:
+        return LoaderSizes(0, None, eval_batch_size)
+    image = 3 * image_size * image_size
+    workers = max(1, min(workers, budget // (batch_size * image)))
+    per_worker = budget // (workers * image)  # images one worker may hold in flight
+    eval_batch = max(1, min(eval_batch_size, max(batch_size, per_worker // PREFETCH), per_worker))
+    prefetch = max(1, min(PREFETCH, per_worker // max(batch_size, eval_batch)))
+    return LoaderSizes(workers, prefetch, eval_batch)
+
+
+def make_loader(images: FolderImages, workers: int | None, pin_memory: bool, batch_size: int,
+                eval_batch_size: int, budget: int | None = None) -> tuple:
+    """``(loader, plan, sizes)``: a DataLoader over ``images`` driven by ``plan.batches``, with the
+    :class:`LoaderSizes` that keep its batches in flight within ``budget`` bytes of shared memory (default
+    :func:`shm_budget`); the trainer evaluates in batches of ``sizes.eval_batch_size``."""
     if workers is None:
         workers = min(8, os.cpu_count() or 1)
+    sizes = loader_sizes(images.size, batch_size, eval_batch_size, workers,
+                         shm_budget() if budget is None else budget)
     plan = BatchPlan()
-    loader = torch.utils.data.DataLoader(images, batch_sampler=plan, num_workers=workers, pin_memory=pin_memory,
-                                         persistent_workers=workers > 0, prefetch_factor=4 if workers else None)
-    return loader, plan
+    loader = torch.utils.data.DataLoader(images, batch_sampler=plan, num_workers=sizes.workers,
+                                         pin_memory=pin_memory, persistent_workers=sizes.workers > 0,
+                                         prefetch_factor=sizes.prefetch)
+    return loader, plan, sizes

@@ -7,13 +7,15 @@ two things differ from a data set held as tensors (:mod:`shattering.train.in_mem
   (:mod:`shattering.data.image_folder`), in the order of the same seeded permutation, one global batch of
   ``batch_size`` at a time (under torchrun each process loads only its shard). Augmentation is drawn per
   image from (seed, epoch, image), so it does not depend on the worker that decodes it, and a resumed run
-  sees the same images as an uninterrupted one. Pixels travel as uint8 and are scaled and whitened on the
-  training device.
+  sees the same images as an uninterrupted one. Pixels travel as uint8 (pinned once by the loader when the
+  run trains on a GPU, then copied without blocking) and are scaled and whitened on the training device.
 - **Measurement** streams both splits through the evaluation transform in eval mode, as the in-memory path
   does for its tensors (the whole training set against the labels trained on, the test set against clean
-  labels), and adds the top-5 accuracies of Table 2 and the best top-5 test accuracy so far. Under
-  torchrun each process measures a contiguous shard of each split with process 0's batch-norm statistics
-  and the per-example results are gathered, so all processes book the same numbers.
+  labels), and adds the top-5 accuracies of Table 2 and the best top-5 test accuracy so far. Its batches
+  are cut to what the loader's shared-memory budget allows (:func:`~shattering.data.image_folder.loader_sizes`:
+  2 GiB at most, or half the free space of /dev/shm). Under torchrun each process measures a contiguous
+  shard of each split with process 0's batch-norm statistics and the per-example results are gathered, so
+  all processes book the same numbers.
 """
 
 from __future__ import annotations
@@ -46,8 +48,10 @@ class StreamTrainer(Trainer):
             "y_test_clean": torch.from_numpy(np.asarray(data.y_test_original, dtype=np.int64)),
         }
         self.y_train = self.labels["y_train"].to(self.device)
-        self.loader, self.plan = make_loader(FolderImages(data, self.cfg.seed), self.cfg.workers,
-                                             pin_memory=self.device.type == "cuda")
+        cfg = self.cfg
+        self.loader, self.plan, sizes = make_loader(FolderImages(data, cfg.seed), cfg.workers,
+                                                    self.device.type == "cuda", cfg.batch_size, cfg.eval_batch_size)
+        self.eval_batch_size = sizes.eval_batch_size  # within the shared-memory budget (not in the run id)
         self.best_test_acc_top5 = 0.0
 
     # -- batches -------------------------------------------------------------------------------------
@@ -84,7 +88,7 @@ class StreamTrainer(Trainer):
     @torch.no_grad()
     def _predict(self, split: int, n: int, labels: torch.Tensor):
         """Per-example loss, predicted class and top-5 hit against ``labels`` over ``split`` (eval mode)."""
-        size = self.cfg.eval_batch_size
+        size = self.eval_batch_size
         part = self.dist.split_range(n) if self.dist is not None else range(n)
         self.plan.batches = [[(split, i, NO_AUGMENTATION) for i in range(s, min(s + size, part.stop))]
                              for s in range(part.start, part.stop, size)]
