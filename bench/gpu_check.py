@@ -59,7 +59,10 @@ def train_images_per_s(model: str, device: str, steps: int, packed: int = 1) -> 
             trainer = InMemoryTrainer(cfgs[0], data, RunRecord(tmp), progress=False)
             run = lambda: trainer._train_epoch(cfgs[0].lr)  # noqa: E731
         else:
-            members = [open_member(c, data, RunRecord(Path(tmp) / str(i))) for i, c in enumerate(cfgs)]
+            records = [RunRecord(Path(tmp) / str(i)) for i in range(packed)]
+            for record in records:
+                record.create()  # what the sweep's lock does before a member is opened
+            members = [open_member(c, data, r) for c, r in zip(cfgs, records, strict=True)]
             pack = PackedMLP([m.model for m in members]).to(device)
             opt = torch.optim.SGD(list(pack.parameters()), lr=0.01, momentum=0.9)
             xs = members[0].tensors["x_train"].flatten(1)

@@ -264,3 +264,70 @@ def test_the_stream_loader_takes_the_sizes(tmp_path, monkeypatch):
     images = type("Images", (torch.utils.data.Dataset,), {"size": 299, "__len__": lambda self: 0})()
     loader, _, sizes = image_folder.make_loader(images, 8, False, 128, 1024, budget=2 * 1024**3)
     assert (loader.num_workers, loader.prefetch_factor, sizes.eval_batch_size) == (8, 4, 250)
+
+
+# -- 6. the CUDA fast paths: fused SGD, cudnn.benchmark, no host sync per step -------------------------
+
+
+def test_sgd_is_fused_on_cuda_and_pytorchs_default_on_the_cpu(monkeypatch):
+    from shattering.devices import optimizer_options
+    from shattering.train import trainer as trainer_module
+
+    assert optimizer_options(torch.device("cuda", 1)) == {"fused": True}
+    assert optimizer_options(torch.device("cpu")) == {}
+    made = []
+    monkeypatch.setattr(torch.optim, "SGD", lambda groups, **kw: made.append(kw))
+    model = torch.nn.Linear(3, 2)
+    trainer_module.sgd(model, RunConfig(**TINY).resolved(), torch.device("cuda"))
+    trainer_module.sgd(model, RunConfig(**TINY).resolved())  # the parameters' device: the CPU
+    assert made[0].get("fused") is True and "fused" not in made[1]
+
+
+def test_cudnn_benchmark_is_on_for_cuda_only(monkeypatch):
+    from shattering.devices import prepare_device
+
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)  # restored after the test
+    prepare_device(torch.device("cpu"))
+    assert torch.backends.cudnn.benchmark is False
+    prepare_device(torch.device("cuda", 0))
+    assert torch.backends.cudnn.benchmark is True
+
+
+class _HostReads:
+    """Counts what copies a tensor's value to the host (a GPU sync): .item(), float(), .tolist()."""
+
+    def __init__(self, monkeypatch):
+        self.count = 0
+        for name in ("item", "__float__", "tolist"):
+            original = getattr(torch.Tensor, name)
+            monkeypatch.setattr(torch.Tensor, name, self._counted(original))
+
+    def _counted(self, original):
+        def read(tensor, *args):
+            self.count += 1
+            return original(tensor, *args)
+        return read
+
+
+def test_the_epoch_loop_reads_the_loss_only_at_log_points(tmp_path, monkeypatch):
+    cfg = RunConfig(**TINY | {"batch_size": 8, "log_every": 4}, out=str(tmp_path)).resolved()
+    trainer = InMemoryTrainer(cfg, shattering.make_data(cfg), RunRecord(cfg.run_dir()), False)
+    reads = _HostReads(monkeypatch)
+    rows, _ = trainer._train_epoch(0.01)
+    assert trainer.book.steps == 8 and len(rows) == 2 and reads.count == 2  # 8 steps, one read per log point
+
+
+def test_the_packed_epoch_reads_the_losses_only_at_log_points(tmp_path, monkeypatch):
+    from shattering.train.packed import PackedMLP, open_member, train_epoch
+
+    members = []
+    for seed in range(2):
+        cfg = RunConfig(**TINY | {"batch_size": 8, "log_every": 4, "seed": seed}, out=str(tmp_path)).resolved()
+        record = RunRecord(cfg.run_dir())
+        record.create()
+        members.append(open_member(cfg, shattering.make_data(cfg), record))
+    packed = PackedMLP([m.model for m in members])
+    optimizer = torch.optim.SGD(packed.parameters(), lr=0.01, momentum=0.9)
+    reads = _HostReads(monkeypatch)
+    rows, _ = train_epoch(packed, optimizer, members, members[0].tensors["x_train"].flatten(1), 0.01)
+    assert [len(r) for r in rows] == [2, 2] and reads.count == 2  # one read of all K losses per log point

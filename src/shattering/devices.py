@@ -65,6 +65,22 @@ def default_eval_batch_size(model: str, device: str = "auto") -> int:
     return EVAL_BATCH
 
 
+def optimizer_options(device: torch.device) -> dict:
+    """Keyword arguments of ``torch.optim.SGD`` for parameters on ``device``: on CUDA the fused kernel
+    (``fused=True``, torch >= 2.0: one kernel updates every parameter, instead of several per tensor); on the
+    CPU PyTorch's default, whose arithmetic the bit-for-bit tests compare (separate and packed runs)."""
+    return {"fused": True} if device.type == "cuda" else {}
+
+
+def prepare_device(device: torch.device) -> None:
+    """Process-wide settings for training on ``device``: on CUDA ``cudnn.benchmark`` (every training batch of a
+    run has the same shape, so cuDNN times its convolution algorithms once per shape and keeps the fastest;
+    the choice may differ between processes, so GPU runs are not bit-for-bit repeatable, which they are not
+    anyway). Nothing on the CPU."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+
 def autocast(device: torch.device, precision: str):
     """The autocast context for ``precision`` (a no-op for fp32)."""
     if precision == "bf16":

@@ -30,7 +30,7 @@ from torch import nn
 
 from ..config import RunConfig
 from ..data.dataset import ImageData
-from ..devices import autocast, resolve_device
+from ..devices import autocast, optimizer_options, prepare_device, resolve_device
 from .book import Record, RunBook
 from .checkpoint import checkpoint_state, restore_checkpoint
 from .evaluate import metrics_from_predictions
@@ -104,7 +104,7 @@ def open_member(cfg: RunConfig, data: ImageData, record: Record) -> Member:
     device = resolve_device(cfg.device)
     book = RunBook(cfg, data, record)
     model = init_model(cfg, data).to(device)
-    optimizer = sgd(model, cfg)
+    optimizer = sgd(model, cfg, device)
     generator = torch.Generator().manual_seed(cfg.seed)
     torch_rng = torch.Generator().manual_seed(cfg.seed).get_state()  # the global RNG a separate run would hold
     state = book.open()
@@ -127,12 +127,13 @@ def train_pack(members: list[Member], progress: bool = False) -> Iterator[tuple[
     members = [m for m in members if not m.book.done]
     if not members:
         return
+    prepare_device(device)
     packed = PackedMLP([m.model for m in members]).to(device)
     params = _packed_params(packed)
     n_layers = len(packed.weights)
     groups = [{"params": params[:n_layers], "weight_decay": cfg0.weight_decay},
               {"params": params[n_layers:], "weight_decay": 0.0}]
-    optimizer = torch.optim.SGD(groups, lr=cfg0.lr, momentum=cfg0.momentum)
+    optimizer = torch.optim.SGD(groups, lr=cfg0.lr, momentum=cfg0.momentum, **optimizer_options(device))
     _stack_momentum(optimizer, params, members)
     x_train = members[0].tensors["x_train"].flatten(1)  # (N, D), shared by every member
     x_test = members[0].tensors["x_test"].flatten(1)

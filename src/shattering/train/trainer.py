@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 from ..config import RunConfig
 from ..data.dataset import LabelledSplits
-from ..devices import autocast, resolve_device
+from ..devices import autocast, optimizer_options, prepare_device, resolve_device
 from ..models import build_model
 from .book import Record, RunBook
 from .checkpoint import checkpoint_state, restore_checkpoint
@@ -44,14 +44,18 @@ from .schedule import lr_at
 AUX_LOSS_WEIGHT = 0.4  # Inception V3's auxiliary classifier, when on (TF and torchvision recipes) [I]
 
 
-def sgd(model: torch.nn.Module, cfg: RunConfig) -> torch.optim.SGD:
-    """SGD with momentum; weight decay on the weights only (not biases or batch-norm offsets)."""
+def sgd(model: torch.nn.Module, cfg: RunConfig, device: torch.device | None = None) -> torch.optim.SGD:
+    """SGD with momentum; weight decay on the weights only (not biases or batch-norm offsets); fused on CUDA
+    (:func:`~shattering.devices.optimizer_options`; ``device``: where the parameters are, by default the
+    first one's)."""
     decay, no_decay = [], []
     for p in model.parameters():
         if p.requires_grad:
             (decay if p.ndim > 1 else no_decay).append(p)
+    if device is None:
+        device = (decay or no_decay)[0].device if decay or no_decay else torch.device("cpu")
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
+    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, **optimizer_options(device))
 
 
 def init_model(cfg: RunConfig, data: LabelledSplits) -> torch.nn.Module:
@@ -75,13 +79,14 @@ class Trainer(abc.ABC):
         self.cfg, self.data, self.progress, self.dist = cfg, data, progress, dist
         self.book = RunBook(cfg, data, record, progress)
         self.device = dist.device if dist is not None else resolve_device(cfg.device)
+        prepare_device(self.device)
         net = init_model(cfg, data)
         # channels_last for any network with 2-D convolutions (the paper's CNNs, and a user's): measured faster
         self.memory_format = (torch.channels_last if any(isinstance(m, torch.nn.Conv2d) for m in net.modules())
                               else torch.contiguous_format)
         self.net = net.to(self.device, memory_format=self.memory_format)
         self.model = self.net if dist is None else dist.wrap(self.net, cfg.sync_bn)
-        self.optimizer = sgd(self.net, cfg)
+        self.optimizer = sgd(self.net, cfg, self.device)
         self.generator = torch.Generator().manual_seed(cfg.seed)  # batch order and augmentation
         self._setup_data()
 
