@@ -82,7 +82,7 @@ class StreamTrainer(Trainer):
             scales.append(scale)
         self.plan.batches = batches
         for (x, idx), scale in zip(self._load(), scales, strict=True):
-            yield self._images(x), self.y_train[idx.to(self.device)], scale
+            yield self._images(x), self.y_train[idx.to(self.device, non_blocking=True)], scale  # idx is pinned too
 
     # -- measurement ---------------------------------------------------------------------------------
     @torch.no_grad()
