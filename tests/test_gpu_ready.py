@@ -331,3 +331,12 @@ def test_the_packed_epoch_reads_the_losses_only_at_log_points(tmp_path, monkeypa
     reads = _HostReads(monkeypatch)
     rows, _ = train_epoch(packed, optimizer, members, members[0].tensors["x_train"].flatten(1), 0.01)
     assert [len(r) for r in rows] == [2, 2] and reads.count == 2  # one read of all K losses per log point
+
+
+def test_a_checkpoint_written_on_a_gpu_resumes_unfused_on_the_cpu(tmp_path):
+    trainer = _trainer(tmp_path)
+    state = trainer.state()
+    for group in state["optimizer"]["param_groups"]:
+        group["fused"] = True  # as a CUDA run's optimizer saves it
+    trainer.restore(state)
+    assert [group["fused"] for group in trainer.optimizer.param_groups] == [None, None]

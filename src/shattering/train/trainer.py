@@ -113,6 +113,9 @@ class Trainer(abc.ABC):
 
     def restore(self, state: dict) -> None:
         restore_checkpoint(state, self.net, self.optimizer, self.generator)
+        fused = optimizer_options(self.device).get("fused")
+        for group in self.optimizer.param_groups:  # the checkpoint's groups say fused where it was written
+            group["fused"] = fused
         torch.set_rng_state(state["torch_rng"])
         cuda_rng = state.get("cuda_rng")
         if cuda_rng is None or self.device.type != "cuda":
