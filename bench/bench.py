@@ -286,7 +286,7 @@ def bench_eval_epoch(device: torch.device, quick: bool) -> list[dict]:
         rows.append({"model": model, "train_size": n, "test_size": n // 5, "train_s": train_s,
                      "eval_train_s": eval_train_s, "eval_test_s": eval_test_s, "epoch_s": epoch,
                      "share_train_eval": eval_train_s / epoch, "share_all_eval": (eval_train_s + eval_test_s) / epoch})
-        print(f"eval {model:<16} {n} images: training epoch {train_s:.2f} s, re-evaluating the training set "
+        print(f"eval-epoch {model:<16} {n} images: training epoch {train_s:.2f} s, re-evaluating the training set "
               f"{eval_train_s:.2f} s ({100 * rows[-1]['share_train_eval']:.1f}% of the epoch), test set "
               f"{eval_test_s:.2f} s", flush=True)
     return rows

@@ -4,7 +4,10 @@ seeds of Section 2.1's experiments) trained together as one packed model, exactl
 Each member keeps everything a separate run has: its own initialization (from its seed), batch order (its own
 generator), labels, optimizer state and run record; the K weight matrices of a layer are stacked and applied
 with one batched matrix product (``baddbmm``), which keeps the cores busy where K small matrix products
-leave them idle. In fp32 a packed run produces the same metrics as the separate run: bit for bit at the
+leave them idle. Members that see the same images in the same order (one seed, several corruption levels:
+Fig. 1b/1c) differ only in labels, so their first layer is one wide product (B, D) @ (D, K*out), and so is
+evaluation (every member sees the same images); the pack holds one copy of the images for all members.
+In fp32 a packed run produces the same metrics as the separate run: bit for bit at the
 paper's batch size on the CPU tested (a batched product of one model can round differently from one of
 several for a few small batch sizes, so in general equal up to float rounding); a member computes the same
 numbers however many others share its pack, so a resumed pack equals an uninterrupted one. Its checkpoint is
