@@ -3,7 +3,7 @@
 
     python bench/bench.py                 # everything; writes this machine's section of bench/RESULTS.md
     python bench/bench.py --quick         # tiny sizes, one repeat: a smoke test of the script (prints only)
-    python bench/bench.py --only peak,train,profile,kernels,sweep,eval,eval-epoch,concurrent,sweep-workers
+    python bench/bench.py --only peak,train,profile,layouts,kernels,sweep,eval,eval-epoch,concurrent,sweep-workers
 
 What is measured (each figure the median of several repeats, the baseline in the same process):
 
@@ -14,6 +14,7 @@ What is measured (each figure the median of several repeats, the baseline in the
   operation count of one training step (torch.utils.flop_counter) beside the measured peak.
 - ``profile``: where the small Inception's training step spends its time (torch.profiler, self CPU time of
   the top operators and by kind of operator).
+- ``layouts``: the small Inception's training images/s in bf16 and fp32, channels_last and NCHW.
 - ``kernels``: the first layer of 6 packed MLP 1x512 runs on one shared batch (fwd + bwd, 128 x 784 -> 512 -> 10):
   six separate ``mm`` (six runs), one batched ``bmm`` and one wide ``mm`` (B x D) @ (D x 6*512): the choice of
   ``shattering.train.packed.shared_input_kernel``.
@@ -337,6 +338,37 @@ def bench_profile(device: torch.device, quick: bool, top: int = 12) -> dict:
     return out
 
 
+def bench_layouts(device: torch.device, quick: bool, model_name: str = "inception-small") -> list[dict]:
+    """Training images/s of the small Inception in bf16 and fp32, channels_last and NCHW: the same step as
+    shattering's (one tensor of images, batches by index, SGD with momentum), only precision and layout vary."""
+    steps, repeats = (2, 1) if quick else (6, 3)
+    n = BATCH * steps
+    g = torch.Generator().manual_seed(0)
+    x_all = torch.randn(n, *SHAPE, generator=g).to(device)
+    y_all = torch.randint(0, CLASSES, (n,), generator=g).to(device)
+    rows = []
+    for precision in ("bf16", "fp32"):
+        for layout, fmt in (("channels_last", torch.channels_last), ("NCHW", torch.contiguous_format)):
+            torch.manual_seed(0)
+            model = build_model(model_name, SHAPE, CLASSES).to(device, memory_format=fmt)
+            opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+            x = x_all.contiguous(memory_format=fmt)
+
+            def epoch(model=model, opt=opt, x=x, bf16=precision == "bf16"):
+                model.train()
+                for i in range(0, n, BATCH):
+                    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                        loss = F.cross_entropy(model(x[i:i + BATCH]).float(), y_all[i:i + BATCH])
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+
+            rows.append({"model": model_name, "precision": precision, "layout": layout,
+                         "img_s": n / median_time(epoch, repeats)})
+            print(f"layouts {model_name} {precision} {layout}: {rows[-1]['img_s']:.0f} img/s", flush=True)
+    return rows
+
+
 # --------------------------------------------------------------------------------------------------
 # the packed first layer on one shared batch: six mm, one bmm, one wide mm
 # --------------------------------------------------------------------------------------------------
@@ -512,6 +544,12 @@ def render_part(name: str, r, m: dict, load: tuple[float, float], date: str) -> 
         for op in r["ops"]:
             lines.append(f"| `{op['op']}` | {op['calls_per_step']:.0f} | {op['ms_per_step']:.1f} | "
                          f"{100 * op['share']:.1f}% |")
+    elif name == "layouts":
+        lines += ["### Small Inception training images/s by precision and memory layout", "",
+                  measured_line(m, load, date), "", "| precision | channels_last | NCHW |", "|---|---|---|"]
+        for precision in ("bf16", "fp32"):
+            by = {row["layout"]: row["img_s"] for row in r if row["precision"] == precision}
+            lines.append(f"| {precision} | {by['channels_last']:.0f} | {by['NCHW']:.0f} |")
     elif name == "kernels":
         lines += ["### Packed first layer on one shared batch: six mm, one bmm, one wide mm", "",
                   measured_line(m, load, date), "",
@@ -580,7 +618,7 @@ def write_part(text: str, slug: str, title: str, part: str, body: list[str]) -> 
     return text[:at] + block + "\n\n" + text[at:]
 
 
-PARTS = ("peak", "train", "profile", "kernels", "sweep", "eval", "eval-epoch", "concurrent", "sweep-workers")
+PARTS = ("peak", "train", "profile", "layouts", "kernels", "sweep", "eval", "eval-epoch", "concurrent", "sweep-workers")
 
 
 def main(argv=None) -> int:
@@ -615,6 +653,8 @@ def main(argv=None) -> int:
             result = bench_train(device, quick, peak)
         elif part == "profile":
             result = bench_profile(device, quick)
+        elif part == "layouts":
+            result = bench_layouts(device, quick)
         elif part == "kernels":
             result = bench_kernels(quick)
         elif part == "sweep":
