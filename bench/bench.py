@@ -1,8 +1,9 @@
-"""Speed of shattering against a textbook PyTorch loop, measured in one process (issue 6).
+"""Speed of shattering against a textbook PyTorch loop and against itself, each comparison in one process (issues
+6 and 15).
 
-    python bench/bench.py                 # everything; writes bench/RESULTS.md (its "speed" section)
-    python bench/bench.py --quick         # fewer/lighter repeats (a smoke test of the script itself)
-    python bench/bench.py --only peak,train,sweep,eval
+    python bench/bench.py                 # everything; writes this machine's section of bench/RESULTS.md
+    python bench/bench.py --quick         # tiny sizes, one repeat: a smoke test of the script (prints only)
+    python bench/bench.py --only peak,train,profile,layouts,kernels,sweep,eval,eval-epoch,concurrent,sweep-workers
 
 What is measured (each figure the median of several repeats, the baseline in the same process):
 
@@ -11,9 +12,25 @@ What is measured (each figure the median of several repeats, the baseline in the
   loop (torch DataLoader over a TensorDataset, fp32, NCHW) against shattering's trainer step (data as one
   tensor, batches by index, bf16 autocast where native, channels_last); achieved GFLOP/s from the exact
   operation count of one training step (torch.utils.flop_counter) beside the measured peak.
-- ``sweep``: the Fig. 1b/1c label-corruption sweep of MLP 1x512 (6 levels) run one after another against
-  packed into one model.
-- ``eval``: seconds of whole-training-set evaluation per epoch as a share of the epoch.
+- ``profile``: where the small Inception's training step spends its time (torch.profiler, self CPU time of
+  the top operators and by kind of operator).
+- ``layouts``: the small Inception's training images/s in bf16 and fp32, channels_last and NCHW.
+- ``kernels``: the first layer of 6 packed MLP 1x512 runs on one shared batch (fwd + bwd, 128 x 784 -> 512 -> 10):
+  six separate ``mm`` (six runs), one batched ``bmm`` and one wide ``mm`` (B x D) @ (D x 6*512): the choice of
+  ``shattering.train.packed.shared_input_kernel``.
+- ``sweep``: the Fig. 1b/1c label-corruption sweep of MLP 1x512 (6 levels, one seed) run one after another
+  against packed into one model, on 10,000 Fashion-MNIST images (bf16 and fp32) and the bundled digits.
+- ``eval``: the share of evaluation in a whole run: the README's main job (``--until fit``) through
+  ``shattering.run``, its summary's eval_seconds / seconds.
+- ``eval-epoch``: seconds of whole-training-set evaluation per epoch as a share of the epoch, per model.
+- ``concurrent``: two README main jobs started together as two processes against one alone (each one's wall
+  time), and the two together with the cores split between them.
+- ``sweep-workers``: a 6-level x 3-seed MLP 1x512 digits sweep through ``shatter sweep`` as the CLI runs it
+  against the same configs with ``--pack 1``, one at a time (both as subprocesses).
+
+Every part records the CPU model, its bf16/AMX flags, torch version and the load average at its start and
+end, and is written to its own marked part of the machine's section of RESULTS.md (one section per kind of
+machine, keyed by a slug of the CPU model); other parts and machines are left as they are.
 """
 
 from __future__ import annotations
@@ -52,6 +69,18 @@ CLASSES = 10
 BATCH = 128
 
 
+CPU_FLAGS = ("avx512_bf16", "amx_bf16", "amx_tile")
+
+
+def cpu_flags() -> list[str]:
+    """Which of the bf16/AMX flags (:data:`CPU_FLAGS`) /proc/cpuinfo lists."""
+    try:
+        words = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return []
+    return [f for f in CPU_FLAGS if f in words]
+
+
 def machine() -> dict:
     model = platform.processor() or platform.machine()
     try:
@@ -62,10 +91,24 @@ def machine() -> dict:
         pass
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     info = {"cpu": model, "cores": os.cpu_count(), "threads": torch.get_num_threads(), "memory_gib": round(mem, 1),
-            "torch": torch.__version__, "python": platform.python_version(), "native_bf16": cpu_has_native_bf16()}
+            "torch": torch.__version__, "python": platform.python_version(), "native_bf16": cpu_has_native_bf16(),
+            "flags": cpu_flags()}
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
+
+
+def machine_slug(info: dict) -> str:
+    """The key of a kind of machine in RESULTS.md: its CPU model (and GPU), lower case, words joined by '-'
+    ("AMD EPYC" -> "amd-epyc"), without the (R)/(TM)/CPU/@ frequency noise of model names."""
+    name = re.sub(r"\((r|tm)\)|\bcpu\b|@.*$|\bprocessor\b", " ", info["cpu"].lower())
+    if info.get("gpu"):
+        name += " " + info["gpu"].lower()
+    return "-".join(re.findall(r"[a-z0-9]+", name)) or "unknown"
+
+
+def load_average() -> float:
+    return round(os.getloadavg()[0], 2)
 
 
 def median_time(fn, repeats: int, warmup: int = 1) -> float:
@@ -223,7 +266,7 @@ def bench_sweep(quick: bool) -> list[dict]:
 # --------------------------------------------------------------------------------------------------
 
 
-def bench_eval(device: torch.device, quick: bool) -> list[dict]:
+def bench_eval_epoch(device: torch.device, quick: bool) -> list[dict]:
     """Whole-training-set evaluation (eval mode, no autograd, large batches) as a share of the epoch: one
     training epoch, then the training set and a test set a fifth its size re-evaluated (shattering's
     `measure`)."""
@@ -244,10 +287,224 @@ def bench_eval(device: torch.device, quick: bool) -> list[dict]:
         rows.append({"model": model, "train_size": n, "test_size": n // 5, "train_s": train_s,
                      "eval_train_s": eval_train_s, "eval_test_s": eval_test_s, "epoch_s": epoch,
                      "share_train_eval": eval_train_s / epoch, "share_all_eval": (eval_train_s + eval_test_s) / epoch})
-        print(f"eval {model:<16} {n} images: training epoch {train_s:.2f} s, re-evaluating the training set "
+        print(f"eval-epoch {model:<16} {n} images: training epoch {train_s:.2f} s, re-evaluating the training set "
               f"{eval_train_s:.2f} s ({100 * rows[-1]['share_train_eval']:.1f}% of the epoch), test set "
               f"{eval_test_s:.2f} s", flush=True)
     return rows
+
+
+# --------------------------------------------------------------------------------------------------
+# where the Inception step's time goes
+# --------------------------------------------------------------------------------------------------
+
+OP_KINDS = (("convolution", ("conv",)), ("batch norm", ("batch_norm",)), ("matmul", ("mm", "linear", "matmul")),
+            ("copies and layout", ("copy", "contiguous", "clone", "_to_copy", "cat", "index", "empty", "fill")),
+            ("pooling", ("pool",)), ("activation", ("relu", "threshold")),
+            ("loss", ("cross_entropy", "log_softmax", "nll")))
+
+
+def op_kind(name: str) -> str:
+    low = name.lower()
+    return next((kind for kind, keys in OP_KINDS if any(k in low for k in keys)), "other (optimizer, elementwise)")
+
+
+def bench_profile(device: torch.device, quick: bool, top: int = 12) -> dict:
+    """torch.profiler over shattering's training epoch of the small Inception (CIFAR-shaped, batch 128): the
+    operators with the most self CPU time, and the total by kind of operator, as shares of the profiled time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    precision = resolve_precision("auto", device.type)
+    steps = 1 if quick else 4
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer, cfg = _trainer("inception-small", device, BATCH * steps, precision, tmp)
+        trainer._train_epoch(cfg.lr)  # warm-up: oneDNN picks and caches its kernels on the first calls
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+        t0 = time.perf_counter()
+        with profile(activities=activities) as prof:
+            trainer._train_epoch(cfg.lr)
+        wall = time.perf_counter() - t0
+    events = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
+    total = sum(e.self_cpu_time_total for e in events)
+    events.sort(key=lambda e: e.self_cpu_time_total, reverse=True)
+    ops = [{"op": e.key, "calls_per_step": e.count / steps, "ms_per_step": e.self_cpu_time_total / 1e3 / steps,
+            "share": e.self_cpu_time_total / total} for e in events[:top]]
+    kinds: dict[str, float] = {}
+    for e in events:
+        kinds[op_kind(e.key)] = kinds.get(op_kind(e.key), 0.0) + e.self_cpu_time_total / total
+    out = {"model": "inception-small", "precision": precision, "steps": steps, "step_ms": 1e3 * wall / steps,
+           "ops": ops, "kinds": dict(sorted(kinds.items(), key=lambda kv: -kv[1]))}
+    print(f"profile inception-small ({precision}): {out['step_ms']:.0f} ms per step under the profiler; "
+          + ", ".join(f"{k} {100 * v:.0f}%" for k, v in out["kinds"].items()), flush=True)
+    return out
+
+
+def bench_layouts(device: torch.device, quick: bool, model_name: str = "inception-small") -> list[dict]:
+    """Training images/s of the small Inception in bf16 and fp32, channels_last and NCHW: the same step as
+    shattering's (one tensor of images, batches by index, SGD with momentum), only precision and layout vary."""
+    steps, repeats = (2, 1) if quick else (6, 3)
+    n = BATCH * steps
+    g = torch.Generator().manual_seed(0)
+    x_all = torch.randn(n, *SHAPE, generator=g).to(device)
+    y_all = torch.randint(0, CLASSES, (n,), generator=g).to(device)
+    rows = []
+    for precision in ("bf16", "fp32"):
+        for layout, fmt in (("channels_last", torch.channels_last), ("NCHW", torch.contiguous_format)):
+            torch.manual_seed(0)
+            model = build_model(model_name, SHAPE, CLASSES).to(device, memory_format=fmt)
+            opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+            x = x_all.contiguous(memory_format=fmt)
+
+            def epoch(model=model, opt=opt, x=x, bf16=precision == "bf16"):
+                model.train()
+                for i in range(0, n, BATCH):
+                    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                        loss = F.cross_entropy(model(x[i:i + BATCH]).float(), y_all[i:i + BATCH])
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+
+            rows.append({"model": model_name, "precision": precision, "layout": layout,
+                         "img_s": n / median_time(epoch, repeats)})
+            print(f"layouts {model_name} {precision} {layout}: {rows[-1]['img_s']:.0f} img/s", flush=True)
+    return rows
+
+
+# --------------------------------------------------------------------------------------------------
+# the packed first layer on one shared batch: six mm, one bmm, one wide mm
+# --------------------------------------------------------------------------------------------------
+
+
+def bench_kernels(quick: bool, k: int = 6, batch: int = BATCH, d: int = 784, hidden: int = 512) -> list[dict]:
+    """One fwd + bwd of ``k`` MLP 1x512 runs on one shared batch (Fashion-MNIST-sized, 10 classes), three ways:
+    six separate runs' ``F.linear`` (what one after another computes), the batch repeated through ``baddbmm``
+    ("batched"), and the packed module's wide first layer (one (B, D) @ (D, k*512) product, "wide")."""
+    from shattering.train.packed import PackedMLP
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, d, generator=g)
+    members = [build_model("mlp-1x512", (1, 28, 28), CLASSES) for _ in range(k)]
+    packed = PackedMLP(members)
+    repeats = 5 if quick else 50
+    rows = []
+    for precision in ("bf16", "fp32"):
+        def step(fn, bf16=precision == "bf16"):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                out = fn()
+            out.float().sum().backward()
+
+        def separate():
+            return torch.stack([m(x) for m in members])
+
+        def batched():
+            return packed._layers(x.unsqueeze(0).expand(k, -1, -1), start=0)
+
+        def wide():
+            return packed._layers(packed._wide_first_layer(x), start=1)
+
+        row = {"precision": precision, "members": k, "batch": batch}
+        for name, fn in (("separate", separate), ("batched", batched), ("wide", wide)):
+            row[name] = 1e3 * median_time(lambda fn=fn: step(fn), repeats, warmup=3)
+        rows.append(row)
+        print(f"kernels {k} members, {batch} x {d} -> {hidden} -> {CLASSES}, {precision}: six mm "
+              f"{row['separate']:.2f} ms, batched {row['batched']:.2f} ms, wide {row['wide']:.2f} ms", flush=True)
+    return rows
+
+
+# --------------------------------------------------------------------------------------------------
+# subprocesses: the README main job, alone and two at once; a sweep through the CLI
+# --------------------------------------------------------------------------------------------------
+
+MAIN_JOB = ["--dataset", "digits", "--model", "mlp-1x512", "--corruption", "random-labels", "--until", "fit"]
+QUICK_JOB = ["--dataset", "digits", "--model", "mlp-1x512", "--corruption", "random-labels", "--until", "epochs",
+             "--epochs", "2"]
+
+
+def _shatter(args: list[str], threads: int | None = None) -> subprocess.Popen:
+    """``shatter ARGS`` as a child process of this interpreter (this checkout's package first on the path)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(shattering.__file__).resolve().parents[1]),
+                                         env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = str(threads)
+    return subprocess.Popen([sys.executable, "-m", "shattering", *args], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _wait(procs: list[subprocess.Popen], t0: float) -> list[float]:
+    """Each process's wall time from ``t0`` (all started at ``t0``); a failing one stops the bench."""
+    times = [0.0] * len(procs)
+    pending = dict(enumerate(procs))
+    while pending:
+        for i, proc in list(pending.items()):
+            if proc.poll() is not None:
+                times[i] = time.perf_counter() - t0
+                if proc.returncode != 0:
+                    raise RuntimeError(f"shatter {proc.args[3:]} failed: {proc.stderr.read()[-2000:]}")
+                del pending[i]
+        time.sleep(0.01)
+    return times
+
+
+def _jobs(n: int, job: list[str], threads: int | None = None) -> list[float]:
+    with tempfile.TemporaryDirectory() as out:
+        t0 = time.perf_counter()
+        return _wait([_shatter(["run", *job, "--quiet", "--out", str(Path(out) / str(i))], threads)
+                      for i in range(n)], t0)
+
+
+def bench_eval_run(quick: bool) -> dict:
+    """The README's main job through ``shattering.run``: evaluation's share of the whole run, read from its
+    summary (eval_seconds / seconds; how often a run evaluates is the trainer's business)."""
+    job = {"dataset": "digits", "model": "mlp-1x512", "corruption": "random-labels"}
+    job |= {"until": "epochs", "epochs": 2} if quick else {"until": "fit"}
+    with tempfile.TemporaryDirectory() as out:
+        t0 = time.perf_counter()
+        result = shattering.run(**job, out=out)
+        wall = time.perf_counter() - t0
+    s = result.summary
+    row = {"job": job, "status": s["status"], "epochs": s["epochs"], "wall_s": wall,
+           "seconds": s["seconds"], "train_seconds": s.get("train_seconds"), "eval_seconds": s["eval_seconds"],
+           "share": s["eval_seconds"] / s["seconds"] if s["seconds"] else float("nan")}
+    print(f"eval README main job: {row['status']}, {row['seconds']:.1f} s of training and evaluation, "
+          f"{row['eval_seconds']:.1f} s evaluating ({100 * row['share']:.1f}%)", flush=True)
+    return row
+
+
+def bench_concurrent(quick: bool) -> dict:
+    """Two README main jobs started together as two processes against one alone: each one's wall time
+    (process start, data and training), with each process's default threads and with the cores split."""
+    job = QUICK_JOB if quick else MAIN_JOB
+    cores = os.cpu_count() or 1
+    half = max(1, cores // 2)
+    row = {"job": "shatter run " + " ".join(job), "cores": cores, "half": half,
+           "alone_s": statistics.median(_jobs(1, job)[0] for _ in range(1 if quick else 3)),
+           "alone_half_s": _jobs(1, job, threads=half)[0],
+           "together_s": _jobs(2, job), "together_half_s": _jobs(2, job, threads=half)}
+    print(f"concurrent: alone {row['alone_s']:.1f} s ({half} threads: {row['alone_half_s']:.1f} s); two together "
+          f"{' and '.join(f'{t:.1f}' for t in row['together_s'])} s, {half} threads each "
+          f"{' and '.join(f'{t:.1f}' for t in row['together_half_s'])} s", flush=True)
+    return row
+
+
+def bench_sweep_workers(quick: bool) -> dict:
+    """6 corruption levels x 3 seeds of MLP 1x512 on digits (Fig. 1b/1c's grid, ``--scale smoke``) through
+    ``shatter sweep`` as the CLI runs it by default, against the same 18 configs with ``--pack 1`` (one run
+    at a time, in one process): both as subprocesses, wall time from start to exit."""
+    args = ["sweep", "fig1bc", "--scale", "smoke", "--models", "mlp-1x512", "--seeds", "3", "--quiet"]
+    if not quick:
+        args += ["--train-size", "1000", "--test-size", "300"]
+    row = {"command": "shatter " + " ".join(args)}
+    for label, extra in (("default", []), ("pack 1", ["--pack", "1"])):
+        times = []
+        for _ in range(1 if quick else 3):
+            with tempfile.TemporaryDirectory() as out:
+                t0 = time.perf_counter()
+                times += _wait([_shatter([*args, *extra, "--out", out])], t0)
+        row[label] = statistics.median(times)
+    row["speedup"] = row["pack 1"] / row["default"]
+    print(f"sweep-workers {row['command']}: {row['default']:.1f} s as the CLI runs it, {row['pack 1']:.1f} s with "
+          f"--pack 1, x{row['speedup']:.2f}", flush=True)
+    return row
 
 
 # --------------------------------------------------------------------------------------------------
@@ -255,80 +512,170 @@ def bench_eval(device: torch.device, quick: bool) -> list[dict]:
 # --------------------------------------------------------------------------------------------------
 
 
-def render(results: dict) -> str:
-    m = results["machine"]
-    lines = ["<!-- speed:start -->", "## Speed (bench/bench.py)", "",
-             f"Machine: {m['cpu']}, {m['cores']} cores ({m['threads']} torch threads), {m['memory_gib']} GiB; "
-             f"torch {m['torch']}, Python {m['python']}; native bf16: {m['native_bf16']}"
-             + (f"; GPU {m['gpu']}" if m.get("gpu") else "") + f". Measured {results['date']}; each figure the "
-             "median of several repeats, the baseline in the same process.", ""]
-    if "peak" in results:
-        p = results["peak"]
-        lines += [f"Matmul peak (torch.mm 4096x4096): fp32 {p['fp32']:.0f} GFLOP/s, bf16 {p['bf16']:.0f} GFLOP/s.", ""]
-    if "train" in results:
-        lines += ["### Training images/s (3x28x28 inputs, batch 128)", "",
+def measured_line(m: dict, load: tuple[float, float], date: str) -> str:
+    flags = ", ".join(m["flags"]) or "none of " + ", ".join(CPU_FLAGS)
+    return (f"Measured {date} on {m['cpu']}, {m['cores']} cores ({m['threads']} torch threads), {m['memory_gib']} "
+            f"GiB, CPU flags: {flags}; torch {m['torch']}, Python {m['python']}"
+            + (f"; GPU {m['gpu']}" if m.get("gpu") else "")
+            + f". Load average {load[0]} at the start, {load[1]} at the end; each figure the median of repeats.")
+
+
+def render_part(name: str, r, m: dict, load: tuple[float, float], date: str) -> list[str]:
+    """The Markdown of one part of the bench (its heading, how it was measured, its table)."""
+    lines = []
+    if name == "peak":
+        lines += ["### Matmul peak", "", measured_line(m, load, date), "",
+                  f"torch.mm 4096x4096: fp32 {r['fp32']:.0f} GFLOP/s, bf16 {r['bf16']:.0f} GFLOP/s."]
+    elif name == "train":
+        lines += ["### Training images/s (3x28x28 inputs, batch 128)", "", measured_line(m, load, date), "",
                   "| model | GFLOP/image | textbook loop (fp32, NCHW, DataLoader) | shattering | speed-up | "
                   "shattering GFLOP/s | share of peak |", "|---|---|---|---|---|---|---|"]
-        for r in results["train"]:
-            lines.append(f"| {r['model']} | {r['gflop_per_image']:.3f} | {r['textbook_img_s']:.0f} | "
-                         f"{r['ours_img_s']:.0f} ({r['precision']}) | {r['speedup']:.2f}x | {r['ours_gflops']:.0f} | "
-                         f"{100 * r['share_of_peak']:.0f}% |")
-        lines.append("")
-    if "sweep" in results:
+        for row in r:
+            lines.append(f"| {row['model']} | {row['gflop_per_image']:.3f} | {row['textbook_img_s']:.0f} | "
+                         f"{row['ours_img_s']:.0f} ({row['precision']}) | {row['speedup']:.2f}x | "
+                         f"{row['ours_gflops']:.0f} | {100 * row['share_of_peak']:.0f}% |")
+    elif name == "profile":
+        lines += [f"### Where the small Inception's training step goes ({r['precision']}, torch.profiler)", "",
+                  measured_line(m, load, date), "",
+                  f"{r['steps']} training steps of batch 128 (3x28x28) after a warm-up: {r['step_ms']:.0f} ms per step "
+                  "under the profiler. Self CPU time by kind of operator: "
+                  + ", ".join(f"{k} {100 * v:.1f}%" for k, v in r["kinds"].items()) + ".", "",
+                  "| operator | calls per step | self ms per step | share |", "|---|---|---|---|"]
+        for op in r["ops"]:
+            lines.append(f"| `{op['op']}` | {op['calls_per_step']:.0f} | {op['ms_per_step']:.1f} | "
+                         f"{100 * op['share']:.1f}% |")
+    elif name == "layouts":
+        lines += ["### Small Inception training images/s by precision and memory layout", "",
+                  measured_line(m, load, date), "", "| precision | channels_last | NCHW |", "|---|---|---|"]
+        for precision in ("bf16", "fp32"):
+            by = {row["layout"]: row["img_s"] for row in r if row["precision"] == precision}
+            lines.append(f"| {precision} | {by['channels_last']:.0f} | {by['NCHW']:.0f} |")
+    elif name == "kernels":
+        lines += ["### Packed first layer on one shared batch: six mm, one bmm, one wide mm", "",
+                  measured_line(m, load, date), "",
+                  "One fwd + bwd of 6 MLP 1x512 runs on one batch of 128 x 784 (-> 512 -> 10): six separate runs' "
+                  "products, the batch repeated through one `baddbmm` per layer (batched), and the first layer as "
+                  "one (128 x 784) @ (784 x 3072) product (wide; `shared_input_kernel`'s choice).", "",
+                  "| precision | six mm ms | batched ms | wide ms |", "|---|---|---|---|"]
+        for row in r:
+            lines.append(f"| {row['precision']} | {row['separate']:.2f} | {row['batched']:.2f} | {row['wide']:.2f} |")
+    elif name == "sweep":
         lines += ["### Fig. 1b/1c sweep of MLP 1x512, 6 corruption levels: one after another vs packed", "",
+                  measured_line(m, load, date), "",
+                  "One seed: the six runs see the same batches, so the pack takes the wide first layer.", "",
                   "| data | training images | epochs | precision | one after another s | packed s | speed-up |",
                   "|---|---|---|---|---|---|---|"]
-        for r in results["sweep"]:
-            lines.append(f"| {r['dataset']} | {r['train_size']} | {r['epochs']} | {r['precision']} | "
-                         f"{r['one after another']:.1f} | {r['packed']:.1f} | **{r['speedup']:.2f}x** |")
-        lines.append("")
-    if "eval" in results:
-        lines += ["### Evaluation share of an epoch (eval mode, no autograd, batches of 1024)", "",
+        for row in r:
+            lines.append(f"| {row['dataset']} | {row['train_size']} | {row['epochs']} | {row['precision']} | "
+                         f"{row['one after another']:.1f} | {row['packed']:.1f} | **{row['speedup']:.2f}x** |")
+    elif name == "eval":
+        lines += ["### Evaluation's share of a whole run (the README main job)", "", measured_line(m, load, date), "",
+                  f"`shattering.run({', '.join(f'{k}={v!r}' for k, v in r['job'].items())})`: {r['status']} after "
+                  f"{r['epochs']} epochs, {r['seconds']:.1f} s of training and evaluation ({r['wall_s']:.1f} s wall "
+                  f"with data and records), of which evaluation **{r['eval_seconds']:.1f} s ({100 * r['share']:.1f}%)**"
+                  " (the summary's eval_seconds / seconds)."]
+    elif name == "eval-epoch":
+        lines += ["### Evaluation share of an epoch (eval mode, no autograd)", "", measured_line(m, load, date), "",
                   "An epoch = one training pass + re-evaluating the whole training set + a test set a fifth its size.",
                   "", "| model | training images | training pass s | training-set evaluation s (share) | "
                   "test-set evaluation s | all evaluation share |", "|---|---|---|---|---|---|"]
-        for r in results["eval"]:
-            lines.append(f"| {r['model']} | {r['train_size']} | {r['train_s']:.2f} | {r['eval_train_s']:.2f} "
-                         f"({100 * r['share_train_eval']:.1f}%) | {r['eval_test_s']:.2f} | "
-                         f"{100 * r['share_all_eval']:.1f}% |")
-        lines.append("")
-    lines.append("<!-- speed:end -->")
-    return "\n".join(lines) + "\n"
+        for row in r:
+            lines.append(f"| {row['model']} | {row['train_size']} | {row['train_s']:.2f} | {row['eval_train_s']:.2f} "
+                         f"({100 * row['share_train_eval']:.1f}%) | {row['eval_test_s']:.2f} | "
+                         f"{100 * row['share_all_eval']:.1f}% |")
+    elif name == "concurrent":
+        lines += ["### Two README main jobs at once", "", measured_line(m, load, date), "",
+                  f"`{r['job']}`, each in its own process (wall time: start, data, training, records).", "",
+                  "| | wall s |", "|---|---|",
+                  f"| one alone | {r['alone_s']:.1f} |",
+                  f"| one alone, {r['half']} threads | {r['alone_half_s']:.1f} |",
+                  f"| two together, each | {' and '.join(f'{t:.1f}' for t in r['together_s'])} |",
+                  f"| two together, {r['half']} threads each | "
+                  f"{' and '.join(f'{t:.1f}' for t in r['together_half_s'])} |"]
+    elif name == "sweep-workers":
+        lines += ["### A 6-level x 3-seed MLP sweep through the CLI", "", measured_line(m, load, date), "",
+                  f"`{r['command']}` (18 runs) as the CLI runs it by default: **{r['default']:.1f} s**; the same "
+                  f"with `--pack 1` (one run at a time): {r['pack 1']:.1f} s; **{r['speedup']:.2f}x**. Wall time of "
+                  "the subprocess, start to exit."]
+    return lines
 
 
-def write_results(section: str, marker: str = "speed") -> None:
-    start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
-    if start in text and end in text:
-        text = text[: text.index(start)] + section.rstrip("\n") + text[text.index(end) + len(end):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    RESULTS.write_text(text if text.endswith("\n") else text + "\n")
+def _markers(key: str) -> tuple[str, str]:
+    return f"<!-- {key}:start -->", f"<!-- {key}:end -->"
+
+
+def write_part(text: str, slug: str, title: str, part: str, body: list[str]) -> str:
+    """``text`` (RESULTS.md) with part ``part`` of machine ``slug``'s section replaced by ``body`` (or added at the
+    end of that section; the section added at the end of the file, headed ``title``, when new)."""
+    m_start, m_end = _markers(f"speed-{slug}")
+    p_start, p_end = _markers(f"speed-{slug}-{part}")
+    block = "\n".join([p_start, *body, p_end])
+    if m_start not in text or m_end not in text:
+        text = text.rstrip("\n") + f"\n\n{m_start}\n## Speed on {title} (bench/bench.py)\n\n{m_end}\n"
+    if p_start in text and p_end in text:
+        return text[:text.index(p_start)] + block + text[text.index(p_end) + len(p_end):]
+    at = text.index(m_end)
+    return text[:at] + block + "\n\n" + text[at:]
+
+
+PARTS = ("peak", "train", "profile", "layouts", "kernels", "sweep", "eval", "eval-epoch", "concurrent", "sweep-workers")
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="few repeats, small sizes: checks the script")
-    parser.add_argument("--only", default="peak,train,sweep,eval")
+    parser.add_argument("--quick", action="store_true",
+                        help="one repeat, tiny sizes: checks the script (prints only unless --write)")
+    parser.add_argument("--only", default=",".join(PARTS), help="comma-separated parts: " + ", ".join(PARTS))
     parser.add_argument("--device", default="auto")
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
+    parser.add_argument("--write", action="store_true", help="write RESULTS.md even with --quick")
     args = parser.parse_args(argv)
+    parts = [p for p in args.only.split(",") if p]
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown:
+        parser.error(f"unknown part(s) {', '.join(unknown)} in --only; choose from {', '.join(PARTS)}")
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
-    parts = set(args.only.split(","))
-    results = {"machine": machine(), "date": time.strftime("%Y-%m-%d")}
-    print(json.dumps(results["machine"]), flush=True)
-    results["peak"] = matmul_peak(device, 3 if args.quick else 10)
-    print(f"peak fp32 {results['peak']['fp32']:.0f} GFLOP/s, bf16 {results['peak']['bf16']:.0f} GFLOP/s", flush=True)
-    if "train" in parts:
-        results["train"] = bench_train(device, args.quick, results["peak"])
-    if "sweep" in parts:
-        results["sweep"] = bench_sweep(args.quick)
-    if "eval" in parts:
-        results["eval"] = bench_eval(device, args.quick)
-    if not args.no_write:
-        write_results(render(results))
-        print(f"wrote {RESULTS}")
+    info, date = machine(), time.strftime("%Y-%m-%d")
+    slug = machine_slug(info)
+    print(json.dumps(info | {"slug": slug}), flush=True)
+    quick = args.quick
+    peak = None
+    measured: list[tuple[str, object, tuple[float, float]]] = []
+    for part in PARTS:
+        if part not in parts and not (part == "peak" and "train" in parts):
+            continue
+        before = load_average()
+        if part == "peak":
+            peak = result = matmul_peak(device, 3 if quick else 10)
+            print(f"peak fp32 {peak['fp32']:.0f} GFLOP/s, bf16 {peak['bf16']:.0f} GFLOP/s", flush=True)
+        elif part == "train":
+            result = bench_train(device, quick, peak)
+        elif part == "profile":
+            result = bench_profile(device, quick)
+        elif part == "layouts":
+            result = bench_layouts(device, quick)
+        elif part == "kernels":
+            result = bench_kernels(quick)
+        elif part == "sweep":
+            result = bench_sweep(quick)
+        elif part == "eval":
+            result = bench_eval_run(quick)
+        elif part == "eval-epoch":
+            result = bench_eval_epoch(device, quick)
+        elif part == "concurrent":
+            result = bench_concurrent(quick)
+        else:
+            result = bench_sweep_workers(quick)
+        measured.append((part, result, (before, load_average())))
+    if args.no_write or (quick and not args.write):
+        return 0
+    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+    title = info["cpu"] + (f" + {info['gpu']}" if info.get("gpu") else "")
+    for part, result, load in measured:
+        text = write_part(text, slug, title, part, render_part(part, result, info, load, date))
+    RESULTS.write_text(text if text.endswith("\n") else text + "\n")
+    print(f"wrote {RESULTS} (section speed-{slug})")
     return 0
 
 

@@ -10,12 +10,16 @@ import sys
 import time
 
 import pytest
+import torch
 
 from shattering.config import RunConfig
+from shattering.executors import packing
 from shattering.executors.packing import packed_groups
 from shattering.executors.sweep import run_sweep
+from shattering.models import build_model
 from shattering.runs import RunRecord, trainer_class
 from shattering.train.in_memory import InMemoryTrainer
+from shattering.train.packed import PackedMLP, train_pack
 from shattering.train.stream import StreamTrainer
 
 TIMING = {"seconds", "eval_seconds", "epoch_seconds"}
@@ -24,7 +28,7 @@ P_LEVELS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
 def _sweep(out, **kw) -> list[RunConfig]:
     base = {"dataset": "digits", "model": "mlp-1x512", "train_size": 300, "test_size": 100, "lr": 0.1,
-            "precision": "fp32", "device": "cpu", "corruption": "partial-labels", "out": str(out)} | kw
+            "precision": "fp32", "corruption": "partial-labels", "device": "cpu", "out": str(out)} | kw
     return [RunConfig(**base, p=p) for p in P_LEVELS]
 
 
@@ -53,15 +57,93 @@ def assert_same_runs(a, b):
             assert ra["step"] == rb["step"] and ra["loss"] == pytest.approx(rb["loss"], rel=1e-4, abs=1e-6)
 
 
-def test_packed_sweep_equals_separate_runs_bit_for_bit(tmp_path):
+@pytest.fixture
+def wide_steps(monkeypatch):
+    """Counts the pack's training steps (autograd on) and evaluation batches that took the wide first layer
+    (one shared batch), and the training steps that took the batched one (one batch per member)."""
+    calls = {"train": 0, "eval": 0, "batched train": 0}
+    wide, forward = PackedMLP._wide_first_layer, PackedMLP.forward
+
+    def counted_wide(self, x):
+        calls["train" if torch.is_grad_enabled() else "eval"] += 1
+        return wide(self, x)
+
+    def counted_forward(self, x):
+        calls["batched train"] += x.dim() == 3 and torch.is_grad_enabled()
+        return forward(self, x)
+
+    monkeypatch.setattr(PackedMLP, "_wide_first_layer", counted_wide)
+    monkeypatch.setattr(PackedMLP, "forward", counted_forward)
+    return calls
+
+
+def test_packed_sweep_equals_separate_runs_bit_for_bit(tmp_path, wide_steps):
+    """The six corruption levels of one seed see the same images in the same order, so the pack trains them
+    with the wide first layer ((B, D) @ (D, 6*512), one product): still the separate runs bit for bit in fp32
+    on this CPU (each output element is the same dot product over the same D inputs, and the weight gradient's
+    the same sum over the batch)."""
     separate = run_sweep(_sweep(tmp_path / "a"), progress=False, pack=1)
     packed = run_sweep(_sweep(tmp_path / "b"), progress=False)
+    assert wide_steps["train"] > 0 and wide_steps["eval"] > 0 and wide_steps["batched train"] == 0
     assert [o.summary.get("packed", {}).get("members") for o in packed] == [6] * 6
     assert all("packed" not in o.summary for o in separate)
     fit_epochs = {o.summary["fit_epoch"] for o in separate}
     # every run fits, at different epochs: members leave the pack one by one
     assert all(o.summary["status"] == "fit" for o in separate) and len(fit_epochs) > 1
     assert _records(separate) == _records(packed)  # at the paper's batch size, bit for bit on this CPU
+
+
+def test_a_pack_of_other_seeds_and_levels_equals_separate_runs(tmp_path, wide_steps):
+    """Members that differ in seed AND corruption level draw other batch orders: the pack takes the batched
+    path (one ``baddbmm`` per layer; evaluation, the same images for all, stays wide) and still equals the
+    separate runs in fp32 (bit for bit on this CPU; float rounding at most, in general, with equal fit
+    epochs). The check is per epoch: once the members still training share a seed, the wide path takes over."""
+    cfgs = [c.replace(seed=s) for c, s in zip(_sweep(tmp_path / "a"), (0, 1, 2, 0, 1, 2), strict=True)]
+    separate = run_sweep(cfgs, progress=False, pack=1)
+    packed = run_sweep([c.replace(out=str(tmp_path / "b")) for c in cfgs], progress=False)
+    assert [o.summary.get("packed", {}).get("members") for o in packed] == [6] * 6
+    # batched while seeds differ; wide only once the members left share one seed (or one is left)
+    assert wide_steps["batched train"] > wide_steps["train"] and wide_steps["eval"] > 0
+    assert_same_runs(separate, packed)
+    assert _records(separate) == _records(packed)
+
+
+def test_a_shared_batch_takes_either_kernel_to_the_same_numbers():
+    """The wide first layer and the batched one are one function: logits and gradients equal up to float32
+    rounding, for a pack of three and of one."""
+    torch.manual_seed(0)
+    for k in (3, 1):
+        members = [build_model("mlp-3x512", (1, 8, 8), 10) for _ in range(k)]
+        x = torch.randn(20, 64)
+        wide, batched = PackedMLP(members), PackedMLP(members)
+        out_wide = wide(x)
+        out_batched = batched(x.unsqueeze(0).expand(k, -1, -1))
+        assert out_wide.shape == (k, 20, 10)
+        torch.testing.assert_close(out_wide, out_batched)
+        out_wide.square().sum().backward()
+        out_batched.square().sum().backward()
+        for a, b in zip(list(wide.parameters()), list(batched.parameters()), strict=True):
+            torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-5)
+
+
+def test_members_of_a_pack_share_one_copy_of_the_images(tmp_path, monkeypatch):
+    """Each member keeps its own labels, but the training and test images are one tensor for the whole pack
+    (the same storage), not one copy per member."""
+    seen = []
+
+    def capture(members, progress=False):
+        seen.extend(members)
+        yield from train_pack(members, progress)
+
+    monkeypatch.setattr(packing, "train_pack", capture)
+    cfgs = _sweep(tmp_path, until="epochs", epochs=1)[:3]
+    assert all(o.ok for o in packing.run_packed_group(cfgs))
+    assert len(seen) == 3
+    for key in ("x_train", "x_test"):
+        assert len({m.tensors[key].data_ptr() for m in seen}) == 1, key
+    labels = {m.tensors["y_train"].data_ptr() for m in seen}
+    assert len(labels) == 3  # labels stay per member
+    assert not torch.equal(seen[0].tensors["y_train"], seen[2].tensors["y_train"])
 
 
 def test_grouping_rule():
@@ -117,7 +199,8 @@ def test_the_runs_layer_picks_the_trainer_by_where_the_data_live():
 def test_sigkill_a_packed_sweep_then_resume(tmp_path):
     script = (f"from shattering.config import RunConfig\nfrom shattering.executors.sweep import run_sweep\n"
               f"run_sweep([RunConfig(dataset='digits', model='mlp-1x512', corruption='partial-labels', p=p, "
-              f"batch_size=8, until='epochs', epochs=25, precision='fp32', device='cpu', out={str(tmp_path / 'b')!r}) "
+              f"batch_size=8, until='epochs', epochs=25, precision='fp32', device='cpu', "
+              f"out={str(tmp_path / 'b')!r}) "
               f"for p in {P_LEVELS!r}], progress=False)\n")
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120

@@ -108,7 +108,9 @@ def run_packed_group(configs: Sequence[RunConfig], keep_checkpoints: str = "last
             elif not (np.array_equal(x_ref[0], data.x_train) and np.array_equal(x_ref[1], data.x_test)):
                 alone.append(cfg)  # other images: cannot share the inputs of the pack
                 continue
-            member = open_member(cfg, data, record)
+            else:  # the same images: keep one copy for the whole pack (each member keeps its labels)
+                data.x_train, data.x_test = x_ref
+            member = open_member(cfg, data, record, images=members[0] if members else None)
             members.append(member)
             records[id(member)] = record
         by_epoch: dict[int, list[Member]] = {}

@@ -17,18 +17,22 @@ from .evaluate import measure
 from .trainer import Trainer
 
 
-def device_tensors(data: ImageData, device: torch.device, memory_format=torch.contiguous_format) -> dict:
-    """The arrays of ``data`` as tensors on ``device`` (images in ``memory_format``), as the loop uses them."""
+def device_tensors(data: ImageData, device: torch.device, memory_format=torch.contiguous_format,
+                   images: dict | None = None) -> dict:
+    """The arrays of ``data`` as tensors on ``device`` (images in ``memory_format``), as the loop uses them.
+    ``images``: tensors ``x_train`` and ``x_test`` already on ``device`` (equal to ``data``'s) to use instead of
+    another copy (the members of a pack share one)."""
 
     def ints(a):  # read-only numpy arrays are copied: torch tensors must be writable
         return torch.from_numpy(np.require(a, requirements=["C", "W"])).to(device)
 
-    def images(a):
+    def to_images(a):
         return ints(a).contiguous(memory_format=memory_format)
 
-    return {"x_train": images(data.x_train), "y_train": ints(data.y_train),
+    shared = images or {"x_train": to_images(data.x_train), "x_test": to_images(data.x_test)}
+    return {"x_train": shared["x_train"], "y_train": ints(data.y_train),
             "y_train_original": ints(data.y_train_original), "train_changed": ints(data.train_changed),
-            "x_test": images(data.x_test), "y_test": ints(data.y_test), "y_test_clean": ints(data.y_test_original)}
+            "x_test": shared["x_test"], "y_test": ints(data.y_test), "y_test_clean": ints(data.y_test_original)}
 
 
 class InMemoryTrainer(Trainer):

@@ -4,7 +4,10 @@ seeds of Section 2.1's experiments) trained together as one packed model, exactl
 Each member keeps everything a separate run has: its own initialization (from its seed), batch order (its own
 generator), labels, optimizer state and run record; the K weight matrices of a layer are stacked and applied
 with one batched matrix product (``baddbmm``), which keeps the cores busy where K small matrix products
-leave them idle. In fp32 a packed run produces the same metrics as the separate run: bit for bit at the
+leave them idle. Members that see the same images in the same order (one seed, several corruption levels:
+Fig. 1b/1c) differ only in labels, so their first layer is one wide product (B, D) @ (D, K*out), and so is
+evaluation (every member sees the same images); the pack holds one copy of the images for all members.
+In fp32 a packed run produces the same metrics as the separate run: bit for bit at the
 paper's batch size on the CPU tested (a batched product of one model can round differently from one of
 several for a few small batch sizes, so in general equal up to float rounding); a member computes the same
 numbers however many others share its pack, so a resumed pack equals an uninterrupted one. Its checkpoint is
@@ -39,6 +42,19 @@ from .progress import EpochProgress
 from .schedule import lr_at
 from .trainer import init_model, sgd
 
+SHARED_INPUT_KERNELS = ("wide", "batched")
+
+
+def shared_input_kernel(device: torch.device) -> str:
+    """How the first layer of a pack applies K members to one shared batch: ``"wide"``, one (B, D) @ (D, K*out)
+    matrix product, or ``"batched"``, the batch repeated K times through ``baddbmm``. Both compute the same
+    function (equal up to float rounding). The default is ``"wide"`` on every device: on the 2-core AMD EPYC
+    (avx512_bf16) one fwd+bwd of 6 members on 128 x 784 -> 512 -> 10 measured 22.0 ms wide vs 23.9 ms batched
+    in bf16, 11.8 vs 12.6 ms in fp32, and the wide path gathers each batch once instead of K times.
+    ``bench/bench.py --only kernels`` measures both on the machine at hand (a measured per-machine cache can
+    replace this default)."""
+    return "wide"
+
 
 class PackedMLP(nn.Module):
     """K MLPs of one architecture as one module: layer l holds weights (K, out, in) and biases (K, out)."""
@@ -52,10 +68,30 @@ class PackedMLP(nn.Module):
             nn.Parameter(torch.stack([ls[i].bias.detach() for ls in layers]).clone()) for i in range(len(layers[0])))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (K, B, D) flattened images, one batch per member; returns logits (K, B, classes)."""
+        """x: (K, B, D) flattened images, one batch per member, or (B, D) one batch every member sees (members
+        sharing a seed, and evaluation); returns logits (K, B, classes)."""
+        k = self.weights[0].shape[0]
+        if x.dim() == 2 and shared_input_kernel(x.device) == "wide":
+            return self._layers(self._wide_first_layer(x), start=1)
+        if x.dim() == 2:
+            x = x.unsqueeze(0).expand(k, -1, -1)
+        return self._layers(x, start=0)
+
+    def _wide_first_layer(self, x: torch.Tensor) -> torch.Tensor:
+        """The first layer of K members on one batch x (B, D) as ONE matrix product (B, D) @ (D, K*out): the
+        K weight matrices, stacked, are one wide matrix, and the backward's weight gradient is one product
+        too (x^T @ grad, (D, B) @ (B, K*out)). Returns the hidden layer (K, B, out), activated if not last."""
+        w, b = self.weights[0], self.biases[0]
+        k, out = w.shape[0], w.shape[1]
+        h = F.linear(x, w.reshape(k * out, -1), b.reshape(k * out)).view(x.shape[0], k, out).transpose(0, 1)
+        return torch.relu(h) if len(self.weights) > 1 else h
+
+    def _layers(self, x: torch.Tensor, start: int) -> torch.Tensor:
+        """Layers ``start`` on of every member, one batched product each: x (K, B, in) -> (K, B, out)."""
         alone = x.shape[0] == 1
         last = len(self.weights) - 1
-        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+        for i in range(start, last + 1):
+            w, b = self.weights[i], self.biases[i]
             if alone:
                 # A batch of one model takes another kernel than a batch of two or more, which rounds
                 # differently for some batch sizes: pad with a detached copy so that a member computes the same
@@ -98,9 +134,11 @@ def _packed_params(packed: PackedMLP) -> list[nn.Parameter]:
     return list(packed.weights) + list(packed.biases)
 
 
-def open_member(cfg: RunConfig, data: ImageData, record: Record) -> Member:
+def open_member(cfg: RunConfig, data: ImageData, record: Record, images: Member | None = None) -> Member:
     """A member of a pack, resumed from the newest intact checkpoint in ``record`` (or starting, its config
-    written)."""
+    written). ``images``: a member of the same pack whose training and test images (equal to ``data``'s, the
+    caller checks) this one shares: members keep their own labels but one copy of the images (at CIFAR size
+    about 470 MB a copy)."""
     device = resolve_device(cfg.device)
     book = RunBook(cfg, data, record)
     model = init_model(cfg, data).to(device)
@@ -113,7 +151,8 @@ def open_member(cfg: RunConfig, data: ImageData, record: Record) -> Member:
     else:
         restore_checkpoint(state, model, optimizer, generator)
         torch_rng = state["torch_rng"]
-    return Member(cfg, book, model, optimizer, generator, device_tensors(data, device), torch_rng)
+    shared = None if images is None else {key: images.tensors[key] for key in ("x_train", "x_test")}
+    return Member(cfg, book, model, optimizer, generator, device_tensors(data, device, images=shared), torch_rng)
 
 
 def train_pack(members: list[Member], progress: bool = False) -> Iterator[tuple[Member, dict, float]]:
@@ -197,11 +236,16 @@ def _stack_momentum(optimizer: torch.optim.SGD, params: list, members: list[Memb
 def train_epoch(packed: PackedMLP, optimizer: torch.optim.SGD, members: list[Member], x_train: torch.Tensor,
                 lr: float) -> tuple[list[list], list[bool]]:
     """One epoch of every member: each its own batch order and labels, one batched step for all; returns each
-    member's loss-log rows and whether it diverged."""
+    member's loss-log rows and whether it diverged. Members that share a seed (the corruption levels of one
+    seed in Fig. 1b/1c) draw the same order, so they see the same images in every batch and differ only in
+    labels: then the batch is gathered once and the first layer is one wide product
+    (:meth:`PackedMLP._wide_first_layer`); the check is made every epoch, so a pack of several seeds takes
+    the batched path."""
     cfg0 = members[0].cfg
     k, n = len(members), x_train.shape[0]
     device = x_train.device
     orders = torch.stack([torch.randperm(n, generator=m.generator) for m in members]).to(device)  # (K, N)
+    shared = bool((orders == orders[:1]).all())  # every member sees the same images in the same order
     labels = torch.stack([m.tensors["y_train"] for m in members])  # (K, N)
     rows: list[list] = [[] for _ in members]
     diverged = [False] * k
@@ -210,7 +254,7 @@ def train_epoch(packed: PackedMLP, optimizer: torch.optim.SGD, members: list[Mem
     packed.train()
     for start in range(0, n, cfg0.batch_size):
         idx = orders[:, start:start + cfg0.batch_size]  # (K, B)
-        xb = x_train[idx]  # (K, B, D)
+        xb = x_train[idx[0]] if shared else x_train[idx]  # (B, D) shared by every member, or (K, B, D)
         yb = labels.gather(1, idx)
         with autocast(device, cfg0.precision):
             logits = packed(xb)
@@ -243,7 +287,7 @@ def _predict(packed: PackedMLP, x: torch.Tensor, labels: torch.Tensor, cfg0: Run
     for start in range(0, x.shape[0], cfg0.eval_batch_size):
         xb = x[start:start + cfg0.eval_batch_size]
         with autocast(x.device, cfg0.precision):
-            logits = packed(xb.unsqueeze(0).expand(k, -1, -1)).float()  # (K, B, C)
+            logits = packed(xb).float()  # (K, B, C): one batch every member sees
         yb = labels[:, start:start + cfg0.eval_batch_size]
         losses.append(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), yb.reshape(-1),
                                       reduction="none").view(k, -1))
