@@ -102,3 +102,31 @@ def measures_of(cfg: RunConfig, model: nn.Module, data: LabelledSplits, x: torch
     finally:
         model.train(was_training)
     return result, time.perf_counter() - start
+
+
+def with_measures(summary: dict, cfg: RunConfig, model: nn.Module, data: LabelledSplits,
+                  x: torch.Tensor | None = None, y: torch.Tensor | None = None) -> dict:
+    """``summary`` with ``measures`` (:func:`measures_of`) and ``measures_seconds`` added. A run that diverged
+    has no measures (its weights are not finite), and a measure that fails never fails the finished run: its
+    summary then says ``measures_error`` instead."""
+    if summary.get("status") == "diverged":
+        return {**summary, "measures": None, "measures_seconds": 0.0,
+                "measures_error": "the run diverged: its weights are not finite"}
+    start = time.perf_counter()
+    try:
+        result, seconds = measures_of(cfg, model, data, x, y)
+    except Exception as exc:  # noqa: BLE001 -- a bug in a measure must not lose the run it measures
+        return {**summary, "measures": None, "measures_seconds": time.perf_counter() - start,
+                "measures_error": f"{type(exc).__name__}: {exc}"}
+    return {**summary, "measures": finite(result), "measures_seconds": seconds}
+
+
+def finite(result: dict) -> dict:
+    """``result`` with every non-finite number None and its reason under ``unavailable``."""
+    out, why = dict(result), dict(result.get("unavailable") or {})
+    for key, value in result.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            out[key] = None
+            why[key] = f"not a finite number ({value})"
+    out["unavailable"] = why
+    return out
