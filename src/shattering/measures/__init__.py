@@ -11,6 +11,7 @@ path norms, margins and PAC-Bayes flatness, after Neyshabur et al. 2015 and 2017
 """
 
 from .compute import MAX_EXAMPLES as MAX_EXAMPLES
+from .compute import MEASURE_KEYS as MEASURE_KEYS
 from .compute import compute_measures as compute_measures
 from .compute import measures_of as measures_of
 from .compute import with_measures as with_measures

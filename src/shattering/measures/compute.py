@@ -33,6 +33,8 @@ LAYER_KEYS = ("spectral_product", "log_spectral_product", "frobenius_sum", "log_
               "log_spectral_complexity")
 MARGIN_KEYS = ("margin_min", "margin_p10", "margin_median", "normalized_margin")
 FLATNESS_KEYS = ("pac_bayes_sigma", "pac_bayes_sigma_capped", "pac_bayes_bound_term")
+# Every measure a summary holds, in the order tables show them (``summary["measures"][name]``).
+MEASURE_KEYS = ("l2_norm", "distance_from_init", *LAYER_KEYS, "path_l2", *MARGIN_KEYS, *FLATNESS_KEYS)
 
 
 def measure_subset(n: int, limit: int = MAX_EXAMPLES) -> torch.Tensor:
