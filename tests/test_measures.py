@@ -156,7 +156,7 @@ def test_pac_bayes_sigma_is_the_edge_of_a_drop_of_a_tenth():
     assert got["accuracy"] == 1.0 and not got["pac_bayes_sigma_capped"] and 1e-5 < sigma < 10
 
     def drop(s):
-        return 1.0 - perturbed_accuracy(net, lambda m: accuracy(m, x, y), s, draws=3, seed=0)
+        return 1.0 - perturbed_accuracy(net, lambda m: accuracy(m, x, y), s, draws=2, seed=0)
 
     assert drop(sigma) <= 0.1 < drop(2 * sigma)
     assert accuracy(net, x, y) == 1.0  # the weights are restored
@@ -166,7 +166,7 @@ def test_every_run_summary_holds_its_measures_and_measure_run_recomputes_them(tm
     result = run(**TINY, out=str(tmp_path))
     measures = result.summary["measures"]
     assert set(MEASURE_KEYS) <= set(measures) and measures["unavailable"] == {}
-    assert measures["measures_on"] == {"examples": 200, "labels": "trained"}
+    assert measures["measures_on"] == {"examples": 200, "flatness_examples": 200, "labels": "trained"}
     assert all(measures[k] is not None for k in MEASURE_KEYS)
     assert result.summary["measures_seconds"] >= 0
     again = measure_run(result.run_dir)

@@ -6,7 +6,8 @@ The keys: ``l2_norm``, ``distance_from_init``, ``spectral_product``, ``log_spect
 ``log_frobenius_product``, ``log_spectral_complexity``, ``margin_min``, ``margin_p10``, ``margin_median``,
 ``normalized_margin``, ``path_l2``, ``pac_bayes_sigma``, ``pac_bayes_sigma_capped``, ``pac_bayes_bound_term``
 (each module's docstring gives its formula), plus ``measures_on`` (how many training examples the data-dependent
-ones used: a fixed, seeded subset of at most :data:`MAX_EXAMPLES`, with their trained labels) and ``unavailable``
+ones used, with the labels they were trained on: a fixed, seeded sample of at most :data:`MAX_EXAMPLES` for the
+margins, its first :data:`FLATNESS_EXAMPLES` for flatness) and ``unavailable``
 (measure -> why it is None, for a network it does not apply to). Never a made-up number: a measure that does
 not apply is None, with its reason.
 """
@@ -27,7 +28,8 @@ from .layers import Unmeasurable, weighted_layers
 from .margins import data_scale, logits, margin_summary, margins
 from .norms import distance_from_init, l2_norm, layer_norms, path_l2
 
-MAX_EXAMPLES = 2000  # training examples for margins and flatness: seconds, not minutes, at the end of a run
+MAX_EXAMPLES = 2000  # training examples for the margins: seconds, not minutes, at the end of a run
+FLATNESS_EXAMPLES = 500  # the first of those for flatness (20 passes over them)
 SUBSET_SEED = 0  # which examples: the first MAX_EXAMPLES of a permutation drawn with this seed
 LAYER_KEYS = ("spectral_product", "log_spectral_product", "frobenius_sum", "log_frobenius_product",
               "log_spectral_complexity")
@@ -38,18 +40,16 @@ MEASURE_KEYS = ("l2_norm", "distance_from_init", *LAYER_KEYS, "path_l2", *MARGIN
 
 
 def measure_subset(n: int, limit: int = MAX_EXAMPLES) -> torch.Tensor:
-    """The indices of the training examples the measures use: all ``n``, or the first ``limit`` of a seeded
-    permutation."""
-    if n <= limit:
-        return torch.arange(n)
-    return torch.randperm(n, generator=torch.Generator().manual_seed(SUBSET_SEED))[:limit].sort().values
+    """The indices of the training examples the measures use, in a seeded random order (so that the first
+    :data:`FLATNESS_EXAMPLES` of them are a random sample too): all ``n``, or ``limit`` of them."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(SUBSET_SEED))[:limit]
 
 
 def compute_measures(model: nn.Module, init: nn.Module, input_shape: tuple[int, ...],
-                     x: torch.Tensor | None, y: torch.Tensor | None) -> dict:
+                     x: torch.Tensor | None, y: torch.Tensor | None, batch_size: int = 500) -> dict:
     """The measures of ``model`` (trained) against ``init`` (the same network at initialization) with the
     training examples ``x`` and their labels ``y`` (None: the data-dependent measures are unavailable).
-    ``model`` is left in eval mode with its weights unchanged."""
+    ``batch_size``: examples per evaluation batch. ``model`` is left in eval mode with its weights unchanged."""
     model.eval()
     out: dict = {"l2_norm": l2_norm(model), "distance_from_init": distance_from_init(model, init)}
     why: dict[str, str] = {}
@@ -67,8 +67,9 @@ def compute_measures(model: nn.Module, init: nn.Module, input_shape: tuple[int, 
         why.update(dict.fromkeys(MARGIN_KEYS + FLATNESS_KEYS, "the training set is streamed from disk, not held"))
         out["measures_on"] = {"examples": 0}
     else:
-        out["measures_on"] = {"examples": len(x), "labels": "trained"}
-        out.update(margin_summary(margins(logits(model, x), y)))
+        flat_x, flat_y = x[:FLATNESS_EXAMPLES], y[:FLATNESS_EXAMPLES]
+        out["measures_on"] = {"examples": len(x), "flatness_examples": len(flat_x), "labels": "trained"}
+        out.update(margin_summary(margins(logits(model, x, batch_size), y)))
         log_ra = out.get("log_spectral_complexity")
         scale = data_scale(x)
         out["normalized_margin"] = (out["margin_p10"] / math.exp(log_ra) / scale
@@ -76,7 +77,7 @@ def compute_measures(model: nn.Module, init: nn.Module, input_shape: tuple[int, 
         if out["normalized_margin"] is None and "normalized_margin" not in why:
             why["normalized_margin"] = "the spectral complexity overflows a float"
         try:
-            flat = pac_bayes_sigma(model, x, y)
+            flat = pac_bayes_sigma(model, flat_x, flat_y, batch_size=batch_size)
             out["pac_bayes_sigma"] = flat["pac_bayes_sigma"]
             out["pac_bayes_sigma_capped"] = flat["pac_bayes_sigma_capped"]
             out["pac_bayes_bound_term"] = out["distance_from_init"] ** 2 / (4 * flat["pac_bayes_sigma"] ** 2)
@@ -98,9 +99,12 @@ def measures_of(cfg: RunConfig, model: nn.Module, data: LabelledSplits, x: torch
     if x is not None and y is not None:
         idx = measure_subset(len(x)).to(x.device)
         x, y = x[idx].to(device), y[idx].to(device)
+        if x.dim() == 4 and any(isinstance(m, nn.Conv2d) for m in model.modules()):
+            model = model.to(memory_format=torch.channels_last)  # as the trainer holds it: measured faster
+            x = x.contiguous(memory_format=torch.channels_last)
     was_training = model.training
     try:
-        result = compute_measures(model, init, tuple(data.shape), x, y)
+        result = compute_measures(model, init, tuple(data.shape), x, y, cfg.eval_batch_size or 500)
     finally:
         model.train(was_training)
     return result, time.perf_counter() - start
