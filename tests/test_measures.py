@@ -193,8 +193,13 @@ def test_a_run_without_checkpoint_cannot_be_measured_and_says_so_in_one_sentence
         measure_run(result.run_dir)
     assert main(["measures", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("shatter: error: The run in") and "\n" not in err
+    assert err.startswith("shatter measures: The run in") and "kept no checkpoint" in err and "\n" not in err
+    other = run(**TINY, seed=1, out=str(tmp_path))  # a folder of runs: the others are measured
+    assert main(["measures", str(tmp_path)]) == 2
+    captured = capsys.readouterr()
+    assert other.run_dir.name in captured.out and captured.err.count("\n") == 1
     assert main(["measures", str(tmp_path / "nothing")]) == 2
+    assert capsys.readouterr().err.startswith("shatter: error: ")
 
 
 def test_shatter_measures_writes_the_summary_and_prints_json(tmp_path, capsys):

@@ -13,7 +13,7 @@ import sys
 from ..files import json_text
 from ..formatting import MISSING
 from ..runs.measured import measure_runs
-from .common import json_flag
+from .common import EXIT_USAGE, json_flag, one_line
 
 # The columns of the table: (heading, measure key).
 SHOWN = (("l2", "l2_norm"), ("dist init", "distance_from_init"), ("log spec prod", "log_spectral_product"),
@@ -38,12 +38,18 @@ def register(sub) -> None:
 
 
 def _cmd_measures(args) -> int:
-    summaries = measure_runs(args.runs, device=args.device, write=args.write)
+    failed = []
+
+    def report(run_dir, exc) -> None:  # one sentence per run that cannot be measured; the others are
+        failed.append(run_dir)
+        print(f"shatter measures: {one_line(str(exc))}", file=sys.stderr)
+
+    summaries = measure_runs(args.runs, device=args.device, write=args.write, on_error=report)
     if args.json:
         sys.stdout.write(json_text(summaries) + "\n")
-        return 0
-    sys.stdout.write(render(summaries))
-    return 0
+    elif summaries:
+        sys.stdout.write(render(summaries))
+    return EXIT_USAGE if failed else 0
 
 
 def render(summaries: list[dict]) -> str:

@@ -7,12 +7,12 @@ before, and to measure again.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ..config import RunConfig
 from ..devices import resolve_device
-from ..errors import RecordError
+from ..errors import RecordError, ShatteringError
 from ..measures import with_measures
 from ..train.data import make_data
 from ..train.in_memory import device_tensors
@@ -62,8 +62,11 @@ def measure_run(run_dir: str | Path, *, device: str | None = None, write: bool =
     return summary
 
 
-def measure_runs(paths: Iterable[str | Path], *, device: str | None = None, write: bool = True) -> list[dict]:
-    """:func:`measure_run` for every run record under ``paths`` (run folders, or folders of runs)."""
+def measure_runs(paths: Iterable[str | Path], *, device: str | None = None, write: bool = True,
+                 on_error: Callable[[Path, ShatteringError], None] | None = None) -> list[dict]:
+    """:func:`measure_run` for every run record under ``paths`` (run folders, or folders of runs), in order.
+    A run that cannot be measured raises, or, given ``on_error``, is handed to it (its folder and the error)
+    and the others are measured."""
     out = []
     for path in paths:
         root = Path(path).expanduser()
@@ -72,5 +75,11 @@ def measure_runs(paths: Iterable[str | Path], *, device: str | None = None, writ
         dirs = find_record_dirs(root)
         if not dirs:
             raise RecordError(f"There is no run record under {root}; pass a run's folder or a folder of runs.")
-        out.extend(measure_run(d, device=device, write=write) for d in dirs)
+        for d in dirs:
+            try:
+                out.append(measure_run(d, device=device, write=write))
+            except ShatteringError as exc:
+                if on_error is None:
+                    raise
+                on_error(d, exc)
     return out
