@@ -214,3 +214,13 @@ def test_shatter_measures_writes_the_summary_and_prints_json(tmp_path, capsys):
     assert json.loads(summary_path.read_text())["measures"]["l2_norm"] == printed[0]["measures"]["l2_norm"]
     assert main(["measures", str(result.run_dir), "--no-write"]) == 0
     assert result.run_dir.name in capsys.readouterr().out
+
+
+def test_a_checkpoint_of_another_network_is_refused_in_one_sentence(tmp_path):
+    result = run(**TINY, out=str(tmp_path))
+    config_path = result.run_dir / "config.json"
+    written = json.loads(config_path.read_text())
+    written["config"]["model"] = "mlp-3x512"  # edited by hand: the checkpoint holds a 1x512 network
+    config_path.write_text(json.dumps(written))
+    with pytest.raises(RecordError, match=r"does not hold the network its config.json builds \(RuntimeError\)"):
+        measure_run(result.run_dir)

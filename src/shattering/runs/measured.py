@@ -49,7 +49,11 @@ def measure_run(run_dir: str | Path, *, device: str | None = None, write: bool =
     cfg = cfg.resolved()
     data = make_data(cfg, labels_dir=record.dir)
     model = init_model(cfg, data)
-    model.load_state_dict(state["model"])
+    try:
+        model.load_state_dict(state["model"])
+    except (KeyError, RuntimeError) as exc:  # a record edited by hand, or written by other code
+        raise RecordError(f"The checkpoint in {record.dir} does not hold the network its config.json builds "
+                          f"({type(exc).__name__}); run it again to measure it.") from None
     model = model.to(resolve_device(cfg.device))
     x = y = None
     if hasattr(data, "x_train"):
