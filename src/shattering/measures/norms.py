@@ -51,19 +51,24 @@ def trained_parameters(model: nn.Module) -> list[torch.Tensor]:
 
 
 def l2_norm(model: nn.Module) -> float:
-    """||w||_2 over the trained parameters (weights and biases)."""
+    """||w||_2 = sqrt(sum_j w_j^2) over the trained parameters, weights and biases (Jiang et al. 2020)."""
     return math.sqrt(sum(float(p.double().square().sum()) for p in trained_parameters(model)))
 
 
 def distance_from_init(model: nn.Module, init: nn.Module) -> float:
-    """||w - w0||_2 over the trained parameters; ``init`` is the same network at its initialization."""
+    """||w - w0||_2 over the trained parameters; ``init`` is the same network at its initialization
+    (Nagarajan and Kolter 2019; Jiang et al. 2020, "dist.l2")."""
     pairs = zip(trained_parameters(model), trained_parameters(init.to(next(model.parameters()).device)),
                 strict=True)
     return math.sqrt(sum(float((p.double() - q.double()).square().sum()) for p, q in pairs))
 
 
 def layer_norms(layers: list[Layer], iterations: int = 50) -> dict:
-    """The spectral, Frobenius and Bartlett measures of ``layers`` (see the module docstring)."""
+    """The measures of ``layers`` A_1..A_L: ``log_spectral_product`` = sum_i log ||A_i||_sigma (and its exp,
+    ``spectral_product``; Bartlett, Foster and Telgarsky 2017), ``frobenius_sum`` = sum_i ||A_i||_F^2 and
+    ``log_frobenius_product`` = sum_i log ||A_i||_F (Neyshabur, Tomioka and Srebro 2015), and
+    ``log_spectral_complexity`` = log R_A, R_A = prod_i ||A_i||_sigma * (sum_i (||A_i^T||_{2,1} /
+    ||A_i||_sigma)^(2/3))^(3/2) (Bartlett et al. 2017, reference matrices M_i = 0)."""
     spectral = [spectral_norm(layer, iterations) for layer in layers]
     frobenius = [float(layer.matrix().double().norm()) for layer in layers]
     two_one = [float(layer.matrix().double().norm(dim=1).sum()) for layer in layers]
@@ -95,7 +100,9 @@ def check_path_structure(model: nn.Module) -> None:
 
 
 def path_l2(model: nn.Module, input_shape: tuple[int, ...]) -> float:
-    """The path-l2 norm (see the module docstring) of ``model`` on inputs of ``input_shape``."""
+    """The path-l2 norm sqrt(sum over input-output paths p of prod_{edges e in p} w_e^2) of ``model`` on inputs
+    of ``input_shape`` (Neyshabur, Salakhutdinov and Srebro 2015): the sum of the outputs of the network with
+    squared weights, zero biases and batch norm as s^2, on an all-ones input (see the module docstring)."""
     check_path_structure(model)
     squared = copy.deepcopy(model).cpu().double().eval()
     with torch.no_grad():
