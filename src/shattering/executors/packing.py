@@ -19,6 +19,7 @@ import numpy as np
 from ..config import RunConfig
 from ..corruptions import LABEL_CORRUPTIONS
 from ..errors import RunLockedError, ShatteringError
+from ..measures import with_measures
 from ..models import model_info
 from ..runs import RunRecord
 from ..train.data import make_data, streamed
@@ -119,6 +120,9 @@ def run_packed_group(configs: Sequence[RunConfig], keep_checkpoints: str = "last
         for group in by_epoch.values():
             for member, summary, seconds in train_pack(group, progress):
                 record = records[id(member)]
+                # the member's own model holds its trained weights (saved for its checkpoint as the pack ended it)
+                summary = with_measures(summary, member.cfg, member.model, member.book.data,
+                                        member.tensors["x_train"], member.tensors["y_train"])
                 record.write_summary(summary)
                 record.prune_checkpoints(keep_checkpoints)
                 yield Outcome(member.cfg, record.dir, summary=summary, seconds=seconds)

@@ -4,7 +4,8 @@
   half-written is ever read back as a result.
 - :mod:`~shattering.runs.lifecycle`: :func:`run` opens the record, locks it, reuses or resumes it, trains,
   and writes the summary (``RunResult``); :mod:`~shattering.runs.provenance`: when and by which code a reused
-  record was made.
+  record was made; :mod:`~shattering.runs.measured`: the complexity measures of a finished run, from its
+  checkpoint (:func:`measure_run`).
 - :mod:`~shattering.runs.table`: every record under a folder as a table (:func:`load_runs`) and every run's
   per-epoch metrics in long form (:func:`load_curves`), read from the files alone.
 """
@@ -13,6 +14,8 @@ from .lifecycle import RunResult as RunResult
 from .lifecycle import as_config as as_config
 from .lifecycle import run as run
 from .lifecycle import trainer_class as trainer_class
+from .measured import measure_run as measure_run
+from .measured import measure_runs as measure_runs
 from .provenance import reuse_message as reuse_message
 from .record import CHECKPOINT_MAGIC as CHECKPOINT_MAGIC
 from .record import KEEP_CHECKPOINTS as KEEP_CHECKPOINTS

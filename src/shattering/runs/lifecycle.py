@@ -14,6 +14,7 @@ from ..config import RunConfig
 from ..data.dataset import ImageData
 from ..devices import resolve_device
 from ..errors import ConfigError
+from ..measures import with_measures
 from ..train import distributed
 from ..train.advice import advice_lines
 from ..train.data import make_data, streamed
@@ -137,7 +138,8 @@ def run(config: RunConfig | dict | None = None, /, *, progress: bool = False, da
 
 def _train(cfg: RunConfig, record: RunRecord, data: ImageData | None, progress: bool,
            dist: distributed.DistContext | None) -> dict:
-    """Load the data (unless given), train the run in ``record`` (locked) and return its summary."""
+    """Load the data (unless given), train the run in ``record`` (locked) and return its summary, with the
+    complexity measures of the trained network (:func:`shattering.measures.with_measures`)."""
     if data is None:
         data = distributed.share_data(dist, lambda: make_data(cfg, progress=progress, labels_dir=record.dir),
                                       streamed(cfg))
@@ -145,7 +147,12 @@ def _train(cfg: RunConfig, record: RunRecord, data: ImageData | None, progress: 
         torch.manual_seed(cfg.seed)  # dropout's draws; restored on resume, isolated from the caller's RNG
         trainer = trainer_class(cfg)(cfg, data, record, progress, dist)
         trainer.book.write_config()
-        return trainer.train()
+        summary = trainer.train()
+    if dist is not None and not dist.is_main:
+        return summary  # process 0 writes the summary, and measures the network for it
+    tensors = getattr(trainer, "tensors", None)  # held in memory (a streamed data set measures no examples)
+    x, y = (tensors["x_train"], tensors["y_train"]) if tensors is not None else (None, None)
+    return with_measures(summary, cfg, trainer.net, data, x, y)
 
 
 def forked_gpus(cfg: RunConfig, dist: distributed.DistContext | None) -> list[int]:

@@ -27,6 +27,7 @@ import numpy as np
 from ..config import RunConfig
 from ..errors import ConfigError, RecordError
 from ..files import json_text
+from ..measures import MEASURE_KEYS
 from ..validation import must_be
 from .record import RunRecord, moved_aside
 
@@ -43,14 +44,18 @@ RESULT_COLUMNS = (
     "n_train", "n_test", "label_noise", "test_label_noise", "corrupted_fraction", "data_fingerprint", "version",
     "torch_version", "ran_on", "finished_at", "message",
 )
-COLUMNS = CONFIG_COLUMNS + RESULT_COLUMNS
+# The complexity measures of the trained network (summary["measures"], shattering.measures), blank for a record
+# without them, and the seconds they took.
+MEASURE_COLUMNS = (*(f"measure_{name}" for name in MEASURE_KEYS), "measures_seconds")
+COLUMNS = CONFIG_COLUMNS + RESULT_COLUMNS + MEASURE_COLUMNS
 _INTS = ("epochs_trained", "steps", "fit_epoch", "fit_step", "train_errors", "n_train", "n_test", "epoch", "step")
 # The kind of value each column holds (int, float, bool or str): a column keeps its kind when every cell is blank.
 KINDS = {f.name: f.type.replace(" | None", "") for f in dataclasses.fields(RunConfig)} | {
     "fit": "bool", **dict.fromkeys(_INTS, "int"),
     **dict.fromkeys(("seconds", "fit_seconds", "train_loss", "test_loss", "label_noise", "test_label_noise",
                      "corrupted_fraction", "lr", "train_loss_clean", "train_loss_corrupted", "epoch_seconds",
-                     "eval_seconds", *ACCURACIES, *(f"best_{name}" for name in ACCURACIES)), "float")}
+                     "eval_seconds", *ACCURACIES, *(f"best_{name}" for name in ACCURACIES), *MEASURE_COLUMNS),
+                  "float"), "measure_pac_bayes_sigma_capped": "bool"}
 # The columns of load_curves that say which run a row is of, then the metrics in the order a row is written.
 CURVE_KEYS = ("run_id", "dataset", "model", "corruption", "p", "seed", "status")
 METRICS = ("epoch", "step", "lr", "train_loss", "train_acc", "train_errors", "train_acc_clean", "train_acc_corrupted",
@@ -177,6 +182,11 @@ def _row(d: Path, record: RunRecord, summary: dict | None, config: dict, metrics
     row |= {"data_fingerprint": _text(source.get("data_fingerprint")), "version": _text(versions.get("shattering")),
             "torch_version": _text(versions.get("torch")), "ran_on": _text(summary.get("device")) if finished else None,
             "finished_at": _text(summary.get("finished_at")) if finished else None}
+    measures = _dict(summary.get("measures")) if finished else {}
+    for name in MEASURE_KEYS:
+        value = measures.get(name)
+        row[f"measure_{name}"] = value if isinstance(value, bool) else _number(value)
+    row["measures_seconds"] = _number(summary.get("measures_seconds")) if finished else None
     if finished:
         row["message"] = _text(summary.get("message"))
     elif record.summary_path.exists():
