@@ -31,7 +31,9 @@ from ..data.catalogue import DATASETS, dataset_info
 from ..data.user_data import dataset_key
 from ..errors import ConfigError
 from ..validation import must_be
+from . import claims as paper_claims
 from . import table3
+from .claims import Claim
 
 SCALES = ("smoke", "quick", "paper")
 # What a scale's artefact may claim, in its title and heading: only the paper scale reproduces the paper.
@@ -53,6 +55,14 @@ class Preset:
     A computed preset (``compute`` set; ``rows`` and ``scales`` empty) trains nothing: ``compute(scale, dataset,
     out_dir)`` returns its rows (reusing those of an identical earlier request in ``out_dir``), which its
     renderer draws as a trained preset's outcomes are drawn.
+
+    ``claims``: the paper's claims the artefact tests, as :class:`~shattering.experiments.claims.Claim`\ s (an
+    id, the paper's words with its numbers, where it says so, and ``measure``: a function of the runs'
+    :class:`~shattering.experiments.claims.RunFacts`, or of a computed preset's rows, returning a verdict:
+    "holds", "does not hold at this scale" or "not measured (why)", with its numbers). A new artefact lists its
+    own; :func:`shattering.report.renderers.render` measures them after drawing and writes every verdict into the
+    artefact's Markdown (a "Claims of the paper" section), its JSON sidecar (``claims``) and so into the HTML
+    report. Nothing else is needed: a renderer does not see the claims.
     """
 
     name: str
@@ -67,6 +77,7 @@ class Preset:
     paper_dataset: str = PAPER_DATASET  # the data the paper ran this artefact on
     paper_model: str | None = None  # the paper's model where a scale may swap it (ImageNet presets)
     compute: Callable[[str, str | None, Path], list[dict]] | None = None  # a computed artefact's rows
+    claims: tuple[Claim, ...] = ()  # the paper's claims this artefact tests (experiments/claims.py)
 
     @property
     def computed(self) -> bool:
@@ -214,6 +225,7 @@ _register(Preset(
     name="fig1a", kind="figure", paper_ref="Section 2.1, Figure 1a",
     title="Fitting random labels and random pixels: training loss against steps (small Inception)",
     rows=_rows(*({"model": "inception-small", "corruption": c} for c in FIG1A_SETTINGS)),
+    claims=paper_claims.FIG1A_CLAIMS,
     scales={
         "smoke": _SMOKE,
         "quick": _FIG1_QUICK,
@@ -225,6 +237,7 @@ _register(Preset(
     name="fig1bc", kind="figure", paper_ref="Section 2.1, Figures 1b and 1c",
     title="Label corruption: time to fit relative to true labels (b) and test error at fit (c)",
     rows=_rows(*({"model": m, **_corruption_at(p)} for m in FIG1BC_MODELS for p in FIG1BC_P)),
+    claims=paper_claims.FIG1BC_CLAIMS,
     scales={
         "smoke": {**_SMOKE, "until": "fit", "epochs": 3},
         "quick": _FIG1_QUICK,
@@ -238,6 +251,7 @@ _register(Preset(
     name="fig2b", kind="figure", paper_ref="Section 3.1, Figure 2b",
     title="Implicit regularization: Inception with and without batch normalization, accuracy against steps",
     rows=_rows({"model": "inception-small"}, {"model": "inception-small-nobn"}),
+    claims=paper_claims.FIG2B_CLAIMS,
     scales={
         "smoke": _SMOKE,
         "quick": {"dataset": "fashion-mnist", "train_size": 2000, "test_size": 1000, "epochs": 25,
@@ -262,7 +276,7 @@ def _table1_rows() -> tuple[dict, ...]:
 _register(Preset(
     name="table1", kind="table", paper_ref="Section 3, Table 1",
     title="Training and test accuracy with and without random crop and weight decay, and random labels",
-    rows=_table1_rows(),
+    rows=_table1_rows(), claims=paper_claims.TABLE1_CLAIMS,
     scales={
         "smoke": _SMOKE,
         "quick": {"dataset": "fashion-mnist", "train_size": 500, "test_size": 1000, "epochs": 60, "until": "fit",
@@ -274,6 +288,7 @@ _register(Preset(
 _register(Preset(
     name="table4", kind="table", paper_ref="Appendix E, Table 4",
     title="Fitting random labels with explicit regularization (training accuracy)",
+    claims=paper_claims.TABLE4_CLAIMS,
     rows=_rows(
         *({"model": m, "corruption": "random-labels", "weight_decay": WEIGHT_DECAY}
           for m in ("inception-small", "alexnet-small", "mlp-3x512", "mlp-1x512")),
@@ -343,7 +358,7 @@ _register(Preset(
 _register(Preset(
     name="table3", kind="table", paper_ref="Section 5, Appendix D, Table 3",
     title="Kernel interpolation (Eq. 3): test error and norm, true and random labels",
-    rows=(), scales={}, paper_dataset="mnist", compute=table3.reproduce_rows,
+    rows=(), scales={}, paper_dataset="mnist", compute=table3.reproduce_rows, claims=paper_claims.TABLE3_CLAIMS,
     description="Computed from kernels (no training runs); rows on a substitute data set say so.",
 ))
 
