@@ -393,8 +393,9 @@ def _table4_alexnet(facts: Sequence[RunFacts]) -> Verdict:
     if not runs:
         return not_measured("needs the alexnet-small run on random labels with weight decay")
     fit = sum(f.fit for f in runs)
+    train = _mean([_final(f, "train_acc") for f in runs])
     return judged(fit == 0, f"alexnet-small, random labels, weight decay {runs[0].config.weight_decay:g}: "
-                  f"{fit}/{len(runs)} fit, final training accuracy {_pct(_mean([_final(f, 'train_acc') for f in runs]))}"
+                  f"{fit}/{len(runs)} fit, final training accuracy {_pct(train)}"
                   f" after {_mean([f.summary.get('epochs') for f in runs]):g} epochs", fit=fit, runs=len(runs))
 
 
@@ -429,7 +430,8 @@ def _fig2b_early_stopping(facts: Sequence[RunFacts]) -> Verdict:
     return judged(all(g <= EARLY_STOPPING_GAIN for g in gains.values()),
                   "; ".join(f"{m}: best test accuracy {_pct(b)}, final {_pct(t)} ({gains[m]:+.2f} points)"
                             for m, (b, t) in per.items())
-                  + f" (holds when early stopping would gain at most {EARLY_STOPPING_GAIN:g} point)", gains_points=gains)
+                  + f" (holds when early stopping would gain at most {EARLY_STOPPING_GAIN:g} point)",
+                  gains_points=gains)
 
 
 FIG2B_CLAIMS = (

@@ -56,7 +56,7 @@ class Preset:
     out_dir)`` returns its rows (reusing those of an identical earlier request in ``out_dir``), which its
     renderer draws as a trained preset's outcomes are drawn.
 
-    ``claims``: the paper's claims the artefact tests, as :class:`~shattering.experiments.claims.Claim`\ s (an
+    ``claims``: the paper's claims the artefact tests, as :class:`~shattering.experiments.claims.Claim` objects (an
     id, the paper's words with its numbers, where it says so, and ``measure``: a function of the runs'
     :class:`~shattering.experiments.claims.RunFacts`, or of a computed preset's rows, returning a verdict:
     "holds", "does not hold at this scale" or "not measured (why)", with its numbers). A new artefact lists its
