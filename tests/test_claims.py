@@ -203,3 +203,26 @@ def test_markdown_sidecar_and_report_state_the_claims(tmp_path, preset):
     again = render(PRESETS[preset], outcomes, art, NOTES)  # byte-stable: the section is not appended twice
     assert md == (art / f"{preset}.md").read_text() and md.count("## Claims of the paper") == 1
     assert sorted(paths) == sorted(again)
+
+
+# -- what the presets run and say ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("scale", ["quick", "paper"])
+def test_table1_true_label_rows_train_the_whole_budget_random_labels_stop_at_fit(scale):
+    configs = PRESETS["table1"].configs(scale)
+    true = [c for c in configs if c.corruption == "true-labels"]
+    rand = [c for c in configs if c.corruption == "random-labels"]
+    assert len(true) == 14 and len(rand) == 5
+    assert {c.until for c in true} == {"epochs"} and {c.until for c in rand} == {"fit"}
+
+
+def test_the_schedule_note_names_each_models_learning_rate_and_decay():
+    note = PRESETS["table1"].schedule_note("quick")
+    assert note.startswith("learning rate: 0.1 x0.95 per epoch for inception-small, inception-small-nobn; "
+                           "0.01 constant for alexnet-small, mlp-3x512, mlp-1x512 (the paper: 0.1")
+    assert note in PRESETS["table1"].notes("quick")
+    assert "0.01 x0.95 per epoch for alexnet-small" in PRESETS["table1"].schedule_note("paper")
+    assert "0.1 x0.999 per epoch for inception-small" in PRESETS["table4"].schedule_note("quick")
+    assert "0.5 constant for mlp-1x512" in PRESETS["fig1a"].schedule_note("quick", models=["mlp-1x512"], lr=0.5,
+                                                                          lr_decay=1.0)
+    assert "the paper gives no schedule for ImageNet" in PRESETS["table2"].schedule_note("quick")
