@@ -120,8 +120,8 @@ def train_pack(members: list[Member], progress: bool = False) -> Iterator[tuple[
     """Train ``members`` (all at the same epoch) together; yield ``(member, summary, seconds)`` as each one
     ends, before the next is booked: the caller writes the summary. A member's ``seconds`` (and its summary's,
     and ``fit_seconds``) are its share of the pack's time: each epoch's time divided by the members alive in it,
-    summed; the pack's wall time until the member ended is its summary's ``packed.pack_seconds``. ``progress``: show the pack's epochs
-    (:class:`~shattering.train.progress.EpochProgress`)."""
+    summed; the pack's wall time until the member ended is its summary's ``packed.pack_seconds``. ``progress``:
+    show the pack's epochs (:class:`~shattering.train.progress.EpochProgress`)."""
     cfg0 = members[0].cfg
     device = resolve_device(cfg0.device)
     for m in [m for m in members if m.book.done]:  # resumed after its last epoch (killed before its summary)
