@@ -203,6 +203,9 @@ def test_markdown_sidecar_and_report_state_the_claims(tmp_path, preset):
     again = render(PRESETS[preset], outcomes, art, NOTES)  # byte-stable: the section is not appended twice
     assert md == (art / f"{preset}.md").read_text() and md.count("## Claims of the paper") == 1
     assert sorted(paths) == sorted(again)
+    assert "the verdicts mean nothing" not in md
+    render(PRESETS[preset], outcomes, art, NOTES, scale="smoke")
+    assert "the verdicts mean nothing" in (art / f"{preset}.md").read_text()
 
 
 # -- what the presets run and say ------------------------------------------------------------------------------

@@ -55,5 +55,5 @@ def render(preset, outcomes: Sequence[Outcome], out_dir: str | Path, notes: Sequ
         raise ConfigError(f"No renderer for preset {preset.name!r}; renderers exist for "
                           f"{', '.join(RENDERERS)}.") from None
     paths = renderer(preset, list(outcomes), Path(out_dir), list(notes), scale=scale, provenance=provenance)
-    attach_claims(paths, measure_claims(preset, list(outcomes)))
+    attach_claims(paths, measure_claims(preset, list(outcomes)), scale)
     return paths
