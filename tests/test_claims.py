@@ -44,11 +44,13 @@ def verdict(claim_id: str, items) -> dict:
 
 
 def test_every_trained_and_computed_paper_preset_lists_claims():
-    for name in ("fig1a", "fig1bc", "fig2b", "table1", "table4", "table3"):
+    for name in ("fig1a", "fig1bc", "fig2b", "table1", "table4", "table3", "table2", "fig2a"):
         claims = PRESETS[name].claims
         assert claims and all(c.words and c.where and c.id for c in claims)
-    ids = [c.id for p in PRESETS.values() for c in p.claims]
-    assert len(ids) == len(set(ids))
+        assert len({c.id for c in claims}) == len(claims)
+    by_id = {}
+    for c in (c for p in PRESETS.values() for c in p.claims):
+        assert by_id.setdefault(c.id, c) is c  # one id, one claim (Table 2 and Figure 2a share theirs)
 
 
 # -- Figure 1a: read on the loss curve ---------------------------------------------------------------------
@@ -144,6 +146,28 @@ def test_fig2b_early_stopping():
     v = verdict("fig2b-early-stopping", [facts(test_acc=0.8, best=0.85)])
     assert v["verdict"] == cl.NOT_AT_SCALE and "+5.00 points" in v["text"]
     assert verdict("fig2b-early-stopping", [facts(status="failed")])["verdict"] == cl.NOT_MEASURED
+
+
+# -- Table 2 and Figure 2a ----------------------------------------------------------------------------------
+
+def _imagenet(test_acc, best, *, aug=False, dropout=0.0, wd=0.0, corruption="true-labels", train_acc=None):
+    cfg = RunConfig(dataset="digits", model="alexnet-small", corruption=corruption, random_crop=aug, dropout=dropout,
+                    weight_decay=wd)
+    return cl.RunFacts(cfg, {"status": "not-fit", "best_test_acc": best, "data": {"classes": 10},
+                             "final": {"test_acc": test_acc, "train_acc": 0.99 if train_acc is None else train_acc}})
+
+
+def test_table2_and_fig2a_claims():
+    runs = [_imagenet(0.7784, 0.78, aug=True, dropout=0.2, wd=4e-5), _imagenet(0.598, 0.6316),
+            _imagenet(0.6718, 0.7257, wd=4e-5), _imagenet(0.001, 0.002, corruption="random-labels", train_acc=0.952)]
+    for claim_id in ("table2-regularizers", "imagenet-early-stopping", "table2-random-labels"):
+        assert verdict(claim_id, runs)["verdict"] == cl.HOLDS, claim_id
+    assert "+3.36 points" in verdict("imagenet-early-stopping", runs)["text"]
+    flat = [_imagenet(0.5, 0.5), _imagenet(0.6, 0.6, aug=True, dropout=0.2, wd=4e-5),
+            _imagenet(0.001, 0.002, corruption="random-labels", train_acc=0.3)]
+    assert verdict("imagenet-early-stopping", flat)["verdict"] == cl.NOT_AT_SCALE
+    assert verdict("table2-random-labels", flat)["verdict"] == cl.NOT_AT_SCALE
+    assert verdict("table2-regularizers", flat[:1])["verdict"] == cl.NOT_MEASURED
 
 
 # -- Table 3, Section 5, Theorem 1 -------------------------------------------------------------------------

@@ -364,7 +364,7 @@ _register(Preset(
           "weight decay, and random labels (best test accuracy in parentheses)",
     rows=_rows(*(_imagenet_row(*r) for r in TABLE2_TRUE),
                *(_imagenet_row(*r, corruption="random-labels") for r in TABLE2_RANDOM)),
-    scales=_IMAGENET_SCALES, paper_dataset="imagenet", paper_model="inception-v3",
+    scales=_IMAGENET_SCALES, paper_dataset="imagenet", paper_model="inception-v3", claims=paper_claims.TABLE2_CLAIMS,
     description=f"Dropout {TABLE2_DROPOUT} and weight decay {TABLE2_WEIGHT_DECAY:g} where on: the TF Inception "
                 "V3 defaults [I]. The best test accuracy so far is recorded every epoch (early stopping's reach).",
 ))
@@ -374,7 +374,7 @@ _register(Preset(
     title="Implicit regularization on ImageNet: Inception V3's training and test accuracy against steps, with "
           "and without data augmentation, dropout and weight decay",
     rows=_rows(*(_imagenet_row(*r) for r in TABLE2_TRUE)),
-    scales=_IMAGENET_SCALES, paper_dataset="imagenet", paper_model="inception-v3",
+    scales=_IMAGENET_SCALES, paper_dataset="imagenet", paper_model="inception-v3", claims=paper_claims.FIG2A_CLAIMS,
 ))
 
 
