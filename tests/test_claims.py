@@ -253,3 +253,13 @@ def test_the_schedule_note_names_each_models_learning_rate_and_decay():
     assert "0.5 constant for mlp-1x512" in PRESETS["fig1a"].schedule_note("quick", models=["mlp-1x512"], lr=0.5,
                                                                           lr_decay=1.0)
     assert "the paper gives no schedule for ImageNet" in PRESETS["table2"].schedule_note("quick")
+
+
+def test_the_report_shows_theorem1s_verdict(tmp_path):
+    from shattering.report.theory_results import theory_html
+
+    result = {"n": 50, "d": 64, "corruption": "random-labels", "weights": {"theorem_1": 164},
+              "scalar": {"num_weights": 164, "max_error": 1e-6, "train_accuracy": 1.0}}
+    result["claims"] = [cl.THEOREM1_CLAIM.assess(result)]
+    page = theory_html(tmp_path, tmp_path / "expressivity.json", "expressivity", result)
+    assert "Claims of the paper" in page and "holds</span>" in page and "2n + d = 164" in page
