@@ -263,3 +263,13 @@ def test_the_report_shows_theorem1s_verdict(tmp_path):
     result["claims"] = [cl.THEOREM1_CLAIM.assess(result)]
     page = theory_html(tmp_path, tmp_path / "expressivity.json", "expressivity", result)
     assert "Claims of the paper" in page and "holds</span>" in page and "2n + d = 164" in page
+
+
+def test_shatter_presets_names_the_claims_each_tests(capsys):
+    from shattering.cli import main
+
+    assert main(["presets", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [c["id"] for c in rows["table4"]["claims"]] == ["table4-alexnet-wd", "table4-others-fit-with-wd"]
+    assert main(["presets"]) == 0
+    assert "claims it tests: fig1a-all-fit, fig1a-random-labels-slowest" in capsys.readouterr().out
