@@ -146,6 +146,19 @@ def test_members_of_a_pack_share_one_copy_of_the_images(tmp_path, monkeypatch):
     assert not torch.equal(seen[0].tensors["y_train"], seen[2].tensors["y_train"])
 
 
+def test_a_packed_member_records_its_share_of_the_packs_time(tmp_path):
+    cfgs = _sweep(tmp_path, until="epochs", epochs=3)[:3]
+    outcomes = run_sweep(cfgs, progress=False)
+    packs = [o.summary["packed"] for o in outcomes]
+    assert [p["members"] for p in packs] == [3, 3, 3]
+    for o in outcomes:  # three members alive every epoch: each books a third of each epoch
+        assert 0 < o.summary["seconds"] < o.summary["packed"]["pack_seconds"]
+        assert o.seconds == o.summary["seconds"]
+        assert RunRecord(o.run_dir).read_metrics()[-1]["seconds"] == pytest.approx(o.summary["seconds"])
+    # the shares add up to the pack's epochs, which its wall time (checkpoints included) covers
+    assert sum(o.summary["seconds"] for o in outcomes) <= max(p["pack_seconds"] for p in packs)
+
+
 def test_grouping_rule():
     cfgs = _sweep("x") + [RunConfig(dataset="digits", model="alexnet-small", corruption="random-labels", seed=s)
                           for s in range(2)]

@@ -107,6 +107,18 @@ def test_tables_show_the_papers_numbers_beside_ours_and_the_notes(reproduced):
     assert "train_acc_ours,train_acc_paper" in header
 
 
+def test_every_artefact_states_the_verdict_of_each_claim_it_tests(reproduced):
+    out, _ = reproduced
+    sidecars = {name: out / "artefacts" / name / f"{name}.json" for name in EXPECTED}
+    sidecars["table3"] = out / "artefacts" / "table3" / "table3.artefact.json"
+    for name, path in sidecars.items():
+        claims = json.loads(path.read_text())["claims"]
+        assert [c["id"] for c in claims] == [c.id for c in PRESETS[name].claims], name
+        md = path.with_name(f"{name}.md").read_text()
+        assert all(c["verdict"] in ("holds", "does not hold at this scale", "not measured") for c in claims)
+        assert all(f"**{c['verdict']}**: {c['words']}" in md and c["text"] in md for c in claims), name
+
+
 def test_runs_that_did_not_fit_are_marked(reproduced):
     out, _ = reproduced
     for preset in EXPECTED:

@@ -54,6 +54,7 @@ def test_expressivity_command(capsys):
     out = capsys.readouterr().out
     assert "2n + d = 464" in out and "nK + n + d = 2,264" in out
     assert "100.00% (class index), 100.00% (one-hot)" in out and "depth 3" in out
+    assert "Theorem 1:     holds: n = 200, d = 64: 464 weights (2n + d = 464)" in out
 
 
 def test_expressivity_command_json(capsys):

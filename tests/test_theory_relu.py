@@ -173,3 +173,5 @@ def test_expressivity_experiment_on_digits():
     assert r["label_noise"] > 0.5
     assert r["cond_1"] < r["midpoint"]["cond_1"]  # the offset choice beats midpoints
     assert r["solver_agreement"] < 1e-6
+    (claim,) = r["claims"]
+    assert claim["id"] == "theorem1" and claim["verdict"] == "holds" and "2n + d = 664" in claim["text"]

@@ -195,13 +195,17 @@ def register(sub) -> None:
 
 
 def _cmd_presets(args) -> int:
-    rows = {name: {"title": p.title, "paper": p.paper_ref, "runs": len(p.rows)} for name, p in PRESETS.items()}
+    rows = {name: {"title": p.title, "paper": p.paper_ref, "runs": len(p.rows),
+                   "claims": [{"id": c.id, "words": c.words, "where": c.where} for c in p.claims]}
+            for name, p in PRESETS.items()}
     if args.json:
         print(json_text(rows, sort_keys=False), end="")
         return 0
     for name, row in rows.items():
         runs = f"{row['runs']:>3} runs" if row["runs"] else "computed"
         print(f"{name:<8} {row['paper']:<32} {runs}  {row['title']}")
+        if row["claims"]:
+            print(f"{'':<8} claims it tests: {', '.join(c['id'] for c in row['claims'])}")
     print("groups: " + "; ".join(f"{g} = {' + '.join(members)}" for g, members in GROUPS.items()))
     return 0
 

@@ -138,6 +138,8 @@ def _cmd_expressivity(args) -> int:
               f"{dp['fixed_connections']:,} fixed +-1 connections, width {dp['widths'][0]}-{dp['widths'][1]}; "
               f"max error {sci(dp['max_error'])}, train acc {pct(dp['train_accuracy'])}, "
               f"test acc {pct(dp['test_accuracy'])}")
+    for claim in r.get("claims", []):
+        print(f"  Theorem 1:     {claim['verdict']}: {claim['text']}")
     print(f"  time:          {fit['seconds']:.2f} s to fit, {r['seconds']:.1f} s in all")
     return 0
 

@@ -29,6 +29,7 @@ from ..theory.relu_interpolation import (
     weight_counts,
 )
 from ..validation import check_int, check_probability, one_hot
+from .claims import THEOREM1_CLAIM
 from .sample import load_sample
 
 
@@ -109,5 +110,6 @@ def expressivity(dataset: str = "fashion-mnist", train_size: int = 5000, *, corr
         r.pop("outputs_train")
     out.update(results)
     out["depth"] = depth
+    out["claims"] = [THEOREM1_CLAIM.assess(out)]  # Theorem 1's verdict on this fit, with its numbers
     out["seconds"] = time.perf_counter() - start
     return out

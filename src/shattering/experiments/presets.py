@@ -31,7 +31,9 @@ from ..data.catalogue import DATASETS, dataset_info
 from ..data.user_data import dataset_key
 from ..errors import ConfigError
 from ..validation import must_be
+from . import claims as paper_claims
 from . import table3
+from .claims import Claim
 
 SCALES = ("smoke", "quick", "paper")
 # What a scale's artefact may claim, in its title and heading: only the paper scale reproduces the paper.
@@ -53,6 +55,14 @@ class Preset:
     A computed preset (``compute`` set; ``rows`` and ``scales`` empty) trains nothing: ``compute(scale, dataset,
     out_dir)`` returns its rows (reusing those of an identical earlier request in ``out_dir``), which its
     renderer draws as a trained preset's outcomes are drawn.
+
+    ``claims``: the paper's claims the artefact tests, as :class:`~shattering.experiments.claims.Claim` objects (an
+    id, the paper's words with its numbers, where it says so, and ``measure``: a function of the runs'
+    :class:`~shattering.experiments.claims.RunFacts`, or of a computed preset's rows, returning a verdict:
+    "holds", "does not hold at this scale" or "not measured (why)", with its numbers). A new artefact lists its
+    own; :func:`shattering.report.renderers.render` measures them after drawing and writes every verdict into the
+    artefact's Markdown (a "Claims of the paper" section), its JSON sidecar (``claims``) and so into the HTML
+    report. Nothing else is needed: a renderer does not see the claims.
     """
 
     name: str
@@ -67,6 +77,7 @@ class Preset:
     paper_dataset: str = PAPER_DATASET  # the data the paper ran this artefact on
     paper_model: str | None = None  # the paper's model where a scale may swap it (ImageNet presets)
     compute: Callable[[str, str | None, Path], list[dict]] | None = None  # a computed artefact's rows
+    claims: tuple[Claim, ...] = ()  # the paper's claims this artefact tests (experiments/claims.py)
 
     @property
     def computed(self) -> bool:
@@ -159,6 +170,7 @@ class Preset:
             notes.append(f"{shared['train_size']} training images{extra} (the paper: {paper.n_train:,})")
         if shared.get("test_size"):
             notes.append(f"{shared['test_size']} test images (the paper: {paper.n_test:,})")
+        notes.append(self.schedule_note(scale, dataset, base=base, models=models, **overrides))
         noted = ("note", "dataset", "train_size", "test_size")  # the lines above say these
         changed = ", ".join(f"{key.replace('_', '-')} {shared[key]}" for key in settings
                             if key not in noted and shared[key] != settings[key])
@@ -168,6 +180,25 @@ class Preset:
         elif changed:
             notes.append(f"changed from the paper's setting: {changed}")
         return notes
+
+
+    def schedule_note(self, scale: str, dataset: str | None = None, *, base: RunConfig | None = None,
+                      models: Sequence | None = None, **overrides) -> str:
+        """Each model's learning-rate schedule in this run of the preset (models sharing one are named together),
+        beside the paper's (Section 2.1: lr 0.1 for the small Inception, 0.01 for AlexNet and the MLPs, x0.95 per
+        epoch): ``learning rate: 0.1 x0.95 per epoch for inception-small; 0.01 constant for mlp-1x512 (...)``."""
+        groups: dict[tuple[float, float], list[str]] = {}
+        for cfg in self.configs(scale, dataset=dataset, base=base, models=models, **overrides):
+            resolved = cfg.resolved()
+            names = groups.setdefault((resolved.lr, resolved.lr_decay), [])
+            if resolved.model not in names:
+                names.append(resolved.model)
+        parts = [f"{lr:g} {'constant' if decay == 1 else f'x{decay:g} per epoch'} for {', '.join(names)}"
+                 for (lr, decay), names in groups.items()]
+        paper = ("the paper: 0.1 for the small Inception, 0.01 for AlexNet and the MLPs, x0.95 per epoch on CIFAR-10"
+                 if self.paper_dataset == PAPER_DATASET else
+                 f"the paper gives no schedule for {DATASETS[self.paper_dataset].title}")
+        return "learning rate: " + "; ".join(parts) + f" ({paper})"
 
 
 def _under(base: RunConfig | None) -> dict:
@@ -214,6 +245,7 @@ _register(Preset(
     name="fig1a", kind="figure", paper_ref="Section 2.1, Figure 1a",
     title="Fitting random labels and random pixels: training loss against steps (small Inception)",
     rows=_rows(*({"model": "inception-small", "corruption": c} for c in FIG1A_SETTINGS)),
+    claims=paper_claims.FIG1A_CLAIMS,
     scales={
         "smoke": _SMOKE,
         "quick": _FIG1_QUICK,
@@ -225,6 +257,7 @@ _register(Preset(
     name="fig1bc", kind="figure", paper_ref="Section 2.1, Figures 1b and 1c",
     title="Label corruption: time to fit relative to true labels (b) and test error at fit (c)",
     rows=_rows(*({"model": m, **_corruption_at(p)} for m in FIG1BC_MODELS for p in FIG1BC_P)),
+    claims=paper_claims.FIG1BC_CLAIMS,
     scales={
         "smoke": {**_SMOKE, "until": "fit", "epochs": 3},
         "quick": _FIG1_QUICK,
@@ -238,6 +271,7 @@ _register(Preset(
     name="fig2b", kind="figure", paper_ref="Section 3.1, Figure 2b",
     title="Implicit regularization: Inception with and without batch normalization, accuracy against steps",
     rows=_rows({"model": "inception-small"}, {"model": "inception-small-nobn"}),
+    claims=paper_claims.FIG2B_CLAIMS,
     scales={
         "smoke": _SMOKE,
         "quick": {"dataset": "fashion-mnist", "train_size": 2000, "test_size": 1000, "epochs": 25,
@@ -249,12 +283,16 @@ _register(Preset(
 
 
 def _table1_rows() -> tuple[dict, ...]:
+    """Table 1's grid. True-label rows train for the whole budget (``until="epochs"``): the paper reports their
+    accuracy after its schedule, and the summary still records the epoch they first fit (``fit_epoch``);
+    random-label rows stop at fit (``until`` of the scale), as the paper trains random labels to fit."""
     rows = []
     for model, crops in (("inception-small", (True, False)), ("inception-small-nobn", (False,)),
                          ("alexnet-small", (True, False)), ("mlp-3x512", (False,)), ("mlp-1x512", (False,))):
         for crop in crops:
             for wd in (True, False):
-                rows.append({"model": model, "random_crop": crop, "weight_decay": WEIGHT_DECAY if wd else 0.0})
+                rows.append({"model": model, "random_crop": crop, "weight_decay": WEIGHT_DECAY if wd else 0.0,
+                             "until": "epochs"})
         rows.append({"model": model, "corruption": "random-labels"})
     return tuple(rows)
 
@@ -262,18 +300,20 @@ def _table1_rows() -> tuple[dict, ...]:
 _register(Preset(
     name="table1", kind="table", paper_ref="Section 3, Table 1",
     title="Training and test accuracy with and without random crop and weight decay, and random labels",
-    rows=_table1_rows(),
+    rows=_table1_rows(), claims=paper_claims.TABLE1_CLAIMS,
     scales={
         "smoke": _SMOKE,
         "quick": {"dataset": "fashion-mnist", "train_size": 500, "test_size": 1000, "epochs": 60, "until": "fit",
-                  "note": "500 Fashion-MNIST images, constant learning rate, stop at 100% or 60 epochs"},
-        "paper": {"dataset": "cifar10", "epochs": 150, "until": "fit", "lr_decay": 0.95, "note": "the paper's setting"},
+                  "note": "500 Fashion-MNIST images, 60 epochs (random labels: stop at 100%)"},
+        "paper": {"dataset": "cifar10", "epochs": 150, "until": "fit", "lr_decay": 0.95,
+                  "note": "the paper's setting (true labels: the whole 150 epochs; random labels: stop at 100%)"},
     },
 ))
 
 _register(Preset(
     name="table4", kind="table", paper_ref="Appendix E, Table 4",
     title="Fitting random labels with explicit regularization (training accuracy)",
+    claims=paper_claims.TABLE4_CLAIMS,
     rows=_rows(
         *({"model": m, "corruption": "random-labels", "weight_decay": WEIGHT_DECAY}
           for m in ("inception-small", "alexnet-small", "mlp-3x512", "mlp-1x512")),
@@ -324,7 +364,7 @@ _register(Preset(
           "weight decay, and random labels (best test accuracy in parentheses)",
     rows=_rows(*(_imagenet_row(*r) for r in TABLE2_TRUE),
                *(_imagenet_row(*r, corruption="random-labels") for r in TABLE2_RANDOM)),
-    scales=_IMAGENET_SCALES, paper_dataset="imagenet", paper_model="inception-v3",
+    scales=_IMAGENET_SCALES, paper_dataset="imagenet", paper_model="inception-v3", claims=paper_claims.TABLE2_CLAIMS,
     description=f"Dropout {TABLE2_DROPOUT} and weight decay {TABLE2_WEIGHT_DECAY:g} where on: the TF Inception "
                 "V3 defaults [I]. The best test accuracy so far is recorded every epoch (early stopping's reach).",
 ))
@@ -334,7 +374,7 @@ _register(Preset(
     title="Implicit regularization on ImageNet: Inception V3's training and test accuracy against steps, with "
           "and without data augmentation, dropout and weight decay",
     rows=_rows(*(_imagenet_row(*r) for r in TABLE2_TRUE)),
-    scales=_IMAGENET_SCALES, paper_dataset="imagenet", paper_model="inception-v3",
+    scales=_IMAGENET_SCALES, paper_dataset="imagenet", paper_model="inception-v3", claims=paper_claims.FIG2A_CLAIMS,
 ))
 
 
@@ -343,7 +383,7 @@ _register(Preset(
 _register(Preset(
     name="table3", kind="table", paper_ref="Section 5, Appendix D, Table 3",
     title="Kernel interpolation (Eq. 3): test error and norm, true and random labels",
-    rows=(), scales={}, paper_dataset="mnist", compute=table3.reproduce_rows,
+    rows=(), scales={}, paper_dataset="mnist", compute=table3.reproduce_rows, claims=paper_claims.TABLE3_CLAIMS,
     description="Computed from kernels (no training runs); rows on a substitute data set say so.",
 ))
 

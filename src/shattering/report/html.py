@@ -199,6 +199,9 @@ def _clean_sidecar(data: dict) -> dict:
     out["notes"], out["files"], out["code_versions"], out["caption"] = (
         texts(data.get(k)) for k in ("notes", "files", "code_versions", "caption"))
     out["scale"], out["claim"] = text(data.get("scale")) or None, text(data.get("claim"))
+    claims = data.get("claims") if isinstance(data.get("claims"), list) else []
+    out["claims"] = [{k: text(c.get(k)) for k in ("id", "words", "where", "verdict", "text")}
+                     for c in claims if isinstance(c, dict)]
     table = _dict(data.get("table"))
     columns, rows = table.get("columns"), table.get("rows")
     out["table"] = ({"columns": [str(c) for c in columns], "rows": [r for r in rows if isinstance(r, list)]}
@@ -242,6 +245,11 @@ def _artefact_html(root: Path, path: Path, data: dict, known_runs: set[str]) -> 
     if claim:
         smoke = data.get("scale") == "smoke"
         parts.append(f'<p class="claim{" smoke" if smoke else ""}">{escape(claim)}</p>')
+    claims = data.get("claims") or []
+    if claims:
+        parts.append('<div class="claims"><strong>Claims of the paper:</strong><ul>' + "".join(
+            f'<li><span class="verdict">{escape(c["verdict"])}</span>: {escape(c["words"])} '
+            f'({escape(c["where"])})<br>measured: {escape(c["text"])}</li>' for c in claims) + "</ul></div>")
     notes = data.get("notes") or []
     if notes:
         parts.append('<div class="notes"><strong>Where this differs from the paper:</strong><ul>'
@@ -355,6 +363,9 @@ h1{font-size:1.5em;margin-bottom:.2em}h2{font-size:1.2em;margin-top:1.6em;border
 .ref,.files{color:#555;font-size:.9em}
 .notes{background:#fff8e1;border-left:4px solid #f0b400;padding:.4em .9em;margin:.6em 0;font-size:.92em}
 .notes ul{margin:.3em 0;padding-left:1.3em}
+.claims{background:#eef6ff;border-left:4px solid #3b7dd8;padding:.4em .9em;margin:.6em 0;font-size:.92em}
+.claims ul{margin:.3em 0;padding-left:1.3em}
+.verdict{font-weight:600}
 figure{margin:.8em 0}figure img{max-width:100%;height:auto;border:1px solid #eee}
 figcaption{color:#777;font-size:.8em}
 table{border-collapse:collapse;font-size:.82em;margin:.5em 0}

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..executors.outcome import Outcome
+from .claims import attach_claims, measure_claims
 from .figures import render_fig1a as render_fig1a
 from .figures import render_fig1bc as render_fig1bc
 from .figures import render_fig2b as render_fig2b
@@ -46,10 +47,13 @@ def render(preset, outcomes: Sequence[Outcome], out_dir: str | Path, notes: Sequ
 
     ``scale`` (``smoke``, ``quick``, ``paper``) says what the artefact may claim in its title and heading (only
     ``paper`` says "reproduced"); ``provenance=True`` draws a figure's caption into its image too (it is always
-    in the sidecar, the Markdown and the HTML page)."""
+    in the sidecar, the Markdown and the HTML page). The preset's claims of the paper are then measured on the
+    outcomes (or a computed preset's rows) and their verdicts written into the Markdown and the sidecar."""
     try:
         renderer = RENDERERS[preset.name]
     except KeyError:
         raise ConfigError(f"No renderer for preset {preset.name!r}; renderers exist for "
                           f"{', '.join(RENDERERS)}.") from None
-    return renderer(preset, list(outcomes), Path(out_dir), list(notes), scale=scale, provenance=provenance)
+    paths = renderer(preset, list(outcomes), Path(out_dir), list(notes), scale=scale, provenance=provenance)
+    attach_claims(paths, measure_claims(preset, list(outcomes)), scale)
+    return paths

@@ -39,7 +39,15 @@ def find_theory_results(root: Path) -> list[tuple[Path, str, dict]]:
 def theory_html(root: Path, path: Path, command: str, result: dict) -> str:
     """One section: the result's scalar fields as a table, its longer fields folded."""
     scalars, folded = [], []
+    listed = result.get("claims")
+    claims = [c for c in listed if isinstance(c, dict)] if isinstance(listed, list) else []
+    verdicts = ('<div class="claims"><strong>Claims of the paper:</strong><ul>' + "".join(
+        f'<li><span class="verdict">{escape(str(c.get("verdict", "")))}</span>: {escape(str(c.get("words", "")))} '
+        f'({escape(str(c.get("where", "")))})<br>measured: {escape(str(c.get("text", "")))}</li>' for c in claims)
+        + "</ul></div>") if claims else ""
     for key, value in result.items():
+        if key == "claims" and claims:
+            continue
         if value is None or isinstance(value, (str, int, float, bool)):
             scalars.append(f"<tr><th>{escape(str(key))}</th><td>{escape(_scalar(value))}</td></tr>")
         else:
@@ -51,7 +59,8 @@ def theory_html(root: Path, path: Path, command: str, result: dict) -> str:
     anchor = f"theory-{escape(command)}-{len(path.parts)}-{escape(path.parent.name)}"
     return (f'<section class="artefact" id="{anchor}"><h2>Theory: <code>shatter {escape(command)}</code></h2>'
             f'<p class="ref">{escape(THEORY_RESULTS[command])} &middot; {escape(path.relative_to(root).as_posix())}'
-            f'</p><table class="result kv"><tbody>{"".join(scalars)}</tbody></table>{"".join(folded)}</section>')
+            f'</p>{verdicts}<table class="result kv"><tbody>{"".join(scalars)}</tbody></table>{"".join(folded)}'
+            '</section>')
 
 
 def _scalar(value) -> str:

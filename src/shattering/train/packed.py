@@ -157,8 +157,10 @@ def open_member(cfg: RunConfig, data: ImageData, record: Record, images: Member 
 
 def train_pack(members: list[Member], progress: bool = False) -> Iterator[tuple[Member, dict, float]]:
     """Train ``members`` (all at the same epoch) together; yield ``(member, summary, seconds)`` as each one
-    ends, before the next is booked: the caller writes the summary. ``progress``: show the pack's epochs
-    (:class:`~shattering.train.progress.EpochProgress`)."""
+    ends, before the next is booked: the caller writes the summary. A member's ``seconds`` (and its summary's,
+    and ``fit_seconds``) are its share of the pack's time: each epoch's time divided by the members alive in it,
+    summed; the pack's wall time until the member ended is its summary's ``packed.pack_seconds``. ``progress``:
+    show the pack's epochs (:class:`~shattering.train.progress.EpochProgress`)."""
     cfg0 = members[0].cfg
     device = resolve_device(cfg0.device)
     for m in [m for m in members if m.book.done]:  # resumed after its last epoch (killed before its summary)
@@ -203,14 +205,15 @@ def _train_packed(packed: PackedMLP, optimizer: torch.optim.SGD, params: list, m
         t1 = time.perf_counter()
         metrics = measure_pack(packed, members, x_train, x_test, cfg0)
         t2 = time.perf_counter()
-        keep = []
-        for k, m in enumerate(members):
-            status = m.book.end_epoch(lr, metrics[k], rows[k], t1 - t0, t2 - t1, diverged[k])
+        keep, alive = [], len(members)
+        for k, m in enumerate(members):  # each member books its share of the epoch: the pack's time / members alive
+            status = m.book.end_epoch(lr, metrics[k], rows[k], (t1 - t0) / alive, (t2 - t1) / alive, diverged[k])
             _save_member(m, packed, optimizer, k)
             if status is None:
                 keep.append(k)
             else:
-                yield m, m.book.summary(status, str(device)), time.perf_counter() - start
+                m.book.extra["packed"]["pack_seconds"] = time.perf_counter() - start  # the pack's wall time so far
+                yield m, m.book.summary(status, str(device)), m.book.seconds
         accs = [100 * row["train_acc"] for row in metrics]
         shown.update(epoch + 1, f"{len(keep)} of {len(members)} still training; train {min(accs):.1f}-"
                                 f"{max(accs):.1f}%", last=not keep)
