@@ -161,7 +161,8 @@ def render_measures(preset, outcomes: Sequence[Outcome], out_dir: Path, notes: S
            "Expected sign: + where a larger value should mean a larger test error (norms, sharpness), - where a "
            "larger value should mean a smaller one (margins, the PAC-Bayes sigma). Only runs that fit are used.", "",
            *(f"- {line}" for line in claim_lines(claims)), "", "![measures](measures_figure.png)", "",
-           *(f"- {line}" for line in caption), ""]
+           *(f"- {line}" for line in caption), "",
+           f"Runs (config hashes): {', '.join(o.config.run_id() for o in outcomes)}.", ""]
     paths.append(write_text(out_dir / "measures.md", "\n".join(md)))
     paths.append(write_csv(out_dir / "measures.csv",
                            ("model", "p", "seed", "run_id", "status", "test_error", "measure", "value"),
