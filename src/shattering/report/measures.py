@@ -43,6 +43,7 @@ MEASURES = {
     "pac_bayes_sigma": ("PAC-Bayes sharpness sigma", -1),  # a flatter minimum tolerates a larger sigma
 }
 NOT_MEASURED = "not measured"
+PANEL_COLUMNS = 4
 AGREE_TAU = 0.5  # |tau| from which a measure is said to track test error
 COLUMNS = ("model", "measure", "expected sign", "true labels (p = 0)", "random labels (p = 1)", "random / true",
            "tau with test error, this model", "tau with test error, all models")
@@ -127,9 +128,10 @@ def render_measures(preset, outcomes: Sequence[Outcome], out_dir: Path, notes: S
                    "Each measure against label corruption p, one line per model: means over the runs that fit at "
                    "each p (runs that did not fit are not drawn). A panel without lines: not measured.",
                    *claim_lines(claims), *status_caption(outcomes, _label, "measures")]
-        fig, axes = figure(4, preset, caption, panel_w=2.9, panel_h=2.3, scale=scale, provenance=provenance,
-                           legend_w=2.2, nrows=3)
-        for ax, (name, (title, _)) in zip(axes, MEASURES.items(), strict=False):
+        fig, axes = figure(PANEL_COLUMNS, preset, caption, panel_w=2.9, panel_h=2.3, scale=scale, provenance=provenance,
+                           legend_w=2.2, nrows=math.ceil(len(MEASURES) / PANEL_COLUMNS))
+        for i, (ax, (name, (title, _))) in enumerate(zip(axes, MEASURES.items(), strict=False)):
+            drawn = []
             for model in models:
                 pts = []
                 for p in sorted({_p(o) for o in outcomes if o.config.model == model}):
@@ -140,16 +142,21 @@ def render_measures(preset, outcomes: Sequence[Outcome], out_dir: Path, notes: S
                 if pts:
                     ax.plot([p for p, _ in pts], [v for _, v in pts], color=MODEL_COLORS.get(model, "#555555"),
                             marker=MODEL_MARKERS.get(model, "o"), ms=4, lw=1.3)
+                    drawn += [v for _, v in pts]
+            if not drawn:
+                ax.text(0.5, 0.5, NOT_MEASURED, transform=ax.transAxes, ha="center", va="center", color="#777777")
+            elif min(drawn) > 0 and max(drawn) > 100 * min(drawn):  # products of norms span decades
+                ax.set_yscale("log")
             ax.set_title(title, loc="left", fontsize=8)
             ax.set_xlim(-0.05, 1.05)
             ax.grid(alpha=0.3)
+            if i + PANEL_COLUMNS >= len(MEASURES):  # nothing below it
+                ax.set_xlabel("label corruption p")
         for ax in axes[len(MEASURES):]:
             ax.set_axis_off()
-        for ax in axes[-4:]:
-            ax.set_xlabel("label corruption p")
         handles = [Line2D([], [], color=MODEL_COLORS.get(m, "#555555"), marker=MODEL_MARKERS.get(m, "o"), lw=1.3,
                           ms=4, label=MODEL_TITLES.get(m, m)) for m in models]
-        legend_beside(axes[3], handles)
+        legend_beside(axes[PANEL_COLUMNS - 1], handles)
         paths = save(fig, out_dir, "measures_figure")
     md = [f"# Zhang et al. (ICLR 2017), {preset.paper_ref}: {scale_claim(scale)}", "", f"**{preset.title}**", ""]
     if notes:
