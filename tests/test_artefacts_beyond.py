@@ -153,6 +153,7 @@ def test_slowdown_of_a_model_whose_true_labels_did_not_fit_is_not_drawn(tmp_path
     outcomes = [sized(runs, 60, "true-labels", 10, status="not-fit"), sized(runs, 60, "random-labels", 12)]
     (point,) = slowdown_points(outcomes)
     assert point["slowdown"] is None and point["lower_bound"] is None
+    assert [c["verdict"] for c in slowdown_claims([point])] == [UNDECIDED, UNDECIDED]  # nothing measured
     render(PRESETS["slowdown"], outcomes, tmp_path / "art", NOTES)
     assert "none fit (0/1)" in (tmp_path / "art" / "slowdown.md").read_text()
 
