@@ -12,7 +12,12 @@ Scales:
   GPU.
 
 A preset's grid is a list of rows (model, corruption, regularizers); the scale adds the data set, sizes and
-budget; ``seeds`` repeats every row with seeds 0..N-1 (training and corruption seed alike).
+budget; ``seeds`` repeats every row with seeds 0..N-1 (training and corruption seed alike). A preset whose grid
+itself changes with the scale (``slowdown``: the training-set sizes) gives it per scale in ``scale_rows``.
+
+Beyond the paper's figures: ``memorization`` (Arpit et al. 2017), ``slowdown`` (Fig. 1a's slowdown against the
+number of training images) and ``measures`` (complexity measures, Jiang et al. 2020) take Fig. 1b/1c's settings,
+so that they reuse its runs.
 
 The ImageNet presets (``table2``, ``fig2a``; Appendix B) need the images (an image folder, ``--data-dir``;
 see :mod:`shattering.data.image_folder`): ``smoke`` and ``quick`` train the small AlexNet at a low resolution on
@@ -23,7 +28,7 @@ or several with torchrun; see docs/scaling.md).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from ..config import RunConfig
@@ -78,6 +83,8 @@ class Preset:
     paper_model: str | None = None  # the paper's model where a scale may swap it (ImageNet presets)
     compute: Callable[[str, str | None, Path], list[dict]] | None = None  # a computed artefact's rows
     claims: tuple[Claim, ...] = ()  # the paper's claims this artefact tests (experiments/claims.py)
+    # A grid of its own at a scale, in place of ``rows`` (the slowdown's training-set sizes grow with the scale).
+    scale_rows: dict[str, tuple[dict, ...]] = field(default_factory=dict)
 
     @property
     def computed(self) -> bool:
@@ -106,7 +113,7 @@ class Preset:
             raise ConfigError(must_be("seeds", "a positive integer", seeds, of="Preset.configs"))
         under = _under(base)
         configs = []
-        for row in self.rows_for(models):
+        for row in self.rows_for(models, scale):
             per_model = self.model_scales.get(scale, {}).get(row.get("model"), {})
             for i in range(seeds):
                 values = {**under, **settings, **per_model, **row, "seed": seed + i, "data_seed": data_seed + i,
@@ -115,14 +122,16 @@ class Preset:
                 configs.append(RunConfig.from_dict(values, where=f"preset {self.name}"))
         return configs
 
-    def rows_for(self, models: Sequence | None = None) -> tuple[dict, ...]:
-        """The grid's rows, with ``models`` in place of the preset's own (each distinct row once per model)."""
+    def rows_for(self, models: Sequence | None = None, scale: str | None = None) -> tuple[dict, ...]:
+        """The grid's rows (at ``scale``, where the preset has a grid of its own for it), with ``models`` in place
+        of the preset's own (each distinct row once per model)."""
+        rows = self.scale_rows.get(scale or "", self.rows)
         if models is None:
-            return self.rows
+            return rows
         if isinstance(models, str) or not models:
             raise ConfigError(must_be("models", "a non-empty list of models", models, of="Preset.configs"))
         templates: list[dict] = []
-        for row in self.rows:
+        for row in rows:
             template = {k: v for k, v in row.items() if k != "model"}
             if template not in templates:
                 templates.append(template)
@@ -385,6 +394,87 @@ _register(Preset(
     title="Kernel interpolation (Eq. 3): test error and norm, true and random labels",
     rows=(), scales={}, paper_dataset="mnist", compute=table3.reproduce_rows, claims=paper_claims.TABLE3_CLAIMS,
     description="Computed from kernels (no training runs); rows on a substitute data set say so.",
+))
+
+
+# -- Beyond the paper's figures: what its runs also show (issue 16) -------------------------------------------
+# Full evaluation every epoch where the config can thin it out: the memorization curves need every epoch.
+_EVERY_EPOCH = {"eval_every": 1} if "eval_every" in {f.name for f in fields(RunConfig)} else {}
+MEMORIZATION_MODELS = ("alexnet-small", "mlp-1x512")
+MEMORIZATION_P = (0.2, 0.4, 0.6, 0.8)
+
+_register(Preset(
+    name="memorization", kind="figure", paper_ref="Section 2.1 label corruption; Arpit et al. (ICML 2017)",
+    title="Memorization under partially corrupted labels: training accuracy on the clean and on the corrupted "
+          "examples, and test accuracy, per epoch",
+    rows=_rows(*({"model": m, **_corruption_at(p)} for m in MEMORIZATION_MODELS for p in MEMORIZATION_P)),
+    # Fig. 1b/1c's settings: the same runs (reused where fig1bc ran them, unless eval_every thins its epochs).
+    scales={
+        "smoke": {**_SMOKE, "until": "fit", "epochs": 3, **_EVERY_EPOCH},
+        "quick": {**_FIG1_QUICK, **_EVERY_EPOCH},
+        "paper": {**_FIG1_PAPER, **_EVERY_EPOCH},
+    },
+    description="Arpit et al. (2017): networks fit the examples with clean labels first and memorize the "
+                "corrupted ones later; test accuracy peaks in between.",
+))
+
+# Slowdown against the training-set size: Fig. 1a's 1.5-3.5x is at CIFAR-10's 50,000 images; how does the factor
+# grow from a few hundred? Quick: Fig. 1's settings less the size (the n = 500 runs are fig1bc's, reused).
+SLOWDOWN_SIZES = (250, 500, 1000, 2000, 4000, 8000)
+_SLOWDOWN_LABELS = ("true-labels", "random-labels")
+
+
+def _sized(sizes: dict[str, Sequence], epochs: dict | None = None) -> tuple[dict, ...]:
+    """True and random labels at every size of every model; ``epochs`` raises the budget at the sizes it names."""
+    return tuple({"model": m, "train_size": n, "corruption": c, **({"epochs": epochs[n]} if n in (epochs or {})
+                                                                    else {})}
+                 for m, ns in sizes.items() for n in ns for c in _SLOWDOWN_LABELS)
+
+
+# The convolutional models up to 500 images at quick. Measured (one thread, CPU time on a shared 2-core machine):
+# AlexNet fit random labels at 1,000 images in 88 epochs (211 s), at 500 in 107 epochs (119 s; true labels: 94
+# epochs, 103 s); the small Inception costs 82 s per run at 500.
+_SLOWDOWN_QUICK_SIZES = {"mlp-1x512": SLOWDOWN_SIZES, "alexnet-small": (250, 500), "inception-small": (250, 500)}
+# Measured: the MLP at 8,000 images reached 99.98% on random labels in 150 epochs and fit at epoch 246 (40 s CPU):
+# 300 epochs from 4,000 images.
+_SLOWDOWN_QUICK_EPOCHS = {4000: 300, 8000: 300}
+_register(Preset(
+    name="slowdown", kind="figure", paper_ref="Section 2.1, Figure 1a (slowdown against n)",
+    title="Convergence slowdown against training-set size: steps to fit random labels over steps to fit true "
+          "labels",
+    rows=_sized(_SLOWDOWN_QUICK_SIZES, _SLOWDOWN_QUICK_EPOCHS),
+    scale_rows={
+        "smoke": _sized({"mlp-1x512": (60, 120, 240)}),
+        "quick": _sized(_SLOWDOWN_QUICK_SIZES, _SLOWDOWN_QUICK_EPOCHS),
+        "paper": _sized({m: (1000, 2000, 5000, 10000, 25000, None) for m in FIG1BC_MODELS}),
+    },
+    scales={
+        "smoke": {**_SMOKE, "until": "fit", "epochs": 30, "note": "the bundled digits, 60-240 training images, "
+                  f"at most 30 epochs; {SMOKE_CAVEAT}"},
+        "quick": {**{k: v for k, v in _FIG1_QUICK.items() if k != "train_size"},
+                  "note": "250-8,000 Fashion-MNIST training images (AlexNet and the small Inception up to 500), "
+                          "500 test images, stop at 100% training accuracy or 150 epochs (300 from 4,000 "
+                          "images)"},
+        "paper": {**_FIG1_PAPER, "note": "the paper's setting at 1,000-50,000 CIFAR-10 images (50,000: Fig. 1a's "
+                                         "own runs)"},
+    },
+    description="The paper's 1.5-3.5x (Fig. 1a) is measured at 50,000 CIFAR-10 images; this draws the factor "
+                "against n.",
+))
+
+_register(Preset(
+    name="measures", kind="table", paper_ref="Section 2.2; Jiang et al. (ICLR 2020)",
+    title="Complexity measures on true and random labels, and their rank correlation with test error over the "
+          "label-corruption sweep",
+    rows=_rows(*({"model": m, **_corruption_at(p)} for m in FIG1BC_MODELS for p in FIG1BC_P)),
+    # Fig. 1b/1c's grid and settings: the very runs of fig1bc (reused where they exist).
+    scales={
+        "smoke": {**_SMOKE, "until": "fit", "epochs": 3},
+        "quick": _FIG1_QUICK,
+        "paper": _FIG1_PAPER,
+    },
+    description="A measure that explains generalization must grow with test error: Kendall's tau over the runs "
+                "of the sweep that fit (Jiang et al. 2020's protocol).",
 ))
 
 

@@ -40,10 +40,12 @@ MAX_CAPTION_RUNS = 6  # list runs that did not fit one per line up to this many;
 
 
 def figure(ncols: int, preset: Any, caption: Sequence[str], panel_w: float = 4.7, panel_h: float = 3.4, *,
-           scale: str | None = None, provenance: bool = False, legend_w: float = 0.0) -> tuple[Figure, Sequence[Axes]]:
-    """A figure of ``ncols`` panels, sized in inches, with the title on top (what ``scale`` may claim:
-    :func:`~shattering.experiments.presets.scale_claim`) and ``legend_w`` inches right of the last panel for a
-    legend off the data. The caption (provenance) is drawn below the axes only with ``provenance=True``."""
+           scale: str | None = None, provenance: bool = False, legend_w: float = 0.0,
+           nrows: int = 1) -> tuple[Figure, Sequence[Axes]]:
+    """A figure of ``ncols`` panels on each of ``nrows`` rows (the axes come row after row), sized in inches,
+    with the title on top (what ``scale`` may claim: :func:`~shattering.experiments.presets.scale_claim`) and
+    ``legend_w`` inches right of the last panel for a legend off the data. The caption (provenance) is drawn
+    below the axes only with ``provenance=True``."""
     width = max(7.0, panel_w * ncols + 1.0 + legend_w)
     lines = wrap_lines(caption, int(width * 19)) if provenance else []
     cap_h = 0.135 * len(lines) + 0.15 if lines else 0.05
@@ -51,11 +53,11 @@ def figure(ncols: int, preset: Any, caption: Sequence[str], panel_w: float = 4.7
              *wrap_lines([preset.title], int(width * 13)), *([f"({SMOKE_CAVEAT})"] if scale == "smoke" else [])]
     top_h = 0.45 + 0.2 * len(title)
     xlab_h = 0.5
-    height = top_h + panel_h + xlab_h + cap_h
+    height = top_h + panel_h * nrows + (xlab_h + 0.25) * (nrows - 1) + xlab_h + cap_h
     fig = Figure(figsize=(width, height))
     fig.subplots_adjust(left=0.7 / width, right=1 - (0.25 + legend_w) / width, top=1 - top_h / height,
-                        bottom=(xlab_h + cap_h) / height, wspace=0.25)
-    axes = fig.subplots(1, ncols, squeeze=False)[0]
+                        bottom=(xlab_h + cap_h) / height, wspace=0.25, hspace=(xlab_h + 0.25) / panel_h)
+    axes = list(fig.subplots(nrows, ncols, squeeze=False).flat)
     fig.text(0.5, 1 - 0.12 / height, title[0], ha="center", va="top", fontsize=10.5, weight="bold")
     if len(title) > 1:
         fig.text(0.5, 1 - 0.34 / height, "\n".join(title[1:]), ha="center", va="top", fontsize=9)

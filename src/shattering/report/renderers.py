@@ -16,6 +16,9 @@ from .figures import render_fig1bc as render_fig1bc
 from .figures import render_fig2b as render_fig2b
 from .imagenet import render_fig2a as render_fig2a
 from .imagenet import render_table2 as render_table2
+from .measures import render_measures as render_measures
+from .memorization import render_memorization as render_memorization
+from .slowdown import render_slowdown as render_slowdown
 from .table3 import render_table3 as render_table3
 from .tables import render_table1 as render_table1
 from .tables import render_table4 as render_table4
@@ -31,6 +34,9 @@ RENDERERS: dict[str, Renderer] = {
     "table2": render_table2,
     "fig2a": render_fig2a,
     "table3": render_table3,  # computed rows (kernels), not run outcomes
+    "memorization": render_memorization,
+    "slowdown": render_slowdown,
+    "measures": render_measures,
 }
 
 ARTEFACTS_DIR = "artefacts"

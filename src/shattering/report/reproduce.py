@@ -21,7 +21,8 @@ from ..executors import sweep
 from ..experiments.presets import PRESETS, Preset, get_preset
 
 # Names ``reproduce`` accepts besides the presets: unions of presets.
-GROUPS = {"fig1": ("fig1a", "fig1bc"), "imagenet": ("table2", "fig2a"), "all": tuple(PRESETS)}
+GROUPS = {"fig1": ("fig1a", "fig1bc"), "imagenet": ("table2", "fig2a"),
+          "beyond": ("memorization", "slowdown", "measures"), "all": tuple(PRESETS)}
 
 
 def check_user_data(configs: list[RunConfig]) -> None:
