@@ -33,11 +33,11 @@ from ..data.dataset import ImageData
 from ..devices import autocast, resolve_device
 from .book import Record, RunBook
 from .checkpoint import checkpoint_state, restore_checkpoint
-from .evaluate import metrics_from_predictions
+from .evaluate import FIT_PRECISION, metrics_from_predictions
 from .in_memory import device_tensors
 from .progress import EpochProgress
 from .schedule import lr_at
-from .trainer import init_model, sgd
+from .trainer import init_model, running_metrics, sgd
 
 
 class PackedMLP(nn.Module):
@@ -53,25 +53,30 @@ class PackedMLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (K, B, D) flattened images, one batch per member; returns logits (K, B, classes)."""
-        alone = x.shape[0] == 1
-        last = len(self.weights) - 1
-        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
-            if alone:
-                # A batch of one model takes another kernel than a batch of two or more, which rounds
-                # differently for some batch sizes: pad with a detached copy so that a member computes the same
-                # numbers however many others share its pack (and a resumed pack equals an uninterrupted one).
-                w, b = torch.cat([w, w.detach()]), torch.cat([b, b.detach()])
-                x = torch.cat([x, x.detach()]) if x.shape[0] == 1 else x
-            x = torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))  # (K, B, out) = b + x @ W^T per member
-            if i < last:
-                x = torch.relu(x)
-        return x[:1] if alone else x
+        return packed_forward(list(self.weights), list(self.biases), x)
 
     def select(self, keep: list[int]) -> None:
         """Keep only members ``keep`` (their parameters; the caller slices optimizer state alike)."""
         for plist in (self.weights, self.biases):
             for p in plist:
                 p.data = p.data[keep].contiguous()
+
+
+def packed_forward(weights: Sequence[torch.Tensor], biases: Sequence[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """The packed MLP of layer weights (K, out, in) and biases (K, out) on x (K, B, D): logits (K, B, classes)."""
+    alone = x.shape[0] == 1
+    last = len(weights) - 1
+    for i, (w, b) in enumerate(zip(weights, biases, strict=True)):
+        if alone:
+            # A batch of one model takes another kernel than a batch of two or more, which rounds
+            # differently for some batch sizes: pad with a detached copy so that a member computes the same
+            # numbers however many others share its pack (and a resumed pack equals an uninterrupted one).
+            w, b = torch.cat([w, w.detach()]), torch.cat([b, b.detach()])
+            x = torch.cat([x, x.detach()]) if x.shape[0] == 1 else x
+        x = torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))  # (K, B, out) = b + x @ W^T per member
+        if i < last:
+            x = torch.relu(x)
+    return x[:1] if alone else x
 
 
 @dataclass
@@ -159,21 +164,26 @@ def _train_packed(packed: PackedMLP, optimizer: torch.optim.SGD, params: list, m
         for group in optimizer.param_groups:
             group["lr"] = lr
         t0 = time.perf_counter()
-        rows, diverged = train_epoch(packed, optimizer, members, x_train, lr)
+        rows, diverged, running = train_epoch(packed, optimizer, members, x_train, lr)
         t1 = time.perf_counter()
-        metrics = measure_pack(packed, members, x_train, x_test, cfg0)
+        # each member is evaluated at the epochs it would be alone (its own running accuracy and history)
+        chosen = [k for k, m in enumerate(members) if m.book.needs_evaluation(running[k], diverged[k])]
+        metrics: list[dict | None] = [None] * len(members)
+        for k, row in zip(chosen, measure_pack(packed, members, x_train, x_test, cfg0, chosen), strict=True):
+            metrics[k] = row
         t2 = time.perf_counter()
         keep = []
         for k, m in enumerate(members):
-            status = m.book.end_epoch(lr, metrics[k], rows[k], t1 - t0, t2 - t1, diverged[k])
+            status = m.book.end_epoch(lr, metrics[k], running[k], rows[k], t1 - t0,
+                                      t2 - t1 if metrics[k] is not None else 0.0, diverged[k])
             _save_member(m, packed, optimizer, k)
             if status is None:
                 keep.append(k)
             else:
                 yield m, m.book.summary(status, str(device)), time.perf_counter() - start
-        accs = [100 * row["train_acc"] for row in metrics]
-        shown.update(epoch + 1, f"{len(keep)} of {len(members)} still training; train {min(accs):.1f}-"
-                                f"{max(accs):.1f}%", last=not keep)
+        accs = [100 * r["running_train_acc"] for r in running]
+        shown.update(epoch + 1, f"{len(keep)} of {len(members)} still training; running train {min(accs):.1f}-"
+                                f"{max(accs):.1f}%, {len(chosen)} evaluated", last=not keep)
         if len(keep) < len(members):
             packed.select(keep)
             for p in params:
@@ -194,9 +204,10 @@ def _stack_momentum(optimizer: torch.optim.SGD, params: list, members: list[Memb
 
 
 def train_epoch(packed: PackedMLP, optimizer: torch.optim.SGD, members: list[Member], x_train: torch.Tensor,
-                lr: float) -> tuple[list[list], list[bool]]:
+                lr: float) -> tuple[list[list], list[bool], list[dict]]:
     """One epoch of every member: each its own batch order and labels, one batched step for all; returns each
-    member's loss-log rows and whether it diverged."""
+    member's loss-log rows, whether it diverged, and its running training accuracy and loss
+    (:func:`shattering.train.trainer.running_metrics`, counted on the device: one read at the epoch's end)."""
     cfg0 = members[0].cfg
     k, n = len(members), x_train.shape[0]
     device = x_train.device
@@ -206,6 +217,8 @@ def train_epoch(packed: PackedMLP, optimizer: torch.optim.SGD, members: list[Mem
     diverged = [False] * k
     running = torch.zeros(k, device=device)
     count = 0
+    tally = torch.zeros(2, k, dtype=torch.float64, device=device)  # per member: (correct, loss sum)
+    seen = 0
     packed.train()
     for start in range(0, n, cfg0.batch_size):
         idx = orders[:, start:start + cfg0.batch_size]  # (K, B)
@@ -216,6 +229,9 @@ def train_epoch(packed: PackedMLP, optimizer: torch.optim.SGD, members: list[Mem
         b = idx.shape[1]
         per_example = F.cross_entropy(logits.float().reshape(k * b, -1), yb.reshape(-1), reduction="none")
         loss = per_example.view(k, b).mean(dim=1)  # each member's mean over its batch
+        tally += torch.stack([(logits.detach().argmax(dim=2) == yb).sum(dim=1).double(),
+                              per_example.detach().view(k, b).double().sum(dim=1)])
+        seen += b
         optimizer.zero_grad(set_to_none=True)
         loss.sum().backward()  # members share no parameter: each gets the gradient of its own loss
         optimizer.step()
@@ -231,18 +247,24 @@ def train_epoch(packed: PackedMLP, optimizer: torch.optim.SGD, members: list[Mem
                 diverged[j] = diverged[j] or not math.isfinite(values[j])
             running.zero_()
             count = 0
-    return rows, diverged
+    correct, losses = tally.tolist()
+    return rows, diverged, [running_metrics(c, s, seen) for c, s in zip(correct, losses, strict=True)]
 
 
 @torch.no_grad()
-def _predict(packed: PackedMLP, x: torch.Tensor, labels: torch.Tensor, cfg0: RunConfig):
-    """Per-member per-example losses and predictions: (K, N) each."""
+def _predict(packed: PackedMLP, chosen: list[int], x: torch.Tensor, labels: torch.Tensor, cfg0: RunConfig,
+             precision: str):
+    """Per-example losses and predictions of members ``chosen``: (K', N) each (a member's numbers do not
+    depend on which others are computed with it, :func:`packed_forward`)."""
     losses, preds = [], []
     k = labels.shape[0]
+    every = chosen == list(range(len(packed.weights[0])))
+    weights = list(packed.weights) if every else [w[chosen] for w in packed.weights]
+    biases = list(packed.biases) if every else [b[chosen] for b in packed.biases]
     for start in range(0, x.shape[0], cfg0.eval_batch_size):
         xb = x[start:start + cfg0.eval_batch_size]
-        with autocast(x.device, cfg0.precision):
-            logits = packed(xb.unsqueeze(0).expand(k, -1, -1)).float()  # (K, B, C)
+        with autocast(x.device, precision):
+            logits = packed_forward(weights, biases, xb.unsqueeze(0).expand(k, -1, -1)).float()  # (K', B, C)
         yb = labels[:, start:start + cfg0.eval_batch_size]
         losses.append(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), yb.reshape(-1),
                                       reduction="none").view(k, -1))
@@ -251,13 +273,21 @@ def _predict(packed: PackedMLP, x: torch.Tensor, labels: torch.Tensor, cfg0: Run
 
 
 def measure_pack(packed: PackedMLP, members: list[Member], x_train: torch.Tensor, x_test: torch.Tensor,
-                 cfg0: RunConfig) -> list[dict]:
-    """Every member's per-epoch metrics (:func:`shattering.train.evaluate.metrics_from_predictions`)."""
+                 cfg0: RunConfig, chosen: list[int] | None = None) -> list[dict]:
+    """The per-epoch metrics (:func:`shattering.train.evaluate.metrics_from_predictions`) of members ``chosen``
+    (default: all), in that order; the training set in fp32 (the fit decision,
+    :data:`~shattering.train.evaluate.FIT_PRECISION`), the test set in the run's precision."""
+    chosen = list(range(len(members))) if chosen is None else chosen
+    if not chosen:
+        return []
+    mine = [members[k] for k in chosen]
     packed.eval()
-    loss, pred = _predict(packed, x_train, torch.stack([m.tensors["y_train"] for m in members]), cfg0)
-    test_loss, test_pred = _predict(packed, x_test, torch.stack([m.tensors["y_test_clean"] for m in members]), cfg0)
-    return [metrics_from_predictions(loss[k], pred[k], test_loss[k], test_pred[k], m.tensors)
-            for k, m in enumerate(members)]
+    loss, pred = _predict(packed, chosen, x_train, torch.stack([m.tensors["y_train"] for m in mine]), cfg0,
+                          FIT_PRECISION)
+    test_loss, test_pred = _predict(packed, chosen, x_test, torch.stack([m.tensors["y_test_clean"] for m in mine]),
+                                    cfg0, cfg0.precision)
+    return [metrics_from_predictions(loss[j], pred[j], test_loss[j], test_pred[j], m.tensors)
+            for j, m in enumerate(mine)]
 
 
 def _save_member(m: Member, packed: PackedMLP, optimizer: torch.optim.SGD, k: int) -> None:

@@ -9,7 +9,8 @@ two things differ from a data set held as tensors (:mod:`shattering.train.in_mem
   image from (seed, epoch, image), so it does not depend on the worker that decodes it, and a resumed run
   sees the same images as an uninterrupted one. Pixels travel as uint8 and are scaled and whitened on the
   training device.
-- **Measurement** streams both splits through the evaluation transform in eval mode, as the in-memory path
+- **Measurement** (at the epochs :meth:`~shattering.train.book.RunBook.needs_evaluation` names; the training
+  split in fp32) streams both splits through the evaluation transform in eval mode, as the in-memory path
   does for its tensors (the whole training set against the labels trained on, the test set against clean
   labels), and adds the top-5 accuracies of Table 2 and the best top-5 test accuracy so far. Under
   torchrun each process measures a contiguous shard of each split with process 0's batch-norm statistics
@@ -26,7 +27,7 @@ from ..data.image_folder import NO_AUGMENTATION, TEST, TRAIN, FolderImages, make
 from ..data.preprocess import per_image_whitening
 from ..devices import autocast
 from ..errors import DataFormatError
-from .evaluate import metrics_from_predictions
+from .evaluate import FIT_PRECISION, metrics_from_predictions
 from .trainer import Trainer
 
 TOP_K = 5
@@ -82,7 +83,7 @@ class StreamTrainer(Trainer):
 
     # -- measurement ---------------------------------------------------------------------------------
     @torch.no_grad()
-    def _predict(self, split: int, n: int, labels: torch.Tensor):
+    def _predict(self, split: int, n: int, labels: torch.Tensor, precision: str):
         """Per-example loss, predicted class and top-5 hit against ``labels`` over ``split`` (eval mode)."""
         size = self.cfg.eval_batch_size
         part = self.dist.split_range(n) if self.dist is not None else range(n)
@@ -93,7 +94,7 @@ class StreamTrainer(Trainer):
         self.net.eval()
         try:
             for x, idx in self._load():
-                with autocast(self.device, self.cfg.precision):
+                with autocast(self.device, precision):
                     logits = self.net(self._images(x))
                 logits = logits.float()
                 y = labels[idx].to(self.device)
@@ -112,8 +113,9 @@ class StreamTrainer(Trainer):
         if self.dist is not None:
             self.dist.sync_buffers(self.net)  # every process measures with process 0's running statistics
         data = self.data
-        loss, pred, hit5 = self._predict(TRAIN, data.n_train, self.labels["y_train"])
-        test_loss, test_pred, test_hit5 = self._predict(TEST, data.n_test, self.labels["y_test_clean"])
+        loss, pred, hit5 = self._predict(TRAIN, data.n_train, self.labels["y_train"], FIT_PRECISION)  # fit: fp32
+        test_loss, test_pred, test_hit5 = self._predict(TEST, data.n_test, self.labels["y_test_clean"],
+                                                        self.cfg.precision)
         metrics = metrics_from_predictions(loss, pred, test_loss, test_pred, self.labels)
         metrics["train_acc_top5"] = float(hit5.float().mean()) if len(hit5) else None
         metrics["test_acc_top5"] = float(test_hit5.float().mean()) if len(test_hit5) else None

@@ -2,9 +2,12 @@
 A), epoch after epoch, measured honestly and booked.
 
 SGD with momentum 0.9, batch 128, initial learning rate 0.1 (Inceptions) or 0.01 (others), multiplied by
-``lr_decay`` after every epoch, no explicit regularization unless switched on. After every epoch the whole
-training set is re-evaluated in eval mode; ``until="fit"`` stops at 100% training accuracy or at the epoch
-budget, and the summary says which, with numbers.
+``lr_decay`` after every epoch, no explicit regularization unless switched on. Fit is 100% accuracy of the
+whole training set re-evaluated in eval mode, in fp32; that pass (and the test set's) runs every
+``eval_every`` epochs, at the budget's last epoch and every epoch once the running training accuracy (counted
+from the batch logits during the epoch) nears fit (:meth:`shattering.train.book.RunBook.needs_evaluation`), so
+the fit epoch is the one evaluating every epoch finds. ``until="fit"`` stops at 100% training accuracy or at
+the epoch budget, and the summary says which, with numbers.
 
 :class:`Trainer` is the loop, the loss, the optimizer and the checkpoint; where batches come from and how an
 epoch is measured are its subclasses': :class:`~shattering.train.in_memory.InMemoryTrainer` (the data set
@@ -61,6 +64,13 @@ def init_model(cfg: RunConfig, data: LabelledSplits) -> torch.nn.Module:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         return build_model(cfg.model, data.shape, data.num_classes, cfg.dropout, **options)
+
+
+def running_metrics(correct: float, loss_sum: float, examples: float) -> dict:
+    """The running training accuracy and loss of an epoch: every batch scored by the model that stepped on it,
+    just before its step, in train mode (so it lags the eval-mode accuracy at the epoch's end; never a fit)."""
+    n = max(examples, 1.0)
+    return {"running_train_acc": correct / n, "running_train_loss": loss_sum / n}
 
 
 class Trainer(abc.ABC):
@@ -130,46 +140,55 @@ class Trainer(abc.ABC):
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr
                 t0 = time.perf_counter()
-                step_rows, diverged = self._train_epoch(lr)
+                step_rows, diverged, running = self._train_epoch(lr)
                 t1 = time.perf_counter()
-                metrics = self._measure()
-                status = book.end_epoch(lr, metrics, step_rows, t1 - t0, time.perf_counter() - t1, diverged)
+                metrics = self._measure() if book.needs_evaluation(running, diverged) else None
+                status = book.end_epoch(lr, metrics, running, step_rows, t1 - t0, time.perf_counter() - t1,
+                                        diverged)
                 book.record.save_checkpoint(self.state())
-                progress.update(book.epoch, epoch_text(metrics), last=status is not None)
+                progress.update(book.epoch, epoch_text(metrics or running), last=status is not None)
         if self.dist is not None:
             book.extra["distributed"] = self.dist.describe()
         return book.summary(status or book.final_status(), str(self.device))
 
-    def _loss(self, out, yb: torch.Tensor, scale: float | None) -> torch.Tensor:
+    def _loss(self, out, yb: torch.Tensor, scale: float | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The loss to step on, and the per-example losses of the main head (what the running loss sums)."""
         logits, aux = out if isinstance(out, tuple) else (out, None)  # Inception V3's auxiliary head in training
-        per_example = F.cross_entropy(logits.float(), yb, reduction="none")
+        main = F.cross_entropy(logits.float(), yb, reduction="none")
+        per_example = main
         if aux is not None:
             per_example = per_example + AUX_LOSS_WEIGHT * F.cross_entropy(aux.float(), yb, reduction="none")
         if scale is None:
-            return per_example.mean()  # per-example losses, then the mean: the reduction a packed run uses
-        return per_example.sum() * scale  # DDP averages over processes: the mean over the global batch
+            return per_example.mean(), main  # per-example losses, then the mean: the reduction a packed run uses
+        return per_example.sum() * scale, main  # DDP averages over processes: the mean over the global batch
 
     def _logged_loss(self, running: torch.Tensor, count: int) -> float:
         if self.dist is None:
             return float(running) / count
         return float(self.dist.sum(running)) / (self.dist.world_size * count)
 
-    def _train_epoch(self, lr: float) -> tuple[list, bool]:
+    def _train_epoch(self, lr: float) -> tuple[list, bool, dict]:
+        """One epoch of SGD; returns the loss-log rows, whether it diverged, and the running training accuracy
+        and loss (:func:`running_metrics`: each batch as the model saw it just before its step)."""
         cfg, book = self.cfg, self.book
         self.model.train()
         order = torch.randperm(self.data.n_train, generator=self.generator)
         rows, diverged = [], False
         running, count = torch.zeros((), device=self.device), 0
+        tally, seen = torch.zeros(2, dtype=torch.float64, device=self.device), 0  # (correct, loss sum), examples
         for xb, yb, scale in self._batches(order):
             with autocast(self.device, cfg.precision):
                 out = self.model(xb)
-            loss = self._loss(out, yb, scale)
+            loss, per_example = self._loss(out, yb, scale)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
             book.steps += 1
             running += loss.detach()
             count += 1
+            logits = (out[0] if isinstance(out, tuple) else out).detach()
+            tally += torch.stack([(logits.argmax(dim=1) == yb).sum().double(), per_example.detach().double().sum()])
+            seen += len(yb)
             if book.steps % cfg.log_every == 0:
                 value = self._logged_loss(running, count)
                 rows.append((book.steps, book.epoch + 1, value, lr))
@@ -178,4 +197,7 @@ class Trainer(abc.ABC):
                 if not math.isfinite(value):
                     diverged = True
                     break
-        return rows, diverged
+        totals = torch.cat([tally, torch.tensor([float(seen)], dtype=torch.float64, device=self.device)])
+        if self.dist is not None:
+            totals = self.dist.sum(totals)  # every process books the same numbers (and evaluates alike)
+        return rows, diverged, running_metrics(*totals.tolist())
