@@ -33,7 +33,7 @@ from ..data.dataset import ImageData
 from ..devices import autocast, resolve_device
 from .book import Record, RunBook
 from .checkpoint import checkpoint_state, restore_checkpoint
-from .evaluate import FIT_PRECISION, metrics_from_predictions
+from .evaluate import in_doubt, metrics_from_predictions
 from .in_memory import device_tensors
 from .progress import EpochProgress
 from .schedule import lr_at
@@ -254,9 +254,10 @@ def train_epoch(packed: PackedMLP, optimizer: torch.optim.SGD, members: list[Mem
 @torch.no_grad()
 def _predict(packed: PackedMLP, chosen: list[int], x: torch.Tensor, labels: torch.Tensor, cfg0: RunConfig,
              precision: str):
-    """Per-example losses and predictions of members ``chosen``: (K', N) each (a member's numbers do not
-    depend on which others are computed with it, :func:`packed_forward`)."""
-    losses, preds = [], []
+    """Per-example losses, predictions and :func:`~shattering.train.evaluate.in_doubt` of members ``chosen``:
+    (K', N) each (a member's numbers do not depend on which others are computed with it,
+    :func:`packed_forward`)."""
+    losses, preds, doubts = [], [], []
     k = labels.shape[0]
     every = chosen == list(range(len(packed.weights[0])))
     weights = list(packed.weights) if every else [w[chosen] for w in packed.weights]
@@ -269,25 +270,41 @@ def _predict(packed: PackedMLP, chosen: list[int], x: torch.Tensor, labels: torc
         losses.append(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), yb.reshape(-1),
                                       reduction="none").view(k, -1))
         preds.append(logits.argmax(dim=2))
-    return torch.cat(losses, 1), torch.cat(preds, 1)
+        doubts.append(in_doubt(logits, yb) if precision != "fp32" else torch.zeros_like(yb, dtype=torch.bool))
+    return torch.cat(losses, 1), torch.cat(preds, 1), torch.cat(doubts, 1)
+
+
+def _predict_train(packed: PackedMLP, chosen: list[int], x: torch.Tensor, labels: torch.Tensor,
+                   cfg0: RunConfig) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+    """The training set of members ``chosen`` with fit decided in fp32, as a separate run decides it
+    (:func:`shattering.train.evaluate.predict_train`): each member's examples in doubt take their fp32 loss and
+    prediction. Returns losses, predictions (K', N) and how many each member computed again."""
+    loss, pred, doubt = _predict(packed, chosen, x, labels, cfg0, cfg0.precision)
+    rows = doubt.any(dim=0).nonzero().squeeze(1)  # the examples any member doubts, computed once for all
+    if rows.numel():
+        again_loss, again_pred, _ = _predict(packed, chosen, x[rows], labels[:, rows], cfg0, "fp32")
+        mask = doubt[:, rows]
+        loss[:, rows] = torch.where(mask, again_loss, loss[:, rows])
+        pred[:, rows] = torch.where(mask, again_pred, pred[:, rows])
+    return loss, pred, doubt.sum(dim=1).tolist()
 
 
 def measure_pack(packed: PackedMLP, members: list[Member], x_train: torch.Tensor, x_test: torch.Tensor,
                  cfg0: RunConfig, chosen: list[int] | None = None) -> list[dict]:
     """The per-epoch metrics (:func:`shattering.train.evaluate.metrics_from_predictions`) of members ``chosen``
-    (default: all), in that order; the training set in fp32 (the fit decision,
-    :data:`~shattering.train.evaluate.FIT_PRECISION`), the test set in the run's precision."""
+    (default: all), in that order; fit decided in fp32 (:func:`_predict_train`), the test set in the run's
+    precision."""
     chosen = list(range(len(members))) if chosen is None else chosen
     if not chosen:
         return []
     mine = [members[k] for k in chosen]
     packed.eval()
-    loss, pred = _predict(packed, chosen, x_train, torch.stack([m.tensors["y_train"] for m in mine]), cfg0,
-                          FIT_PRECISION)
-    test_loss, test_pred = _predict(packed, chosen, x_test, torch.stack([m.tensors["y_test_clean"] for m in mine]),
-                                    cfg0, cfg0.precision)
+    loss, pred, checked = _predict_train(packed, chosen, x_train, torch.stack([m.tensors["y_train"] for m in mine]),
+                                         cfg0)
+    test_loss, test_pred, _ = _predict(packed, chosen, x_test,
+                                       torch.stack([m.tensors["y_test_clean"] for m in mine]), cfg0, cfg0.precision)
     return [metrics_from_predictions(loss[j], pred[j], test_loss[j], test_pred[j], m.tensors)
-            for j, m in enumerate(mine)]
+            | {"train_fp32_checked": checked[j]} for j, m in enumerate(mine)]
 
 
 def _save_member(m: Member, packed: PackedMLP, optimizer: torch.optim.SGD, k: int) -> None:
