@@ -11,8 +11,8 @@ two things differ from a data set held as tensors (:mod:`shattering.train.in_mem
   training device.
 - **Measurement** (at the epochs :meth:`~shattering.train.book.RunBook.needs_evaluation` names; fit decided
   in fp32, :mod:`shattering.train.evaluate`) streams both splits through the evaluation transform in eval
-  mode, as the in-memory path does for its tensors (the whole training set against the labels trained on, the test set against clean
-  labels), and adds the top-5 accuracies of Table 2 and the best top-5 test accuracy so far. Under
+  mode, as the in-memory path does for its tensors (the whole training set against the labels trained on,
+  the test set against clean labels), and adds the top-5 accuracies of Table 2 and the best top-5 test accuracy so far. Under
   torchrun each process measures a contiguous shard of each split with process 0's batch-norm statistics
   and the per-example results are gathered, so all processes book the same numbers.
 """
