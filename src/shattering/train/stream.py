@@ -9,11 +9,11 @@ two things differ from a data set held as tensors (:mod:`shattering.train.in_mem
   image from (seed, epoch, image), so it does not depend on the worker that decodes it, and a resumed run
   sees the same images as an uninterrupted one. Pixels travel as uint8 and are scaled and whitened on the
   training device.
-- **Measurement** (at the epochs :meth:`~shattering.train.book.RunBook.needs_evaluation` names; fit decided
-  in fp32, :mod:`shattering.train.evaluate`) streams both splits through the evaluation transform in eval
-  mode, as the in-memory path does for its tensors (the whole training set against the labels trained on,
-  the test set against clean labels), and adds the top-5 accuracies of Table 2 and the best top-5 test accuracy so far. Under
-  torchrun each process measures a contiguous shard of each split with process 0's batch-norm statistics
+- **Measurement** (at the epochs :meth:`~shattering.train.book.RunBook.needs_evaluation` names; fit decided in
+  fp32, :mod:`shattering.train.evaluate`) streams both splits through the evaluation transform in eval mode,
+  as the in-memory path does for its tensors (the whole training set against the labels trained on, the test
+  set against clean labels), and adds the top-5 accuracies of Table 2 and the best top-5 test accuracy so far.
+  Under torchrun each process measures a contiguous shard of each split with process 0's batch-norm statistics
   and the per-example results are gathered, so all processes book the same numbers.
 """
 
