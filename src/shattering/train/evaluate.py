@@ -32,6 +32,9 @@ DOUBT_ABS = 0.5  # logits: a bf16 margin this close to zero (plus DOUBT_REL of t
 DOUBT_REL = 0.02  # computed again in fp32 (bf16 vs fp32 logits measured to differ by up to 0.098 on digits)
 
 
+CLEAR_MARGIN = 1e-3  # a probed example this far on the wrong side is wrong in every batch shape (fp32 rounds ~1e-6)
+
+
 def signed_margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """The logit of the label minus the largest other logit (positive: the label is predicted), per example;
     ``logits`` (..., C) float, ``y`` (...)."""
@@ -69,6 +72,27 @@ def predict(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size
     if doubt:
         return torch.cat(losses), torch.cat(preds), torch.cat(doubts)
     return torch.cat(losses), torch.cat(preds)
+
+
+@torch.no_grad()
+def clear_errors(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor,
+                 batch_size: int) -> int:
+    """The fit probe (:meth:`shattering.train.book.RunBook.needs_evaluation`): how many of the training examples
+    ``idx`` the model, in eval mode and fp32, gets wrong by a clear margin (its label's logit below another by
+    more than :data:`CLEAR_MARGIN`, so that no rounding of another batch shape could make it right). One is
+    enough to know the epoch did not fit."""
+    if not idx.numel():
+        return 0
+    was_training = model.training
+    model.eval()
+    found = torch.zeros((), dtype=torch.long, device=x.device)
+    try:
+        for start in range(0, len(idx), batch_size):
+            rows = idx[start:start + batch_size]
+            found += (signed_margin(model(x[rows]).float(), y[rows]) < -CLEAR_MARGIN).sum()
+    finally:
+        model.train(was_training)
+    return int(found)
 
 
 def predict_train(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int,

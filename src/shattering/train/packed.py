@@ -33,7 +33,7 @@ from ..data.dataset import ImageData
 from ..devices import autocast, resolve_device
 from .book import Record, RunBook
 from .checkpoint import checkpoint_state, restore_checkpoint
-from .evaluate import in_doubt, metrics_from_predictions
+from .evaluate import CLEAR_MARGIN, in_doubt, metrics_from_predictions, signed_margin
 from .in_memory import device_tensors
 from .progress import EpochProgress
 from .schedule import lr_at
@@ -164,10 +164,16 @@ def _train_packed(packed: PackedMLP, optimizer: torch.optim.SGD, params: list, m
         for group in optimizer.param_groups:
             group["lr"] = lr
         t0 = time.perf_counter()
-        rows, diverged, running = train_epoch(packed, optimizer, members, x_train, lr)
+        rows, diverged, running, wrong = train_epoch(packed, optimizer, members, x_train, lr)
         t1 = time.perf_counter()
-        # each member is evaluated at the epochs it would be alone (its own running accuracy and history)
+        # each member is evaluated at the epochs it would be alone (its own schedule and fit probe)
         chosen = [k for k, m in enumerate(members) if m.book.needs_evaluation(running[k], diverged[k])]
+        probed = [k for k, m in enumerate(members) if k not in chosen and m.book.fit_at is None]
+        for k, found in zip(probed, _clear_errors(packed, probed, x_train, members, wrong), strict=True):
+            running[k] |= {"fit_probe_checked": int(wrong[k].sum()), "fit_probe_wrong": found}
+            if found == 0:
+                chosen.append(k)
+        chosen.sort()
         metrics: list[dict | None] = [None] * len(members)
         for k, row in zip(chosen, measure_pack(packed, members, x_train, x_test, cfg0, chosen), strict=True):
             metrics[k] = row
@@ -204,10 +210,11 @@ def _stack_momentum(optimizer: torch.optim.SGD, params: list, members: list[Memb
 
 
 def train_epoch(packed: PackedMLP, optimizer: torch.optim.SGD, members: list[Member], x_train: torch.Tensor,
-                lr: float) -> tuple[list[list], list[bool], list[dict]]:
+                lr: float) -> tuple[list[list], list[bool], list[dict], torch.Tensor]:
     """One epoch of every member: each its own batch order and labels, one batched step for all; returns each
-    member's loss-log rows, whether it diverged, and its running training accuracy and loss
-    (:func:`shattering.train.trainer.running_metrics`, counted on the device: one read at the epoch's end)."""
+    member's loss-log rows, whether it diverged, its running training accuracy and loss
+    (:func:`shattering.train.trainer.running_metrics`, counted on the device: one read at the epoch's end) and
+    which examples its training pass got wrong ((K, N) bool on the device: the fit probe's suspects)."""
     cfg0 = members[0].cfg
     k, n = len(members), x_train.shape[0]
     device = x_train.device
@@ -219,6 +226,7 @@ def train_epoch(packed: PackedMLP, optimizer: torch.optim.SGD, members: list[Mem
     count = 0
     tally = torch.zeros(2, k, dtype=torch.float64, device=device)  # per member: (correct, loss sum)
     seen = 0
+    wrong = torch.zeros(k, n, dtype=torch.bool, device=device)
     packed.train()
     for start in range(0, n, cfg0.batch_size):
         idx = orders[:, start:start + cfg0.batch_size]  # (K, B)
@@ -229,8 +237,9 @@ def train_epoch(packed: PackedMLP, optimizer: torch.optim.SGD, members: list[Mem
         b = idx.shape[1]
         per_example = F.cross_entropy(logits.float().reshape(k * b, -1), yb.reshape(-1), reduction="none")
         loss = per_example.view(k, b).mean(dim=1)  # each member's mean over its batch
-        tally += torch.stack([(logits.detach().argmax(dim=2) == yb).sum(dim=1).double(),
-                              per_example.detach().view(k, b).double().sum(dim=1)])
+        hit = logits.detach().argmax(dim=2) == yb
+        wrong.scatter_(1, idx, ~hit)
+        tally += torch.stack([hit.sum(dim=1).double(), per_example.detach().view(k, b).double().sum(dim=1)])
         seen += b
         optimizer.zero_grad(set_to_none=True)
         loss.sum().backward()  # members share no parameter: each gets the gradient of its own loss
@@ -248,7 +257,7 @@ def train_epoch(packed: PackedMLP, optimizer: torch.optim.SGD, members: list[Mem
             running.zero_()
             count = 0
     correct, losses = tally.tolist()
-    return rows, diverged, [running_metrics(c, s, seen) for c, s in zip(correct, losses, strict=True)]
+    return rows, diverged, [running_metrics(c, s, seen) for c, s in zip(correct, losses, strict=True)], wrong
 
 
 @torch.no_grad()
@@ -287,6 +296,32 @@ def _predict_train(packed: PackedMLP, chosen: list[int], x: torch.Tensor, labels
         loss[:, rows] = torch.where(mask, again_loss, loss[:, rows])
         pred[:, rows] = torch.where(mask, again_pred, pred[:, rows])
     return loss, pred, doubt.sum(dim=1).tolist()
+
+
+@torch.no_grad()
+def _clear_errors(packed: PackedMLP, probed: list[int], x: torch.Tensor, members: list[Member],
+                  wrong: torch.Tensor) -> list[int]:
+    """The fit probe of members ``probed`` (:func:`shattering.train.evaluate.clear_errors`): how many of its own
+    suspects (``wrong[k]``) each gets clearly wrong in fp32. The union of the suspects is computed once for
+    all; each member counts only its own, so it finds what it would alone."""
+    if not probed:
+        return []
+    mine = wrong[probed]  # (K', N)
+    rows = mine.any(dim=0).nonzero().squeeze(1)
+    if not rows.numel():
+        return [0] * len(probed)
+    packed.eval()
+    labels = torch.stack([members[k].tensors["y_train"] for k in probed])[:, rows]
+    weights = [w[probed] for w in packed.weights]
+    biases = [b[probed] for b in packed.biases]
+    found = torch.zeros(len(probed), dtype=torch.long, device=x.device)
+    size = members[0].cfg.eval_batch_size
+    for start in range(0, len(rows), size):
+        part = rows[start:start + size]
+        logits = packed_forward(weights, biases, x[part].unsqueeze(0).expand(len(probed), -1, -1)).float()
+        clear = signed_margin(logits, labels[:, start:start + size]) < -CLEAR_MARGIN
+        found += (clear & mine[:, part]).sum(dim=1)
+    return found.tolist()
 
 
 def measure_pack(packed: PackedMLP, members: list[Member], x_train: torch.Tensor, x_test: torch.Tensor,

@@ -27,7 +27,7 @@ from ..data.image_folder import NO_AUGMENTATION, TEST, TRAIN, FolderImages, make
 from ..data.preprocess import per_image_whitening
 from ..devices import autocast
 from ..errors import DataFormatError
-from .evaluate import in_doubt, metrics_from_predictions
+from .evaluate import CLEAR_MARGIN, in_doubt, metrics_from_predictions, signed_margin
 from .trainer import Trainer
 
 TOP_K = 5
@@ -79,7 +79,8 @@ class StreamTrainer(Trainer):
             scales.append(scale)
         self.plan.batches = batches
         for (x, idx), scale in zip(self._load(), scales, strict=True):
-            yield self._images(x), self.y_train[idx.to(self.device)], scale
+            idx = idx.to(self.device)
+            yield self._images(x), self.y_train[idx], scale, idx
 
     # -- measurement ---------------------------------------------------------------------------------
     @torch.no_grad()
@@ -88,11 +89,11 @@ class StreamTrainer(Trainer):
         ``decide_fit``: the examples in doubt are computed again in fp32
         (:func:`shattering.train.evaluate.predict_train`), and a fourth tensor holds how many (one per process)."""
         part = self.dist.split_range(n) if self.dist is not None else range(n)
-        loss, pred, hit, doubt = self._pass(split, list(part), labels, precision)
+        loss, pred, hit, doubt, _ = self._pass(split, list(part), labels, precision)
         if decide_fit and precision != "fp32":
             again = doubt.nonzero().squeeze(1)
             if again.numel():
-                loss[again], pred[again], hit[again], _ = self._pass(
+                loss[again], pred[again], hit[again], *_ = self._pass(
                     split, [part.start + int(i) for i in again], labels, "fp32")
             out = [loss, pred, hit, torch.tensor([again.numel()])]
         else:
@@ -102,13 +103,15 @@ class StreamTrainer(Trainer):
         return out
 
     def _pass(self, split: int, indices: list[int], labels: torch.Tensor, precision: str):
-        """One eval-mode pass over examples ``indices`` of ``split``: losses, predictions, top-5 hits and which
-        are :func:`~shattering.train.evaluate.in_doubt` (on the CPU, in the order of ``indices``)."""
+        """One eval-mode pass over examples ``indices`` of ``split``: losses, predictions, top-5 hits, which
+        are :func:`~shattering.train.evaluate.in_doubt` and the signed margins (on the CPU, in the order of
+        ``indices``)."""
         size = self.cfg.eval_batch_size
         self.plan.batches = [[(split, i, NO_AUGMENTATION) for i in indices[s:s + size]]
                              for s in range(0, len(indices), size)]
         losses, preds = [torch.empty(0)], [torch.empty(0, dtype=torch.long)]
         hits, doubts = [torch.empty(0, dtype=torch.bool)], [torch.empty(0, dtype=torch.bool)]
+        margins = [torch.empty(0)]
         was_training = self.net.training
         self.net.eval()
         try:
@@ -122,9 +125,20 @@ class StreamTrainer(Trainer):
                 k = min(TOP_K, logits.shape[1])
                 hits.append((logits.topk(k, dim=1).indices == y[:, None]).any(dim=1).cpu())
                 doubts.append(in_doubt(logits, y).cpu())
+                margins.append(signed_margin(logits, y).cpu())
         finally:
             self.net.train(was_training)
-        return torch.cat(losses), torch.cat(preds), torch.cat(hits), torch.cat(doubts)
+        return torch.cat(losses), torch.cat(preds), torch.cat(hits), torch.cat(doubts), torch.cat(margins)
+
+    def _clear_errors(self, idx: torch.Tensor) -> int:
+        """The fit probe (:func:`shattering.train.evaluate.clear_errors`): every process probes the same
+        examples with process 0's batch-norm statistics, in fp32."""
+        if self.dist is not None:
+            self.dist.sync_buffers(self.net)
+        if not idx.numel():
+            return 0
+        *_, margin = self._pass(TRAIN, idx.tolist(), self.labels["y_train"], "fp32")
+        return int((margin < -CLEAR_MARGIN).sum())
 
     def _measure(self) -> dict:
         if self.dist is not None:

@@ -102,12 +102,19 @@ class Trainer(abc.ABC):
 
     @abc.abstractmethod
     def _batches(self, order: torch.Tensor) -> Iterator[tuple[torch.Tensor, torch.Tensor, float | None]]:
-        """The epoch's training batches in ``order``: ``(images, labels, scale)``; ``scale`` is None alone, else
-        the factor on this process's summed loss (:meth:`shattering.train.distributed.DistContext.shard`)."""
+        """The epoch's training batches in ``order``: ``(images, labels, scale, indices)``; ``scale`` is None
+        alone, else the factor on this process's summed loss
+        (:meth:`shattering.train.distributed.DistContext.shard`); ``indices``: the examples' positions in the
+        training set, on the device."""
 
     @abc.abstractmethod
     def _measure(self) -> dict:
         """The epoch's metrics (:func:`shattering.train.evaluate.metrics_from_predictions` and more)."""
+
+    @abc.abstractmethod
+    def _clear_errors(self, idx: torch.Tensor) -> int:
+        """The fit probe: how many of training examples ``idx`` (on the device) the model gets clearly wrong in
+        eval mode, fp32 (:func:`shattering.train.evaluate.clear_errors`); the same number on every process."""
 
     # -- checkpoints ---------------------------------------------------------------------------------
     def state(self) -> dict:
@@ -140,9 +147,14 @@ class Trainer(abc.ABC):
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr
                 t0 = time.perf_counter()
-                step_rows, diverged, running = self._train_epoch(lr)
+                step_rows, diverged, running, wrong = self._train_epoch(lr)
                 t1 = time.perf_counter()
-                metrics = self._measure() if book.needs_evaluation(running, diverged) else None
+                evaluate = book.needs_evaluation(running, diverged)
+                if not evaluate and book.fit_at is None:  # the fit probe: the full pass runs only if it may fit
+                    suspects = wrong.nonzero().squeeze(1)
+                    running |= {"fit_probe_checked": len(suspects), "fit_probe_wrong": self._clear_errors(suspects)}
+                    evaluate = running["fit_probe_wrong"] == 0
+                metrics = self._measure() if evaluate else None
                 status = book.end_epoch(lr, metrics, running, step_rows, t1 - t0, time.perf_counter() - t1,
                                         diverged)
                 book.record.save_checkpoint(self.state())
@@ -167,16 +179,18 @@ class Trainer(abc.ABC):
             return float(running) / count
         return float(self.dist.sum(running)) / (self.dist.world_size * count)
 
-    def _train_epoch(self, lr: float) -> tuple[list, bool, dict]:
-        """One epoch of SGD; returns the loss-log rows, whether it diverged, and the running training accuracy
-        and loss (:func:`running_metrics`: each batch as the model saw it just before its step)."""
+    def _train_epoch(self, lr: float) -> tuple[list, bool, dict, torch.Tensor]:
+        """One epoch of SGD; returns the loss-log rows, whether it diverged, the running training accuracy and
+        loss (:func:`running_metrics`: each batch as the model saw it just before its step) and which examples
+        the training pass got wrong (a bool per example, on the device: the fit probe's suspects)."""
         cfg, book = self.cfg, self.book
         self.model.train()
         order = torch.randperm(self.data.n_train, generator=self.generator)
         rows, diverged = [], False
         running, count = torch.zeros((), device=self.device), 0
         tally, seen = torch.zeros(2, dtype=torch.float64, device=self.device), 0  # (correct, loss sum), examples
-        for xb, yb, scale in self._batches(order):
+        wrong = torch.zeros(self.data.n_train, dtype=torch.bool, device=self.device)
+        for xb, yb, scale, ib in self._batches(order):
             with autocast(self.device, cfg.precision):
                 out = self.model(xb)
             loss, per_example = self._loss(out, yb, scale)
@@ -187,7 +201,9 @@ class Trainer(abc.ABC):
             running += loss.detach()
             count += 1
             logits = (out[0] if isinstance(out, tuple) else out).detach()
-            tally += torch.stack([(logits.argmax(dim=1) == yb).sum().double(), per_example.detach().double().sum()])
+            hit = logits.argmax(dim=1) == yb
+            wrong[ib] = ~hit
+            tally += torch.stack([hit.sum().double(), per_example.detach().double().sum()])
             seen += len(yb)
             if book.steps % cfg.log_every == 0:
                 value = self._logged_loss(running, count)
@@ -200,4 +216,5 @@ class Trainer(abc.ABC):
         totals = torch.cat([tally, torch.tensor([float(seen)], dtype=torch.float64, device=self.device)])
         if self.dist is not None:
             totals = self.dist.sum(totals)  # every process books the same numbers (and evaluates alike)
-        return rows, diverged, running_metrics(*totals.tolist())
+            wrong = self.dist.sum(wrong.to(torch.int32)) > 0
+        return rows, diverged, running_metrics(*totals.tolist()), wrong
