@@ -43,9 +43,8 @@ from .schedule import describe_schedule
 
 STUCK_EPOCHS = 5  # after this many epochs at chance, print the usual causes
 _COUNTERS = ("epoch", "steps", "seconds", "train_seconds", "eval_seconds", "best_test_acc", "fit_at", "warnings",
-             "resumes", "last", "diverged", "eval_passes",
-             "fit_probes")
-_OPTIONAL = {"diverged": False, "eval_passes": None, "fit_probes": None}  # counters a checkpoint from an older version may lack
+             "resumes", "last", "diverged", "eval_passes", "fit_probes")
+_OPTIONAL = {"diverged": False, "eval_passes": None, "fit_probes": None}  # counters older checkpoints lack
 
 
 def now() -> str:

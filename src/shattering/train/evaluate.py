@@ -74,25 +74,38 @@ def predict(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size
     return torch.cat(losses), torch.cat(preds)
 
 
+def probe_chunks(n: int, batch_size: int) -> list[tuple[int, int]]:
+    """(start, stop) of the fit probe's chunks over ``n`` suspects: 16, 32, 64, ... up to ``batch_size``, so
+    that a run far from fit (most examples wrong) stops after a few examples, and one near fit (a handful of
+    suspects) takes one batch."""
+    chunks, start, size = [], 0, 16
+    while start < n:
+        chunks.append((start, min(n, start + size)))
+        start, size = start + size, min(2 * size, batch_size)
+    return chunks
+
+
 @torch.no_grad()
 def clear_errors(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor,
-                 batch_size: int) -> int:
-    """The fit probe (:meth:`shattering.train.book.RunBook.needs_evaluation`): how many of the training examples
-    ``idx`` the model, in eval mode and fp32, gets wrong by a clear margin (its label's logit below another by
-    more than :data:`CLEAR_MARGIN`, so that no rounding of another batch shape could make it right). One is
-    enough to know the epoch did not fit."""
-    if not idx.numel():
-        return 0
+                 batch_size: int) -> tuple[int, int]:
+    """The fit probe (:meth:`shattering.train.book.RunBook.needs_evaluation`): training examples ``idx`` in
+    eval mode and fp32, chunk by chunk (:func:`probe_chunks`) until one is wrong by a clear margin (its
+    label's logit below another by more than :data:`CLEAR_MARGIN`, so that no rounding of another batch shape
+    could make it right): one is enough to know the epoch did not fit. Returns (examples checked, clearly
+    wrong among them)."""
     was_training = model.training
     model.eval()
-    found = torch.zeros((), dtype=torch.long, device=x.device)
+    checked = found = 0
     try:
-        for start in range(0, len(idx), batch_size):
-            rows = idx[start:start + batch_size]
-            found += (signed_margin(model(x[rows]).float(), y[rows]) < -CLEAR_MARGIN).sum()
+        for start, stop in probe_chunks(len(idx), batch_size):
+            rows = idx[start:stop]
+            found += int((signed_margin(model(x[rows]).float(), y[rows]) < -CLEAR_MARGIN).sum())
+            checked = stop
+            if found:
+                break
     finally:
         model.train(was_training)
-    return int(found)
+    return checked, found
 
 
 def predict_train(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int,

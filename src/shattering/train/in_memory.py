@@ -79,7 +79,7 @@ class InMemoryTrainer(Trainer):
             if self.dist.is_main else None
         return self.dist.broadcast(metrics)
 
-    def _clear_errors(self, idx: torch.Tensor) -> int:
+    def _clear_errors(self, idx: torch.Tensor) -> tuple[int, int]:
         """The fit probe (:func:`shattering.train.evaluate.clear_errors`); under torchrun process 0 probes."""
         if self.dist is None:
             return clear_errors(self.net, self.tensors["x_train"], self.tensors["y_train"], idx,

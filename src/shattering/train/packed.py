@@ -33,7 +33,7 @@ from ..data.dataset import ImageData
 from ..devices import autocast, resolve_device
 from .book import Record, RunBook
 from .checkpoint import checkpoint_state, restore_checkpoint
-from .evaluate import CLEAR_MARGIN, in_doubt, metrics_from_predictions, signed_margin
+from .evaluate import CLEAR_MARGIN, in_doubt, metrics_from_predictions, probe_chunks, signed_margin
 from .in_memory import device_tensors
 from .progress import EpochProgress
 from .schedule import lr_at
@@ -169,8 +169,8 @@ def _train_packed(packed: PackedMLP, optimizer: torch.optim.SGD, params: list, m
         # each member is evaluated at the epochs it would be alone (its own schedule and fit probe)
         chosen = [k for k, m in enumerate(members) if m.book.needs_evaluation(running[k], diverged[k])]
         probed = [k for k, m in enumerate(members) if k not in chosen and m.book.fit_at is None]
-        for k, found in zip(probed, _clear_errors(packed, probed, x_train, members, wrong), strict=True):
-            running[k] |= {"fit_probe_checked": int(wrong[k].sum()), "fit_probe_wrong": found}
+        for k, (checked, found) in zip(probed, _clear_errors(packed, probed, x_train, members, wrong), strict=True):
+            running[k] |= {"fit_probe_checked": checked, "fit_probe_wrong": found}
             if found == 0:
                 chosen.append(k)
         chosen.sort()
@@ -300,28 +300,28 @@ def _predict_train(packed: PackedMLP, chosen: list[int], x: torch.Tensor, labels
 
 @torch.no_grad()
 def _clear_errors(packed: PackedMLP, probed: list[int], x: torch.Tensor, members: list[Member],
-                  wrong: torch.Tensor) -> list[int]:
-    """The fit probe of members ``probed`` (:func:`shattering.train.evaluate.clear_errors`): how many of its own
-    suspects (``wrong[k]``) each gets clearly wrong in fp32. The union of the suspects is computed once for
-    all; each member counts only its own, so it finds what it would alone."""
-    if not probed:
-        return []
-    mine = wrong[probed]  # (K', N)
-    rows = mine.any(dim=0).nonzero().squeeze(1)
-    if not rows.numel():
-        return [0] * len(probed)
-    packed.eval()
-    labels = torch.stack([members[k].tensors["y_train"] for k in probed])[:, rows]
-    weights = [w[probed] for w in packed.weights]
-    biases = [b[probed] for b in packed.biases]
-    found = torch.zeros(len(probed), dtype=torch.long, device=x.device)
+                  wrong: torch.Tensor) -> list[tuple[int, int]]:
+    """The fit probe of members ``probed``: (checked, clearly wrong) for each, as a separate run counts them
+    (:func:`shattering.train.evaluate.clear_errors`: its own suspects, ``wrong[k]``, in the same chunks,
+    stopping at the first chunk with a clear error). Members are probed one at a time, the packed weights of
+    one member padded as a pack of one (:func:`packed_forward`), so the numbers do not depend on the pack."""
+    out = []
+    if probed:
+        packed.eval()
     size = members[0].cfg.eval_batch_size
-    for start in range(0, len(rows), size):
-        part = rows[start:start + size]
-        logits = packed_forward(weights, biases, x[part].unsqueeze(0).expand(len(probed), -1, -1)).float()
-        clear = signed_margin(logits, labels[:, start:start + size]) < -CLEAR_MARGIN
-        found += (clear & mine[:, part]).sum(dim=1)
-    return found.tolist()
+    for k in probed:
+        idx = wrong[k].nonzero().squeeze(1)
+        y = members[k].tensors["y_train"]
+        weights, biases = [w[k:k + 1] for w in packed.weights], [b[k:k + 1] for b in packed.biases]
+        checked = found = 0
+        for start, stop in probe_chunks(len(idx), size):
+            rows = idx[start:stop]
+            logits = packed_forward(weights, biases, x[rows].unsqueeze(0))[0].float()
+            checked, found = stop, found + int((signed_margin(logits, y[rows]) < -CLEAR_MARGIN).sum())
+            if found:
+                break
+        out.append((checked, found))
+    return out
 
 
 def measure_pack(packed: PackedMLP, members: list[Member], x_train: torch.Tensor, x_test: torch.Tensor,

@@ -27,7 +27,7 @@ from ..data.image_folder import NO_AUGMENTATION, TEST, TRAIN, FolderImages, make
 from ..data.preprocess import per_image_whitening
 from ..devices import autocast
 from ..errors import DataFormatError
-from .evaluate import CLEAR_MARGIN, in_doubt, metrics_from_predictions, signed_margin
+from .evaluate import CLEAR_MARGIN, in_doubt, metrics_from_predictions, probe_chunks, signed_margin
 from .trainer import Trainer
 
 TOP_K = 5
@@ -130,15 +130,18 @@ class StreamTrainer(Trainer):
             self.net.train(was_training)
         return torch.cat(losses), torch.cat(preds), torch.cat(hits), torch.cat(doubts), torch.cat(margins)
 
-    def _clear_errors(self, idx: torch.Tensor) -> int:
-        """The fit probe (:func:`shattering.train.evaluate.clear_errors`): every process probes the same
-        examples with process 0's batch-norm statistics, in fp32."""
+    def _clear_errors(self, idx: torch.Tensor) -> tuple[int, int]:
+        """The fit probe (:func:`shattering.train.evaluate.clear_errors`, chunk by chunk): every process probes
+        the same examples with process 0's batch-norm statistics, in fp32."""
         if self.dist is not None:
             self.dist.sync_buffers(self.net)
-        if not idx.numel():
-            return 0
-        *_, margin = self._pass(TRAIN, idx.tolist(), self.labels["y_train"], "fp32")
-        return int((margin < -CLEAR_MARGIN).sum())
+        checked = found = 0
+        for start, stop in probe_chunks(len(idx), self.cfg.eval_batch_size):
+            *_, margin = self._pass(TRAIN, idx[start:stop].tolist(), self.labels["y_train"], "fp32")
+            checked, found = stop, found + int((margin < -CLEAR_MARGIN).sum())
+            if found:
+                break
+        return checked, found
 
     def _measure(self) -> dict:
         if self.dist is not None:

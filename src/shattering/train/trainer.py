@@ -112,9 +112,9 @@ class Trainer(abc.ABC):
         """The epoch's metrics (:func:`shattering.train.evaluate.metrics_from_predictions` and more)."""
 
     @abc.abstractmethod
-    def _clear_errors(self, idx: torch.Tensor) -> int:
-        """The fit probe: how many of training examples ``idx`` (on the device) the model gets clearly wrong in
-        eval mode, fp32 (:func:`shattering.train.evaluate.clear_errors`); the same number on every process."""
+    def _clear_errors(self, idx: torch.Tensor) -> tuple[int, int]:
+        """The fit probe over training examples ``idx`` (on the device): (checked, clearly wrong in eval mode,
+        fp32) as :func:`shattering.train.evaluate.clear_errors` counts them; the same on every process."""
 
     # -- checkpoints ---------------------------------------------------------------------------------
     def state(self) -> dict:
@@ -151,9 +151,9 @@ class Trainer(abc.ABC):
                 t1 = time.perf_counter()
                 evaluate = book.needs_evaluation(running, diverged)
                 if not evaluate and book.fit_at is None:  # the fit probe: the full pass runs only if it may fit
-                    suspects = wrong.nonzero().squeeze(1)
-                    running |= {"fit_probe_checked": len(suspects), "fit_probe_wrong": self._clear_errors(suspects)}
-                    evaluate = running["fit_probe_wrong"] == 0
+                    checked, found = self._clear_errors(wrong.nonzero().squeeze(1))
+                    running |= {"fit_probe_checked": checked, "fit_probe_wrong": found}
+                    evaluate = found == 0
                 metrics = self._measure() if evaluate else None
                 status = book.end_epoch(lr, metrics, running, step_rows, t1 - t0, time.perf_counter() - t1,
                                         diverged)
