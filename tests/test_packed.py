@@ -77,10 +77,13 @@ def test_grouping_rule():
 
 
 def test_packed_checkpoint_resumes_as_a_separate_run(tmp_path):
-    cfgs = _sweep(tmp_path, until="epochs", epochs=6, log_every=2)
+    # every epoch evaluated: the last epoch of the 3-epoch budget is always evaluated, so the 6-epoch runs
+    # must evaluate it too for their rows to match
+    cfgs = _sweep(tmp_path, until="epochs", epochs=6, log_every=2, eval_every=1)
     short = [c.replace(epochs=3) for c in cfgs]
     run_sweep(short, progress=False)  # packed, 3 epochs
-    reference = run_sweep(_sweep(tmp_path / "ref", until="epochs", epochs=6, log_every=2), progress=False, pack=1)
+    reference = run_sweep(_sweep(tmp_path / "ref", until="epochs", epochs=6, log_every=2, eval_every=1),
+                          progress=False, pack=1)
     for cfg_short, cfg in zip(short, cfgs, strict=True):  # continue each from the packed checkpoint, alone
         src, dst = RunRecord(cfg_short.run_dir()), RunRecord(cfg.run_dir())
         dst.create()
