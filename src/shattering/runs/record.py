@@ -66,6 +66,14 @@ def moved_aside(path: str | Path) -> bool:
     return OLD_MARK in Path(path).name
 
 
+def evaluated(rows: list[dict]) -> list[dict]:
+    """The metrics rows of epochs with a full eval-mode evaluation (``train_acc``, ``test_acc``, ...): a row
+    with ``"evaluated": false`` holds only the running training numbers and the fit probe
+    (:mod:`shattering.train.book`); rows of records from before evaluation was skipped have no such key and
+    are all evaluated."""
+    return [r for r in rows if r.get("evaluated", True) is not False]
+
+
 class RunRecord:
     """The files of one run (see the module docstring)."""
 
@@ -207,8 +215,13 @@ class RunRecord:
         except OSError:
             return []
 
+    def read_evaluated_metrics(self) -> list[dict]:
+        """The rows of the epochs that had a full evaluation (:func:`evaluated`): what curves and results read."""
+        return evaluated(self.read_metrics())
+
     def read_metrics(self) -> list[dict]:
-        """Complete per-epoch rows (a torn last line from a crash is ignored)."""
+        """Complete per-epoch rows (a torn last line from a crash is ignored), evaluated or not (an epoch
+        without a full evaluation holds only its running numbers: :func:`evaluated` keeps the others)."""
         rows = []
         for line in self._lines(self.metrics_path):
             try:
