@@ -195,7 +195,8 @@ class RunBook:
         """The evaluation policy and what it cost, as the summary states it."""
         return {"policy": f"the whole training and test sets in eval mode every {self.cfg.eval_every} epoch(s), at "
                           "the budget's last epoch, and at every epoch a fit probe (the examples the training "
-                          "pass got wrong, re-evaluated in fp32) could not rule out fit; fit decided in fp32",
+                          "pass got wrong, re-evaluated in fp32) could not rule out fit; fit decided in fp32; the best "
+                          "test accuracy is the best of the epochs evaluated",
                 "eval_every": self.cfg.eval_every, "passes": self.eval_passes, "fit_probes": self.fit_probes,
                 "seconds": self.eval_seconds,
                 "share": self.eval_seconds / self.seconds if self.seconds > 0 else None}
