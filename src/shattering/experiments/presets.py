@@ -316,7 +316,8 @@ _IMAGENET_SCALES = {
               "test_size": 1000, "epochs": 15, "until": "epochs", "eval_every": 1,
               "note": "5,000 training images at 64x64, the small AlexNet, 15 epochs"},
     "paper": {"dataset": "imagenet", "model": "inception-v3", "image_size": 299, "epochs": 100, "until": "epochs",
-              "eval_every": 1, "note": "the paper's model and data; its schedule and batch size are not given (the TF Inception "
+              "eval_every": 1,
+              "note": "the paper's model and data; its schedule and batch size are not given (the TF Inception "
                       "package's lr 0.1 x0.94 per epoch [I]); a GPU, or several with torchrun"},
 }
 
