@@ -91,7 +91,7 @@ def test_the_last_epoch_of_the_budget_is_evaluated_and_is_the_final(tmp_path):
     assert rows[0]["fit_probe_wrong"] > 0  # the probe found an example still wrong: no full pass needed
     assert result.summary["evaluation"]["passes"] == 2 and result.summary["evaluation"]["eval_every"] == 20
     assert "every 20 epoch(s)" in result.summary["evaluation"]["policy"]
-    assert 0 < result.summary["evaluation"]["share"] < 1
+    assert 0 < result.summary["evaluation"]["seconds"] == result.summary["eval_seconds"] < result.summary["seconds"]
     # the readers: curves and the table take the evaluated epochs; running=True shows the others, blank
     assert evaluated(rows) == RunRecord(result.run_dir).read_evaluated_metrics() and len(evaluated(rows)) == 2
     curves = load_curves(tmp_path)

@@ -198,8 +198,7 @@ class RunBook:
                           "pass got wrong, re-evaluated in fp32) could not rule out fit; fit decided in fp32; the best "
                           "test accuracy is the best of the epochs evaluated",
                 "eval_every": self.cfg.eval_every, "passes": self.eval_passes, "fit_probes": self.fit_probes,
-                "seconds": self.eval_seconds,
-                "share": self.eval_seconds / self.seconds if self.seconds > 0 else None}
+                "seconds": self.eval_seconds}
 
     def _check_stuck(self, train_acc: float) -> None:
         if any(w.startswith("stuck") for w in self.warnings):
