@@ -200,11 +200,12 @@ class Trainer(abc.ABC):
             book.steps += 1
             running += loss.detach()
             count += 1
-            logits = (out[0] if isinstance(out, tuple) else out).detach()
-            hit = logits.argmax(dim=1) == yb
-            wrong[ib] = ~hit
-            tally += torch.stack([hit.sum().double(), per_example.detach().double().sum()])
-            seen += len(yb)
+            if scale != 0.0:  # (0: a stand-in example of a process whose shard is empty, not counted)
+                logits = (out[0] if isinstance(out, tuple) else out).detach()
+                hit = logits.argmax(dim=1) == yb
+                wrong[ib] = ~hit
+                tally += torch.stack([hit.sum().double(), per_example.detach().double().sum()])
+                seen += len(yb)
             if book.steps % cfg.log_every == 0:
                 value = self._logged_loss(running, count)
                 rows.append((book.steps, book.epoch + 1, value, lr))
