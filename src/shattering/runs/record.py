@@ -4,7 +4,8 @@ by the hash of its resolved config, written so that nothing half-written is ever
 Layout of ``<out>/<dataset>_<model>_<corruption>_<id>/``:
 
 - ``config.json``: the resolved config, the data set's description and fingerprint, versions.
-- ``metrics.jsonl``: one JSON object per epoch (appended).
+- ``metrics.jsonl``: one JSON object per epoch (appended): full metrics at the epochs evaluated, the running
+  training numbers (``"evaluated": false``) at the others (:func:`evaluated` keeps the former).
 - ``steps.csv``: ``step,epoch,loss,lr``, the training loss every ``log_every`` steps (appended).
 - ``checkpoint.pt``: model, optimizer, every RNG state and the loop state, replaced atomically each epoch.
   Its first line holds the SHA-256 of the rest; a damaged checkpoint is detected and the previous one

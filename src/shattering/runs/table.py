@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 CONFIG_COLUMNS = tuple(f.name for f in dataclasses.fields(RunConfig))
-# What a run measures after every epoch (train/evaluate.py); the table has each one's final and best value.
+# What a run measures at every evaluated epoch (train/evaluate.py); the table has each one's final and best value.
 ACCURACIES = ("train_acc", "test_acc", "train_acc_clean", "train_acc_corrupted", "train_acc_original",
               "test_acc_corrupted_labels")
 RESULT_COLUMNS = (

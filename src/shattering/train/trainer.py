@@ -3,11 +3,13 @@ A), epoch after epoch, measured honestly and booked.
 
 SGD with momentum 0.9, batch 128, initial learning rate 0.1 (Inceptions) or 0.01 (others), multiplied by
 ``lr_decay`` after every epoch, no explicit regularization unless switched on. Fit is 100% accuracy of the
-whole training set re-evaluated in eval mode, in fp32; that pass (and the test set's) runs every
-``eval_every`` epochs, at the budget's last epoch and every epoch once the running training accuracy (counted
-from the batch logits during the epoch) nears fit (:meth:`shattering.train.book.RunBook.needs_evaluation`), so
-the fit epoch is the one evaluating every epoch finds. ``until="fit"`` stops at 100% training accuracy or at
-the epoch budget, and the summary says which, with numbers.
+whole training set re-evaluated in eval mode, decided on fp32 logits (:mod:`shattering.train.evaluate`). That
+pass (and the test set's) runs every ``eval_every`` epochs, at the budget's last epoch, and at every epoch the
+fit probe cannot rule out fit: the examples the training pass got wrong (marked for free from the batch
+logits) are re-evaluated, and one still clearly wrong proves the epoch did not fit
+(:meth:`shattering.train.book.RunBook.needs_evaluation`). So the fit epoch is exactly the one evaluating every
+epoch finds. ``until="fit"`` stops at 100% training accuracy or at the epoch budget, and the summary says
+which, with numbers.
 
 :class:`Trainer` is the loop, the loss, the optimizer and the checkpoint; where batches come from and how an
 epoch is measured are its subclasses': :class:`~shattering.train.in_memory.InMemoryTrainer` (the data set
