@@ -15,6 +15,7 @@ from shattering.executors.sweep import run_sweep
 from shattering.report.run_curves import curves_svg
 from shattering.runs import RunRecord, evaluated, load_curves
 from shattering.train.evaluate import clear_errors, measure, predict, probe_chunks
+from shattering.train.progress import epoch_text
 
 TIMING = {"seconds", "eval_seconds", "epoch_seconds"}
 PROBE = {"fit_probe_checked", "fit_probe_wrong"}
@@ -152,3 +153,9 @@ def test_the_fit_probe_counts_only_clear_errors_and_stops_at_the_first_chunk_wit
     assert clear_errors(model, x, y, torch.arange(40), 256) == (16, 16)
     assert clear_errors(model, x, y, torch.arange(0), 256) == (0, 0)
     assert probe_chunks(100, 32) == [(0, 16), (16, 48), (48, 80), (80, 100)]
+
+
+def test_an_unevaluated_epoch_is_shown_as_running_numbers():
+    text = epoch_text({"running_train_acc": 0.5, "running_train_loss": 1.25})
+    assert text == "running loss 1.250 running train 50.0% (not evaluated)"
+    assert epoch_text({"train_loss": 0.5, "train_acc": 1.0, "test_acc": 0.25}) == "loss 0.500 train 100.0% test 25.0%"
