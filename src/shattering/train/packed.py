@@ -181,7 +181,7 @@ def _train_packed(packed: PackedMLP, optimizer: torch.optim.SGD, params: list, m
         keep = []
         for k, m in enumerate(members):
             status = m.book.end_epoch(lr, metrics[k], running[k], rows[k], t1 - t0,
-                                      t2 - t1 if metrics[k] is not None else 0.0, diverged[k])
+                                      t2 - t1 if metrics[k] is not None or k in probed else 0.0, diverged[k])
             _save_member(m, packed, optimizer, k)
             if status is None:
                 keep.append(k)
