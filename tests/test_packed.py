@@ -19,6 +19,7 @@ from shattering.executors.sweep import run_sweep
 from shattering.models import build_model
 from shattering.runs import RunRecord, trainer_class
 from shattering.train.in_memory import InMemoryTrainer
+from shattering.train import packed as packed_module
 from shattering.train.packed import PackedMLP, train_pack
 from shattering.train.stream import StreamTrainer
 
@@ -62,17 +63,17 @@ def wide_steps(monkeypatch):
     """Counts the pack's training steps (autograd on) and evaluation batches that took the wide first layer
     (one shared batch), and the training steps that took the batched one (one batch per member)."""
     calls = {"train": 0, "eval": 0, "batched train": 0}
-    wide, forward = PackedMLP._wide_first_layer, PackedMLP.forward
+    wide, forward = packed_module.wide_first_layer, PackedMLP.forward
 
-    def counted_wide(self, x):
+    def counted_wide(weights, biases, x):
         calls["train" if torch.is_grad_enabled() else "eval"] += 1
-        return wide(self, x)
+        return wide(weights, biases, x)
 
     def counted_forward(self, x):
         calls["batched train"] += x.dim() == 3 and torch.is_grad_enabled()
         return forward(self, x)
 
-    monkeypatch.setattr(PackedMLP, "_wide_first_layer", counted_wide)
+    monkeypatch.setattr(packed_module, "wide_first_layer", counted_wide)
     monkeypatch.setattr(PackedMLP, "forward", counted_forward)
     return calls
 
@@ -172,10 +173,13 @@ def test_grouping_rule():
 
 
 def test_packed_checkpoint_resumes_as_a_separate_run(tmp_path):
-    cfgs = _sweep(tmp_path, until="epochs", epochs=6, log_every=2)
+    # every epoch evaluated: the last epoch of the 3-epoch budget is always evaluated, so the 6-epoch runs
+    # must evaluate it too for their rows to match
+    cfgs = _sweep(tmp_path, until="epochs", epochs=6, log_every=2, eval_every=1)
     short = [c.replace(epochs=3) for c in cfgs]
     run_sweep(short, progress=False)  # packed, 3 epochs
-    reference = run_sweep(_sweep(tmp_path / "ref", until="epochs", epochs=6, log_every=2), progress=False, pack=1)
+    reference = run_sweep(_sweep(tmp_path / "ref", until="epochs", epochs=6, log_every=2, eval_every=1),
+                          progress=False, pack=1)
     for cfg_short, cfg in zip(short, cfgs, strict=True):  # continue each from the packed checkpoint, alone
         src, dst = RunRecord(cfg_short.run_dir()), RunRecord(cfg.run_dir())
         dst.create()

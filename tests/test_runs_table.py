@@ -21,7 +21,7 @@ from shattering.cli import main
 from shattering.config import RunConfig
 from shattering.experiments.presets import PRESETS
 from shattering.files import json_text
-from shattering.runs import RunRecord, load_curves, load_runs, select_runs
+from shattering.runs import RunRecord, evaluated, load_curves, load_runs, select_runs
 from shattering.runs.table import ACCURACIES, COLUMNS, CONFIG_COLUMNS, CURVE_KEYS, METRICS, RESULT_COLUMNS, as_records
 
 SRC = Path(shattering.__file__).resolve().parents[1]
@@ -128,15 +128,18 @@ def test_the_table_reads_files_only(out, monkeypatch):
 
 
 def test_curves_have_one_row_per_epoch_per_run(out):
-    curves, runs = load_curves(out), load_runs(out)
-    assert list(curves.columns[:len(CURVE_KEYS) + len(METRICS)]) == [*CURVE_KEYS, *METRICS]
-    assert len(curves) == runs["epochs_trained"].sum()
-    assert not curves.duplicated(["run_id", "epoch"]).any()
-    per_run = curves.groupby("run_id")["epoch"].agg(["count", "min", "max"])
+    every, runs = load_curves(out, running=True), load_runs(out)
+    assert list(every.columns[:len(CURVE_KEYS) + len(METRICS)]) == [*CURVE_KEYS, *METRICS]
+    assert len(every) == runs["epochs_trained"].sum()
+    assert not every.duplicated(["run_id", "epoch"]).any()
+    per_run = every.groupby("run_id")["epoch"].agg(["count", "min", "max"])
     for _, row in runs.iterrows():
         assert tuple(per_run.loc[row["run_id"]]) == (row["epochs_trained"], 1, row["epochs_trained"])
+    curves = load_curves(out)  # the evaluated epochs only: every accuracy a result
+    assert curves["train_acc"].notna().all() and set(curves["evaluated"]) == {True}
+    assert len(curves) < len(every)
     for _, row in runs.iterrows():
-        metrics = RunRecord(row["run_dir"]).read_metrics()
+        metrics = evaluated(RunRecord(row["run_dir"]).read_metrics())
         mine = curves[curves["run_id"] == row["run_id"]].sort_values("epoch")
         assert [m["train_acc"] for m in metrics] == list(mine["train_acc"])
         assert [m["test_acc"] for m in metrics] == list(mine["test_acc"])
@@ -249,7 +252,8 @@ def test_a_record_without_its_summary_is_unfinished(out, tmp_path, capsys):
             "run_id"]
         config = RunRecord(folder).read_config()
         assert row["model"] == config["config"]["model"] and row["data_fingerprint"] == config["data_fingerprint"]
-        assert len(load_curves(folder.parent)) == len(metrics)
+        assert len(load_curves(folder.parent)) == len(evaluated(metrics))
+        assert len(load_curves(folder.parent, running=True)) == len(metrics)
     rc, text, _ = shatter(capsys, "runs", str(tmp_path))
     assert rc == 0 and text.count(" unfinished ") == 2
     assert len(select_runs(load_runs(tmp_path), ["status=unfinished"])) == 2

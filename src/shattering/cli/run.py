@@ -55,6 +55,11 @@ def _cmd_run(args) -> int:
     print(f"  schedule: {s['schedule']['text']}")
     print(f"  ran:      {s['epochs']} epochs, {s['steps']} steps, {s['seconds']:.1f} s on {s['device']} "
           f"({s['precision']})" + (", when the record was made (nothing trained now)" if result.reused else ""))
+    if isinstance(s.get("evaluation"), dict) and s["evaluation"].get("passes") is not None:
+        share = f" ({100 * s['eval_seconds'] / s['seconds']:.1f}% of the run)" if s["seconds"] > 0 else ""
+        print(f"  evaluated: {s['evaluation']['passes']} of {s['epochs']} epochs in full, "
+              f"{s['eval_seconds']:.1f} s{share} (every {s['evaluation']['eval_every']} epoch"
+              f"{'s' * (s['evaluation']['eval_every'] != 1)}, and wherever the fit probe could not rule out fit)")
     for warning in s.get("warnings", []):
         print(f"  warning:  {warning}")
     for line in advice_lines(s.get("advice") or [], "flags"):  # why it did not fit, and the options to change

@@ -67,7 +67,7 @@ def render_fig1a(preset, outcomes: Sequence[Outcome], out_dir: Path, notes: Sequ
             if rows:
                 xs, ys, source = [r["step"] for r in rows], [r["loss"] for r in rows], "steps.csv"
             else:  # fewer steps than log_every: the epoch-end evaluation of the whole training set
-                rows = record.read_metrics()
+                rows = record.read_evaluated_metrics()
                 xs, ys, source = [r["step"] for r in rows], [r["train_loss"] for r in rows], "metrics.jsonl"
                 fallback.append(o)
             curves.append((o, xs, ys, source))
@@ -77,7 +77,7 @@ def render_fig1a(preset, outcomes: Sequence[Outcome], out_dir: Path, notes: Sequ
         extra = []
         if fallback:
             extra.append(f"{len(fallback)} run(s) logged fewer steps than log_every: their curve is the training "
-                         "loss of the whole training set evaluated at the end of each epoch (metrics.jsonl).")
+                         "loss of the whole training set at the epochs evaluated in full (metrics.jsonl).")
         caption = [*notes_line(notes), *extra, *status_caption(outcomes, _fig1a_label, "fig1a")]
         fig, (ax,) = figure(1, preset, caption, panel_w=6.2, scale=scale, provenance=provenance, legend_w=LEGEND_W)
         settings = [s for s in FIG1A_SETTINGS if any(o.config.corruption == s for o, *_ in curves)]
@@ -243,7 +243,7 @@ def render_fig2b(preset, outcomes: Sequence[Outcome], out_dir: Path, notes: Sequ
     with matplotlib.rc_context(RC):
         models = [m for m in ("inception-small", "inception-small-nobn") if any(o.config.model == m for o in outcomes)]
         models += sorted({o.config.model for o in outcomes} - set(models))
-        metrics = {id(o): RunRecord(o.run_dir).read_metrics() for o in outcomes if o.summary is not None}
+        metrics = {id(o): RunRecord(o.run_dir).read_evaluated_metrics() for o in outcomes if o.summary is not None}
         caption = [*notes_line(notes),
                    "Solid: test accuracy; dashed: training accuracy; shaded: up to the best test accuracy so far "
                    "(early stopping's reach). Lines of runs that fit are means over seeds; a run that did not fit or "

@@ -165,7 +165,8 @@ def _run_row(root: Path, d: Path, summary: dict | None, config: dict | None, rec
                 "message": str(summary.get("message", "")), "metrics": metrics}
     config = _dict(config)
     cfg = _dict(config.get("config"))
-    last = metrics[-1] if metrics else {}
+    shown = [m for m in metrics if m.get("evaluated", True) is not False]  # the last epoch with accuracies
+    last = shown[-1] if shown else {}
     return {"status": "unfinished", "run_name": d.name, "folder": rel, "run_id": config.get("run_id"),
             **_settings(cfg), "epochs": len(metrics), "fit_epoch": None,
             "train_acc": _number(last.get("train_acc")), "test_acc": _number(last.get("test_acc")),

@@ -86,7 +86,7 @@ def render_fig2a(preset, outcomes: Sequence[Outcome], out_dir: Path, notes: Sequ
     setting; shaded up to the best test accuracy so far."""
     out_dir = Path(out_dir)
     with matplotlib.rc_context(RC):
-        metrics = {id(o): RunRecord(o.run_dir).read_metrics() for o in outcomes if o.summary is not None}
+        metrics = {id(o): RunRecord(o.run_dir).read_evaluated_metrics() for o in outcomes if o.summary is not None}
         caption = [*notes_line(notes),
                    "Solid: top-1 test accuracy; dashed: top-1 training accuracy; shaded: up to the best test "
                    "accuracy so far (early stopping's reach); dotted: the paper's final top-1 test accuracy "

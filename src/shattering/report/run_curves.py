@@ -1,6 +1,7 @@
 """One run's learning curves as a small inline SVG for the HTML page: training and test accuracy (left panel)
 and training and test loss (right panel) per epoch, read from the run's ``metrics.jsonl`` (the epoch-end
-evaluation of Section 2.1 of Zhang et al., ICLR 2017: the whole training set in eval mode after every epoch).
+evaluation of Section 2.1 of Zhang et al., ICLR 2017: the whole training set in eval mode, at the epochs
+evaluated; the others are skipped).
 
 Plain SVG text, no matplotlib: a page of hundreds of runs stays fast to build, small, and byte-stable.
 """
@@ -18,7 +19,8 @@ COLORS = {"train": "#d62728", "test": "#1f77b4"}
 
 def curves_svg(metrics: Sequence[dict]) -> str:
     """Two panels side by side (accuracy, loss) against epochs; an empty string when no epoch was recorded."""
-    rows = [r for r in metrics if isinstance(r, dict) and _finite(r.get("epoch"))]
+    rows = [r for r in metrics if isinstance(r, dict) and _finite(r.get("epoch"))
+            and r.get("evaluated", True) is not False]  # epochs without a full evaluation hold no accuracy
     if not rows:
         return ""
     epochs = [float(r["epoch"]) for r in rows]

@@ -22,6 +22,7 @@ from .record import KEEP_CHECKPOINTS as KEEP_CHECKPOINTS
 from .record import STATUSES as STATUSES
 from .record import FollowerRecord as FollowerRecord
 from .record import RunRecord as RunRecord
+from .record import evaluated as evaluated
 from .record import moved_aside as moved_aside
 from .record import record_for as record_for
 from .table import load_curves as load_curves

@@ -4,7 +4,8 @@ by the hash of its resolved config, written so that nothing half-written is ever
 Layout of ``<out>/<dataset>_<model>_<corruption>_<id>/``:
 
 - ``config.json``: the resolved config, the data set's description and fingerprint, versions.
-- ``metrics.jsonl``: one JSON object per epoch (appended).
+- ``metrics.jsonl``: one JSON object per epoch (appended): full metrics at the epochs evaluated, the running
+  training numbers (``"evaluated": false``) at the others (:func:`evaluated` keeps the former).
 - ``steps.csv``: ``step,epoch,loss,lr``, the training loss every ``log_every`` steps (appended).
 - ``checkpoint.pt``: model, optimizer, every RNG state and the loop state, replaced atomically each epoch.
   Its first line holds the SHA-256 of the rest; a damaged checkpoint is detected and the previous one
@@ -64,6 +65,14 @@ def moved_aside(path: str | Path) -> bool:
     """True for a record folder a rerun moved aside (``<name>.old-<timestamp>``): kept, but not a run of the
     folder any more."""
     return OLD_MARK in Path(path).name
+
+
+def evaluated(rows: list[dict]) -> list[dict]:
+    """The metrics rows of epochs with a full eval-mode evaluation (``train_acc``, ``test_acc``, ...): a row
+    with ``"evaluated": false`` holds only the running training numbers and the fit probe
+    (:mod:`shattering.train.book`); rows of records from before evaluation was skipped have no such key and
+    are all evaluated."""
+    return [r for r in rows if r.get("evaluated", True) is not False]
 
 
 class RunRecord:
@@ -207,8 +216,13 @@ class RunRecord:
         except OSError:
             return []
 
+    def read_evaluated_metrics(self) -> list[dict]:
+        """The rows of the epochs that had a full evaluation (:func:`evaluated`): what curves and results read."""
+        return evaluated(self.read_metrics())
+
     def read_metrics(self) -> list[dict]:
-        """Complete per-epoch rows (a torn last line from a crash is ignored)."""
+        """Complete per-epoch rows (a torn last line from a crash is ignored), evaluated or not (an epoch
+        without a full evaluation holds only its running numbers: :func:`evaluated` keeps the others)."""
         rows = []
         for line in self._lines(self.metrics_path):
             try:

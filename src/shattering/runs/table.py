@@ -5,7 +5,8 @@ as rows a notebook can filter, group and pivot (test error by model and p, the s
 order), then how the run ended (``status``: fit / not-fit / diverged, or unfinished for a record without a
 complete summary), when it fit, its final and best accuracies (train, test, the clean and the corrupted part of
 the training set, against the original labels), the label noise actually drawn, the data fingerprint and the
-code version. :func:`load_curves` gives every run's per-epoch metrics in long form, one row per (run, epoch).
+code version. :func:`load_curves` gives every run's per-epoch metrics in long form, one row per (run, evaluated
+epoch; ``running=True`` adds the epochs without a full evaluation, whose accuracy columns are blank).
 
 Only files are read (``config.json``, ``summary.json``, ``metrics.jsonl``; never a checkpoint, never a model).
 A record whose summary is missing, half-written or damaged is a row with status ``unfinished`` whose numbers
@@ -29,13 +30,13 @@ from ..errors import ConfigError, RecordError
 from ..files import json_text
 from ..measures import MEASURE_KEYS
 from ..validation import must_be
-from .record import RunRecord, moved_aside
+from .record import RunRecord, evaluated, moved_aside
 
 if TYPE_CHECKING:
     import pandas as pd
 
 CONFIG_COLUMNS = tuple(f.name for f in dataclasses.fields(RunConfig))
-# What a run measures after every epoch (train/evaluate.py); the table has each one's final and best value.
+# What a run measures at every evaluated epoch (train/evaluate.py); the table has each one's final and best value.
 ACCURACIES = ("train_acc", "test_acc", "train_acc_clean", "train_acc_corrupted", "train_acc_original",
               "test_acc_corrupted_labels")
 RESULT_COLUMNS = (
@@ -75,14 +76,19 @@ def load_runs(path: str | Path) -> pd.DataFrame:
     return _frame([row for row, _ in _records(path)], COLUMNS)
 
 
-def load_curves(path: str | Path) -> pd.DataFrame:
+def load_curves(path: str | Path, running: bool = False) -> pd.DataFrame:
     """Every run's per-epoch metrics (``metrics.jsonl``) under ``path`` in long form: one row per (run, epoch),
     the run's ``run_id``, ``dataset``, ``model``, ``corruption``, ``p``, ``seed`` and ``status``, then the
-    epoch's metrics (:data:`METRICS`, then any other a record holds)."""
+    epoch's metrics (:data:`METRICS`, then any other a record holds).
+
+    Only the epochs with a full eval-mode evaluation (every ``eval_every`` epochs, the last one, the one of fit:
+    :mod:`shattering.train.book`) unless ``running``: then also the others, whose ``evaluated`` is False and
+    which hold only ``running_train_acc``, ``running_train_loss`` and the fit probe (the accuracy columns blank,
+    never a result)."""
     rows, extra = [], set()
     for row, metrics in _records(path):
         keys = {key: row[key] for key in CURVE_KEYS}
-        for m in metrics:
+        for m in (metrics if running else evaluated(metrics)):
             extra.update(k for k in m if k not in METRICS)
             rows.append(keys | {k: _cell(v) for k, v in m.items()})
     return _frame(rows, CURVE_KEYS + METRICS + tuple(sorted(extra - set(CURVE_KEYS))))
@@ -155,7 +161,8 @@ def _row(d: Path, record: RunRecord, summary: dict | None, config: dict, metrics
     finished = summary is not None
     source = summary if finished else config
     settings = _dict(config.get("config")) | (_dict(summary.get("config")) if finished else {})
-    last = _dict(summary.get("final")) if finished else (metrics[-1] if metrics else {})
+    shown = evaluated(metrics)  # an unfinished run's numbers: its last evaluated epoch
+    last = _dict(summary.get("final")) if finished else (shown[-1] if shown else {})
     data = _dict(source.get("data")) or _dict(config.get("data"))
     versions = _dict(source.get("versions")) or _dict(config.get("versions"))
     row = {name: _cell(settings.get(name)) for name in CONFIG_COLUMNS}

@@ -13,7 +13,7 @@ import torch
 from ..data.dataset import ImageData
 from ..data.preprocess import per_image_whitening
 from .augment import crop_windows, flip_rotate, pad_and_crop
-from .evaluate import measure
+from .evaluate import clear_errors, measure
 from .trainer import Trainer
 
 
@@ -83,7 +83,17 @@ class InMemoryTrainer(Trainer):
             if self.dist.is_main else None
         return self.dist.broadcast(metrics)
 
-    def _batches(self, order: torch.Tensor) -> Iterator[tuple[torch.Tensor, torch.Tensor, float | None]]:
+    def _clear_errors(self, idx: torch.Tensor) -> tuple[int, int]:
+        """The fit probe (:func:`shattering.train.evaluate.clear_errors`); under torchrun process 0 probes."""
+        if self.dist is None:
+            return clear_errors(self.net, self.tensors["x_train"], self.tensors["y_train"], idx,
+                                self.cfg.eval_batch_size)
+        found = clear_errors(self.net, self.tensors["x_train"], self.tensors["y_train"], idx,
+                             self.cfg.eval_batch_size) if self.dist.is_main else None
+        return self.dist.broadcast(found)
+
+    def _batches(self, order: torch.Tensor) -> Iterator[tuple[torch.Tensor, torch.Tensor, float | None,
+                                                                torch.Tensor]]:
         """The epoch's training batches in ``order`` (see :meth:`Trainer._batches`).
 
         Under torchrun every process augments the whole global batch (the same draws from the same generator,
@@ -95,5 +105,5 @@ class InMemoryTrainer(Trainer):
             xb, yb, scale = self._train_batch(idx), t["y_train"][idx], None
             if self.dist is not None:
                 rows, scale = self.dist.shard(torch.arange(len(idx), device=self.device))
-                xb, yb = xb[rows], yb[rows]
-            yield xb, yb, scale
+                xb, yb, idx = xb[rows], yb[rows], idx[rows]
+            yield xb, yb, scale, idx

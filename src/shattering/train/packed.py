@@ -36,24 +36,11 @@ from ..data.dataset import ImageData
 from ..devices import autocast, optimizer_options, prepare_device, resolve_device
 from .book import Record, RunBook
 from .checkpoint import checkpoint_state, restore_checkpoint
-from .evaluate import metrics_from_predictions
+from .evaluate import CLEAR_MARGIN, in_doubt, metrics_from_predictions, probe_chunks, signed_margin
 from .in_memory import device_tensors
 from .progress import EpochProgress
 from .schedule import lr_at
-from .trainer import init_model, sgd
-
-SHARED_INPUT_KERNELS = ("wide", "batched")
-
-
-def shared_input_kernel(device: torch.device) -> str:
-    """How the first layer of a pack applies K members to one shared batch: ``"wide"``, one (B, D) @ (D, K*out)
-    matrix product, or ``"batched"``, the batch repeated K times through ``baddbmm``. Both compute the same
-    function (equal up to float rounding). The default is ``"wide"`` on every device: on the 2-core AMD EPYC
-    (avx512_bf16) one fwd+bwd of 6 members on 128 x 784 -> 512 -> 10 measured 22.0 ms wide vs 23.9 ms batched
-    in bf16, 11.8 vs 12.6 ms in fp32, and the wide path gathers each batch once instead of K times.
-    ``bench/bench.py --only kernels`` measures both on the machine at hand (a measured per-machine cache can
-    replace this default)."""
-    return "wide"
+from .trainer import init_model, running_metrics, sgd
 
 
 class PackedMLP(nn.Module):
@@ -68,46 +55,63 @@ class PackedMLP(nn.Module):
             nn.Parameter(torch.stack([ls[i].bias.detach() for ls in layers]).clone()) for i in range(len(layers[0])))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (K, B, D) flattened images, one batch per member, or (B, D) one batch every member sees (members
-        sharing a seed, and evaluation); returns logits (K, B, classes)."""
-        k = self.weights[0].shape[0]
-        if x.dim() == 2 and shared_input_kernel(x.device) == "wide":
-            return self._layers(self._wide_first_layer(x), start=1)
-        if x.dim() == 2:
-            x = x.unsqueeze(0).expand(k, -1, -1)
-        return self._layers(x, start=0)
-
-    def _wide_first_layer(self, x: torch.Tensor) -> torch.Tensor:
-        """The first layer of K members on one batch x (B, D) as ONE matrix product (B, D) @ (D, K*out): the
-        K weight matrices, stacked, are one wide matrix, and the backward's weight gradient is one product
-        too (x^T @ grad, (D, B) @ (B, K*out)). Returns the hidden layer (K, B, out), activated if not last."""
-        w, b = self.weights[0], self.biases[0]
-        k, out = w.shape[0], w.shape[1]
-        h = F.linear(x, w.reshape(k * out, -1), b.reshape(k * out)).view(x.shape[0], k, out).transpose(0, 1)
-        return torch.relu(h) if len(self.weights) > 1 else h
-
-    def _layers(self, x: torch.Tensor, start: int) -> torch.Tensor:
-        """Layers ``start`` on of every member, one batched product each: x (K, B, in) -> (K, B, out)."""
-        alone = x.shape[0] == 1
-        last = len(self.weights) - 1
-        for i in range(start, last + 1):
-            w, b = self.weights[i], self.biases[i]
-            if alone:
-                # A batch of one model takes another kernel than a batch of two or more, which rounds
-                # differently for some batch sizes: pad with a detached copy so that a member computes the same
-                # numbers however many others share its pack (and a resumed pack equals an uninterrupted one).
-                w, b = torch.cat([w, w.detach()]), torch.cat([b, b.detach()])
-                x = torch.cat([x, x.detach()]) if x.shape[0] == 1 else x
-            x = torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))  # (K, B, out) = b + x @ W^T per member
-            if i < last:
-                x = torch.relu(x)
-        return x[:1] if alone else x
+        """x: (K, B, D) flattened images, one batch per member, or (B, D) one batch every member sees; returns
+        logits (K, B, classes) (:func:`packed_forward`)."""
+        return packed_forward(list(self.weights), list(self.biases), x)
 
     def select(self, keep: list[int]) -> None:
         """Keep only members ``keep`` (their parameters; the caller slices optimizer state alike)."""
         for plist in (self.weights, self.biases):
             for p in plist:
                 p.data = p.data[keep].contiguous()
+
+
+SHARED_INPUT_KERNELS = ("wide", "batched")
+
+
+def shared_input_kernel(device: torch.device) -> str:
+    """How the first layer of a pack applies K members to one shared batch: ``"wide"``, one (B, D) @ (D, K*out)
+    matrix product, or ``"batched"``, the batch repeated K times through ``baddbmm``. Both compute the same
+    function (equal up to float rounding). The default is ``"wide"`` on every device: on the 2-core AMD EPYC
+    (avx512_bf16) one fwd+bwd of 6 members on 128 x 784 -> 512 -> 10 measured 22.0 ms wide vs 23.9 ms batched
+    in bf16, 11.8 vs 12.6 ms in fp32, and the wide path gathers each batch once instead of K times.
+    ``bench/bench.py --only kernels`` measures both on the machine at hand."""
+    return "wide"
+
+
+def wide_first_layer(weights: Sequence[torch.Tensor], biases: Sequence[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """The first layer of K members on one batch x (B, D) as ONE matrix product (B, D) @ (D, K*out): the K weight
+    matrices, stacked, are one wide matrix, and the backward's weight gradient is one product too (x^T @ grad,
+    (D, B) @ (B, K*out)). Returns the hidden layer (K, B, out), activated if not the last layer."""
+    w, b = weights[0], biases[0]
+    k, out = w.shape[0], w.shape[1]
+    h = F.linear(x, w.reshape(k * out, -1), b.reshape(k * out)).view(x.shape[0], k, out).transpose(0, 1)
+    return torch.relu(h) if len(weights) > 1 else h
+
+
+def packed_forward(weights: Sequence[torch.Tensor], biases: Sequence[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """The packed MLP of layer weights (K, out, in) and biases (K, out) on x: (K, B, D), one batch per member, or
+    (B, D), one batch every member sees (members sharing a seed, and evaluation); logits (K, B, classes)."""
+    start = 0
+    if x.dim() == 2:
+        if shared_input_kernel(x.device) == "wide":
+            x, start = wide_first_layer(weights, biases, x), 1
+        else:
+            x = x.unsqueeze(0).expand(weights[0].shape[0], -1, -1)
+    alone = x.shape[0] == 1
+    last = len(weights) - 1
+    for i in range(start, last + 1):
+        w, b = weights[i], biases[i]
+        if alone:
+            # A batch of one model takes another kernel than a batch of two or more, which rounds
+            # differently for some batch sizes: pad with a detached copy so that a member computes the same
+            # numbers however many others share its pack (and a resumed pack equals an uninterrupted one).
+            w, b = torch.cat([w, w.detach()]), torch.cat([b, b.detach()])
+            x = torch.cat([x, x.detach()]) if x.shape[0] == 1 else x
+        x = torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))  # (K, B, out) = b + x @ W^T per member
+        if i < last:
+            x = torch.relu(x)
+    return x[:1] if alone else x
 
 
 @dataclass
@@ -158,9 +162,10 @@ def open_member(cfg: RunConfig, data: ImageData, record: Record, images: Member 
 def train_pack(members: list[Member], progress: bool = False) -> Iterator[tuple[Member, dict, float]]:
     """Train ``members`` (all at the same epoch) together; yield ``(member, summary, seconds)`` as each one
     ends, before the next is booked: the caller writes the summary. A member's ``seconds`` (and its summary's,
-    and ``fit_seconds``) are its share of the pack's time: each epoch's time divided by the members alive in it,
-    summed; the pack's wall time until the member ended is its summary's ``packed.pack_seconds``. ``progress``:
-    show the pack's epochs (:class:`~shattering.train.progress.EpochProgress`)."""
+    and ``fit_seconds``) are its share of the pack's time: each epoch's training time divided by the members
+    alive in it, and its evaluation time by the members evaluated or probed in it, summed; the pack's wall time
+    until the member ended is its summary's ``packed.pack_seconds``. ``progress``: show the pack's epochs
+    (:class:`~shattering.train.progress.EpochProgress`)."""
     cfg0 = members[0].cfg
     device = resolve_device(cfg0.device)
     for m in [m for m in members if m.book.done]:  # resumed after its last epoch (killed before its summary)
@@ -201,22 +206,35 @@ def _train_packed(packed: PackedMLP, optimizer: torch.optim.SGD, params: list, m
         for group in optimizer.param_groups:
             group["lr"] = lr
         t0 = time.perf_counter()
-        rows, diverged = train_epoch(packed, optimizer, members, x_train, lr)
+        rows, diverged, running, wrong = train_epoch(packed, optimizer, members, x_train, lr)
         t1 = time.perf_counter()
-        metrics = measure_pack(packed, members, x_train, x_test, cfg0)
+        # each member is evaluated at the epochs it would be alone (its own schedule and fit probe)
+        chosen = [k for k, m in enumerate(members) if m.book.needs_evaluation(running[k], diverged[k])]
+        probed = [k for k, m in enumerate(members) if k not in chosen and m.book.fit_at is None]
+        for k, (checked, found) in zip(probed, _clear_errors(packed, probed, x_train, members, wrong), strict=True):
+            running[k] |= {"fit_probe_checked": checked, "fit_probe_wrong": found}
+            if found == 0:
+                chosen.append(k)
+        chosen.sort()
+        metrics: list[dict | None] = [None] * len(members)
+        for k, row in zip(chosen, measure_pack(packed, members, x_train, x_test, cfg0, chosen), strict=True):
+            metrics[k] = row
         t2 = time.perf_counter()
         keep, alive = [], len(members)
-        for k, m in enumerate(members):  # each member books its share of the epoch: the pack's time / members alive
-            status = m.book.end_epoch(lr, metrics[k], rows[k], (t1 - t0) / alive, (t2 - t1) / alive, diverged[k])
+        measured = sum(1 for k in range(alive) if metrics[k] is not None or k in probed)
+        for k, m in enumerate(members):  # each member books its share of the epoch's training and evaluation
+            evaluated = metrics[k] is not None or k in probed
+            status = m.book.end_epoch(lr, metrics[k], running[k], rows[k], (t1 - t0) / alive,
+                                      (t2 - t1) / measured if evaluated else 0.0, diverged[k])
             _save_member(m, packed, optimizer, k)
             if status is None:
                 keep.append(k)
             else:
                 m.book.extra["packed"]["pack_seconds"] = time.perf_counter() - start  # the pack's wall time so far
                 yield m, m.book.summary(status, str(device)), m.book.seconds
-        accs = [100 * row["train_acc"] for row in metrics]
-        shown.update(epoch + 1, f"{len(keep)} of {len(members)} still training; train {min(accs):.1f}-"
-                                f"{max(accs):.1f}%", last=not keep)
+        accs = [100 * r["running_train_acc"] for r in running]
+        shown.update(epoch + 1, f"{len(keep)} of {len(members)} still training; running train {min(accs):.1f}-"
+                                f"{max(accs):.1f}%, {len(chosen)} evaluated", last=not keep)
         if len(keep) < len(members):
             packed.select(keep)
             for p in params:
@@ -237,13 +255,15 @@ def _stack_momentum(optimizer: torch.optim.SGD, params: list, members: list[Memb
 
 
 def train_epoch(packed: PackedMLP, optimizer: torch.optim.SGD, members: list[Member], x_train: torch.Tensor,
-                lr: float) -> tuple[list[list], list[bool]]:
+                lr: float) -> tuple[list[list], list[bool], list[dict], torch.Tensor]:
     """One epoch of every member: each its own batch order and labels, one batched step for all; returns each
-    member's loss-log rows and whether it diverged. Members that share a seed (the corruption levels of one
-    seed in Fig. 1b/1c) draw the same order, so they see the same images in every batch and differ only in
-    labels: then the batch is gathered once and the first layer is one wide product
-    (:meth:`PackedMLP._wide_first_layer`); the check is made every epoch, so a pack of several seeds takes
-    the batched path."""
+    member's loss-log rows, whether it diverged, its running training accuracy and loss
+    (:func:`shattering.train.trainer.running_metrics`, counted on the device: one read at the epoch's end) and
+    which examples its training pass got wrong ((K, N) bool on the device: the fit probe's suspects). Members
+    that share a seed (the corruption levels of one seed in Fig. 1b/1c) draw the same order, so they see the
+    same images in every batch and differ only in labels: then the batch is gathered once and the first layer
+    is one wide product (:func:`wide_first_layer`); the check is made every epoch, so a pack of several seeds
+    takes the batched path."""
     cfg0 = members[0].cfg
     k, n = len(members), x_train.shape[0]
     device = x_train.device
@@ -254,6 +274,9 @@ def train_epoch(packed: PackedMLP, optimizer: torch.optim.SGD, members: list[Mem
     diverged = [False] * k
     running = torch.zeros(k, device=device)
     count = 0
+    tally = torch.zeros(2, k, dtype=torch.float64, device=device)  # per member: (correct, loss sum)
+    seen = 0
+    wrong = torch.zeros(k, n, dtype=torch.bool, device=device)
     packed.train()
     for start in range(0, n, cfg0.batch_size):
         idx = orders[:, start:start + cfg0.batch_size]  # (K, B)
@@ -264,6 +287,10 @@ def train_epoch(packed: PackedMLP, optimizer: torch.optim.SGD, members: list[Mem
         b = idx.shape[1]
         per_example = F.cross_entropy(logits.float().reshape(k * b, -1), yb.reshape(-1), reduction="none")
         loss = per_example.view(k, b).mean(dim=1)  # each member's mean over its batch
+        hit = logits.detach().argmax(dim=2) == yb
+        wrong.scatter_(1, idx, ~hit)
+        tally += torch.stack([hit.sum(dim=1).double(), per_example.detach().view(k, b).double().sum(dim=1)])
+        seen += b
         optimizer.zero_grad(set_to_none=True)
         loss.sum().backward()  # members share no parameter: each gets the gradient of its own loss
         optimizer.step()
@@ -279,33 +306,90 @@ def train_epoch(packed: PackedMLP, optimizer: torch.optim.SGD, members: list[Mem
                 diverged[j] = diverged[j] or not math.isfinite(values[j])
             running.zero_()
             count = 0
-    return rows, diverged
+    correct, losses = tally.tolist()
+    return rows, diverged, [running_metrics(c, s, seen) for c, s in zip(correct, losses, strict=True)], wrong
 
 
 @torch.no_grad()
-def _predict(packed: PackedMLP, x: torch.Tensor, labels: torch.Tensor, cfg0: RunConfig):
-    """Per-member per-example losses and predictions: (K, N) each."""
-    losses, preds = [], []
+def _predict(packed: PackedMLP, chosen: list[int], x: torch.Tensor, labels: torch.Tensor, cfg0: RunConfig,
+             precision: str):
+    """Per-example losses, predictions and :func:`~shattering.train.evaluate.in_doubt` of members ``chosen``:
+    (K', N) each (a member's numbers do not depend on which others are computed with it,
+    :func:`packed_forward`)."""
+    losses, preds, doubts = [], [], []
     k = labels.shape[0]
+    every = chosen == list(range(len(packed.weights[0])))
+    weights = list(packed.weights) if every else [w[chosen] for w in packed.weights]
+    biases = list(packed.biases) if every else [b[chosen] for b in packed.biases]
     for start in range(0, x.shape[0], cfg0.eval_batch_size):
         xb = x[start:start + cfg0.eval_batch_size]
-        with autocast(x.device, cfg0.precision):
-            logits = packed(xb).float()  # (K, B, C): one batch every member sees
+        with autocast(x.device, precision):
+            logits = packed_forward(weights, biases, xb).float()  # (K', B, C): one batch every member sees
         yb = labels[:, start:start + cfg0.eval_batch_size]
         losses.append(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), yb.reshape(-1),
                                       reduction="none").view(k, -1))
         preds.append(logits.argmax(dim=2))
-    return torch.cat(losses, 1), torch.cat(preds, 1)
+        doubts.append(in_doubt(logits, yb) if precision != "fp32" else torch.zeros_like(yb, dtype=torch.bool))
+    return torch.cat(losses, 1), torch.cat(preds, 1), torch.cat(doubts, 1)
+
+
+def _predict_train(packed: PackedMLP, chosen: list[int], x: torch.Tensor, labels: torch.Tensor,
+                   cfg0: RunConfig) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+    """The training set of members ``chosen`` with fit decided in fp32, as a separate run decides it
+    (:func:`shattering.train.evaluate.predict_train`): each member's examples in doubt take their fp32 loss and
+    prediction. Returns losses, predictions (K', N) and how many each member computed again."""
+    loss, pred, doubt = _predict(packed, chosen, x, labels, cfg0, cfg0.precision)
+    rows = doubt.any(dim=0).nonzero().squeeze(1)  # the examples any member doubts, computed once for all
+    if rows.numel():
+        again_loss, again_pred, _ = _predict(packed, chosen, x[rows], labels[:, rows], cfg0, "fp32")
+        mask = doubt[:, rows]
+        loss[:, rows] = torch.where(mask, again_loss, loss[:, rows])
+        pred[:, rows] = torch.where(mask, again_pred, pred[:, rows])
+    return loss, pred, doubt.sum(dim=1).tolist()
+
+
+@torch.no_grad()
+def _clear_errors(packed: PackedMLP, probed: list[int], x: torch.Tensor, members: list[Member],
+                  wrong: torch.Tensor) -> list[tuple[int, int]]:
+    """The fit probe of members ``probed``: (checked, clearly wrong) for each, as a separate run counts them
+    (:func:`shattering.train.evaluate.clear_errors`: its own suspects, ``wrong[k]``, in the same chunks,
+    stopping at the first chunk with a clear error). Members are probed one at a time, the packed weights of
+    one member padded as a pack of one (:func:`packed_forward`), so the numbers do not depend on the pack."""
+    out = []
+    if probed:
+        packed.eval()
+    size = members[0].cfg.eval_batch_size
+    for k in probed:
+        idx = wrong[k].nonzero().squeeze(1)
+        y = members[k].tensors["y_train"]
+        weights, biases = [w[k:k + 1] for w in packed.weights], [b[k:k + 1] for b in packed.biases]
+        checked = found = 0
+        for start, stop in probe_chunks(len(idx), size):
+            rows = idx[start:stop]
+            logits = packed_forward(weights, biases, x[rows].unsqueeze(0))[0].float()
+            checked, found = stop, found + int((signed_margin(logits, y[rows]) < -CLEAR_MARGIN).sum())
+            if found:
+                break
+        out.append((checked, found))
+    return out
 
 
 def measure_pack(packed: PackedMLP, members: list[Member], x_train: torch.Tensor, x_test: torch.Tensor,
-                 cfg0: RunConfig) -> list[dict]:
-    """Every member's per-epoch metrics (:func:`shattering.train.evaluate.metrics_from_predictions`)."""
+                 cfg0: RunConfig, chosen: list[int] | None = None) -> list[dict]:
+    """The per-epoch metrics (:func:`shattering.train.evaluate.metrics_from_predictions`) of members ``chosen``
+    (default: all), in that order; fit decided in fp32 (:func:`_predict_train`), the test set in the run's
+    precision."""
+    chosen = list(range(len(members))) if chosen is None else chosen
+    if not chosen:
+        return []
+    mine = [members[k] for k in chosen]
     packed.eval()
-    loss, pred = _predict(packed, x_train, torch.stack([m.tensors["y_train"] for m in members]), cfg0)
-    test_loss, test_pred = _predict(packed, x_test, torch.stack([m.tensors["y_test_clean"] for m in members]), cfg0)
-    return [metrics_from_predictions(loss[k], pred[k], test_loss[k], test_pred[k], m.tensors)
-            for k, m in enumerate(members)]
+    loss, pred, checked = _predict_train(packed, chosen, x_train, torch.stack([m.tensors["y_train"] for m in mine]),
+                                         cfg0)
+    test_loss, test_pred, _ = _predict(packed, chosen, x_test,
+                                       torch.stack([m.tensors["y_test_clean"] for m in mine]), cfg0, cfg0.precision)
+    return [metrics_from_predictions(loss[j], pred[j], test_loss[j], test_pred[j], m.tensors)
+            | {"train_fp32_checked": checked[j]} for j, m in enumerate(mine)]
 
 
 def _save_member(m: Member, packed: PackedMLP, optimizer: torch.optim.SGD, k: int) -> None:

@@ -22,7 +22,11 @@ def log_every_epochs(epochs: int) -> int:
 
 
 def epoch_text(metrics: dict) -> str:
-    """One epoch's numbers in a few words: training loss, training and test accuracy."""
+    """One epoch's numbers in a few words: training loss, training and test accuracy; for an epoch without a
+    full evaluation, the running training loss and accuracy, named so."""
+    if "train_acc" not in metrics:
+        return (f"running loss {metrics['running_train_loss']:.3f} running train "
+                f"{100 * metrics['running_train_acc']:.1f}% (not evaluated)")
     return (f"loss {metrics['train_loss']:.3f} train {100 * metrics['train_acc']:.1f}% "
             f"test {100 * metrics['test_acc']:.1f}%")
 

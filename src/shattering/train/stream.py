@@ -9,13 +9,14 @@ two things differ from a data set held as tensors (:mod:`shattering.train.in_mem
   image from (seed, epoch, image), so it does not depend on the worker that decodes it, and a resumed run
   sees the same images as an uninterrupted one. Pixels travel as uint8 (pinned once by the loader when the
   run trains on a GPU, then copied without blocking) and are scaled and whitened on the training device.
-- **Measurement** streams both splits through the evaluation transform in eval mode, as the in-memory path
-  does for its tensors (the whole training set against the labels trained on, the test set against clean
-  labels), and adds the top-5 accuracies of Table 2 and the best top-5 test accuracy so far. Its batches
-  are cut to what the loader's shared-memory budget allows (:func:`~shattering.data.image_folder.loader_sizes`:
-  2 GiB at most, or half the free space of /dev/shm). Under torchrun each process measures a contiguous
-  shard of each split with process 0's batch-norm statistics and the per-example results are gathered, so
-  all processes book the same numbers.
+- **Measurement** (at the epochs :meth:`~shattering.train.book.RunBook.needs_evaluation` names; fit decided in
+  fp32, :mod:`shattering.train.evaluate`) streams both splits through the evaluation transform in eval mode,
+  as the in-memory path does for its tensors (the whole training set against the labels trained on, the test
+  set against clean labels), and adds the top-5 accuracies of Table 2 and the best top-5 test accuracy so far.
+  Its batches are cut to what the loader's shared-memory budget allows
+  (:func:`~shattering.data.image_folder.loader_sizes`: 2 GiB at most, or half the free space of /dev/shm).
+  Under torchrun each process measures a contiguous shard of each split with process 0's batch-norm statistics
+  and the per-example results are gathered, so all processes book the same numbers.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from ..data.image_folder import NO_AUGMENTATION, TEST, TRAIN, FolderImages, make
 from ..data.preprocess import per_image_whitening
 from ..devices import autocast
 from ..errors import DataFormatError
-from .evaluate import metrics_from_predictions
+from .evaluate import CLEAR_MARGIN, in_doubt, metrics_from_predictions, probe_chunks, signed_margin
 from .trainer import Trainer
 
 TOP_K = 5
@@ -82,22 +83,44 @@ class StreamTrainer(Trainer):
             scales.append(scale)
         self.plan.batches = batches
         for (x, idx), scale in zip(self._load(), scales, strict=True):
-            yield self._images(x), self.y_train[idx.to(self.device, non_blocking=True)], scale  # idx is pinned too
+            idx = idx.to(self.device, non_blocking=True)  # idx is pinned too
+            yield self._images(x), self.y_train[idx], scale, idx
 
     # -- measurement ---------------------------------------------------------------------------------
     @torch.no_grad()
-    def _predict(self, split: int, n: int, labels: torch.Tensor):
-        """Per-example loss, predicted class and top-5 hit against ``labels`` over ``split`` (eval mode)."""
-        size = self.eval_batch_size
+    def _predict(self, split: int, n: int, labels: torch.Tensor, precision: str, decide_fit: bool = False):
+        """Per-example loss, predicted class and top-5 hit against ``labels`` over ``split`` (eval mode);
+        ``decide_fit``: the examples in doubt are computed again in fp32
+        (:func:`shattering.train.evaluate.predict_train`), and a fourth tensor holds how many (one per process)."""
         part = self.dist.split_range(n) if self.dist is not None else range(n)
-        self.plan.batches = [[(split, i, NO_AUGMENTATION) for i in range(s, min(s + size, part.stop))]
-                             for s in range(part.start, part.stop, size)]
-        losses, preds, hits = [torch.empty(0)], [torch.empty(0, dtype=torch.long)], [torch.empty(0, dtype=torch.bool)]
+        loss, pred, hit, doubt, _ = self._pass(split, list(part), labels, precision)
+        if decide_fit and precision != "fp32":
+            again = doubt.nonzero().squeeze(1)
+            if again.numel():
+                loss[again], pred[again], hit[again], *_ = self._pass(
+                    split, [part.start + int(i) for i in again], labels, "fp32")
+            out = [loss, pred, hit, torch.tensor([again.numel()])]
+        else:
+            out = [loss, pred, hit, torch.zeros(1, dtype=torch.long)]
+        if self.dist is not None:
+            out = [self.dist.gather_cat(t) for t in out]
+        return out
+
+    def _pass(self, split: int, indices: list[int], labels: torch.Tensor, precision: str):
+        """One eval-mode pass over examples ``indices`` of ``split``: losses, predictions, top-5 hits, which
+        are :func:`~shattering.train.evaluate.in_doubt` and the signed margins (on the CPU, in the order of
+        ``indices``)."""
+        size = self.eval_batch_size  # within the shared-memory budget
+        self.plan.batches = [[(split, i, NO_AUGMENTATION) for i in indices[s:s + size]]
+                             for s in range(0, len(indices), size)]
+        losses, preds = [torch.empty(0)], [torch.empty(0, dtype=torch.long)]
+        hits, doubts = [torch.empty(0, dtype=torch.bool)], [torch.empty(0, dtype=torch.bool)]
+        margins = [torch.empty(0)]
         was_training = self.net.training
         self.net.eval()
         try:
             for x, idx in self._load():
-                with autocast(self.device, self.cfg.precision):
+                with autocast(self.device, precision):
                     logits = self.net(self._images(x))
                 logits = logits.float()
                 y = labels[idx].to(self.device)
@@ -105,20 +128,35 @@ class StreamTrainer(Trainer):
                 preds.append(logits.argmax(dim=1).cpu())
                 k = min(TOP_K, logits.shape[1])
                 hits.append((logits.topk(k, dim=1).indices == y[:, None]).any(dim=1).cpu())
+                doubts.append(in_doubt(logits, y).cpu())
+                margins.append(signed_margin(logits, y).cpu())
         finally:
             self.net.train(was_training)
-        out = [torch.cat(losses), torch.cat(preds), torch.cat(hits)]
+        return torch.cat(losses), torch.cat(preds), torch.cat(hits), torch.cat(doubts), torch.cat(margins)
+
+    def _clear_errors(self, idx: torch.Tensor) -> tuple[int, int]:
+        """The fit probe (:func:`shattering.train.evaluate.clear_errors`, chunk by chunk): every process probes
+        the same examples with process 0's batch-norm statistics, in fp32."""
         if self.dist is not None:
-            out = [self.dist.gather_cat(t) for t in out]
-        return out
+            self.dist.sync_buffers(self.net)
+        checked = found = 0
+        for start, stop in probe_chunks(len(idx), self.eval_batch_size):
+            *_, margin = self._pass(TRAIN, idx[start:stop].tolist(), self.labels["y_train"], "fp32")
+            checked, found = stop, found + int((margin < -CLEAR_MARGIN).sum())
+            if found:
+                break
+        return checked, found
 
     def _measure(self) -> dict:
         if self.dist is not None:
             self.dist.sync_buffers(self.net)  # every process measures with process 0's running statistics
         data = self.data
-        loss, pred, hit5 = self._predict(TRAIN, data.n_train, self.labels["y_train"])
-        test_loss, test_pred, test_hit5 = self._predict(TEST, data.n_test, self.labels["y_test_clean"])
+        loss, pred, hit5, checked = self._predict(TRAIN, data.n_train, self.labels["y_train"], self.cfg.precision,
+                                                  decide_fit=True)
+        test_loss, test_pred, test_hit5, _ = self._predict(TEST, data.n_test, self.labels["y_test_clean"],
+                                                           self.cfg.precision)
         metrics = metrics_from_predictions(loss, pred, test_loss, test_pred, self.labels)
+        metrics["train_fp32_checked"] = int(checked.sum())
         metrics["train_acc_top5"] = float(hit5.float().mean()) if len(hit5) else None
         metrics["test_acc_top5"] = float(test_hit5.float().mean()) if len(test_hit5) else None
         self.best_test_acc_top5 = max(self.best_test_acc_top5, metrics["test_acc_top5"] or 0.0)

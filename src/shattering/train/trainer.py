@@ -2,9 +2,14 @@
 A), epoch after epoch, measured honestly and booked.
 
 SGD with momentum 0.9, batch 128, initial learning rate 0.1 (Inceptions) or 0.01 (others), multiplied by
-``lr_decay`` after every epoch, no explicit regularization unless switched on. After every epoch the whole
-training set is re-evaluated in eval mode; ``until="fit"`` stops at 100% training accuracy or at the epoch
-budget, and the summary says which, with numbers.
+``lr_decay`` after every epoch, no explicit regularization unless switched on. Fit is 100% accuracy of the
+whole training set re-evaluated in eval mode, decided on fp32 logits (:mod:`shattering.train.evaluate`). That
+pass (and the test set's) runs every ``eval_every`` epochs, at the budget's last epoch, and at every epoch the
+fit probe cannot rule out fit: the examples the training pass got wrong (marked for free from the batch
+logits) are re-evaluated, and one still clearly wrong proves the epoch did not fit
+(:meth:`shattering.train.book.RunBook.needs_evaluation`). So the fit epoch is exactly the one evaluating every
+epoch finds. ``until="fit"`` stops at 100% training accuracy or at the epoch budget, and the summary says
+which, with numbers.
 
 :class:`Trainer` is the loop, the loss, the optimizer and the checkpoint; where batches come from and how an
 epoch is measured are its subclasses': :class:`~shattering.train.in_memory.InMemoryTrainer` (the data set
@@ -67,6 +72,13 @@ def init_model(cfg: RunConfig, data: LabelledSplits) -> torch.nn.Module:
         return build_model(cfg.model, data.shape, data.num_classes, cfg.dropout, **options)
 
 
+def running_metrics(correct: float, loss_sum: float, examples: float) -> dict:
+    """The running training accuracy and loss of an epoch: every batch scored by the model that stepped on it,
+    just before its step, in train mode (so it lags the eval-mode accuracy at the epoch's end; never a fit)."""
+    n = max(examples, 1.0)
+    return {"running_train_acc": correct / n, "running_train_loss": loss_sum / n}
+
+
 class Trainer(abc.ABC):
     """One run being trained: model, optimizer and random generator; the :class:`RunBook` keeps the rest.
 
@@ -97,12 +109,19 @@ class Trainer(abc.ABC):
 
     @abc.abstractmethod
     def _batches(self, order: torch.Tensor) -> Iterator[tuple[torch.Tensor, torch.Tensor, float | None]]:
-        """The epoch's training batches in ``order``: ``(images, labels, scale)``; ``scale`` is None alone, else
-        the factor on this process's summed loss (:meth:`shattering.train.distributed.DistContext.shard`)."""
+        """The epoch's training batches in ``order``: ``(images, labels, scale, indices)``; ``scale`` is None
+        alone, else the factor on this process's summed loss
+        (:meth:`shattering.train.distributed.DistContext.shard`); ``indices``: the examples' positions in the
+        training set, on the device."""
 
     @abc.abstractmethod
     def _measure(self) -> dict:
         """The epoch's metrics (:func:`shattering.train.evaluate.metrics_from_predictions` and more)."""
+
+    @abc.abstractmethod
+    def _clear_errors(self, idx: torch.Tensor) -> tuple[int, int]:
+        """The fit probe over training examples ``idx`` (on the device): (checked, clearly wrong in eval mode,
+        fp32) as :func:`shattering.train.evaluate.clear_errors` counts them; the same on every process."""
 
     # -- checkpoints ---------------------------------------------------------------------------------
     def state(self) -> dict:
@@ -151,46 +170,65 @@ class Trainer(abc.ABC):
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr
                 t0 = time.perf_counter()
-                step_rows, diverged = self._train_epoch(lr)
+                step_rows, diverged, running, wrong = self._train_epoch(lr)
                 t1 = time.perf_counter()
-                metrics = self._measure()
-                status = book.end_epoch(lr, metrics, step_rows, t1 - t0, time.perf_counter() - t1, diverged)
+                evaluate = book.needs_evaluation(running, diverged)
+                if not evaluate and book.fit_at is None:  # the fit probe: the full pass runs only if it may fit
+                    checked, found = self._clear_errors(wrong.nonzero().squeeze(1))
+                    running |= {"fit_probe_checked": checked, "fit_probe_wrong": found}
+                    evaluate = found == 0
+                metrics = self._measure() if evaluate else None
+                status = book.end_epoch(lr, metrics, running, step_rows, t1 - t0, time.perf_counter() - t1,
+                                        diverged)
                 book.record.save_checkpoint(self.state())
-                progress.update(book.epoch, epoch_text(metrics), last=status is not None)
+                progress.update(book.epoch, epoch_text(metrics or running), last=status is not None)
         if self.dist is not None:
             book.extra["distributed"] = self.dist.describe()
         return book.summary(status or book.final_status(), str(self.device))
 
-    def _loss(self, out, yb: torch.Tensor, scale: float | None) -> torch.Tensor:
+    def _loss(self, out, yb: torch.Tensor, scale: float | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The loss to step on, and the per-example losses of the main head (what the running loss sums)."""
         logits, aux = out if isinstance(out, tuple) else (out, None)  # Inception V3's auxiliary head in training
-        per_example = F.cross_entropy(logits.float(), yb, reduction="none")
+        main = F.cross_entropy(logits.float(), yb, reduction="none")
+        per_example = main
         if aux is not None:
             per_example = per_example + AUX_LOSS_WEIGHT * F.cross_entropy(aux.float(), yb, reduction="none")
         if scale is None:
-            return per_example.mean()  # per-example losses, then the mean: the reduction a packed run uses
-        return per_example.sum() * scale  # DDP averages over processes: the mean over the global batch
+            return per_example.mean(), main  # per-example losses, then the mean: the reduction a packed run uses
+        return per_example.sum() * scale, main  # DDP averages over processes: the mean over the global batch
 
     def _logged_loss(self, running: torch.Tensor, count: int) -> float:
         if self.dist is None:
             return float(running) / count
         return float(self.dist.sum(running)) / (self.dist.world_size * count)
 
-    def _train_epoch(self, lr: float) -> tuple[list, bool]:
+    def _train_epoch(self, lr: float) -> tuple[list, bool, dict, torch.Tensor]:
+        """One epoch of SGD; returns the loss-log rows, whether it diverged, the running training accuracy and
+        loss (:func:`running_metrics`: each batch as the model saw it just before its step) and which examples
+        the training pass got wrong (a bool per example, on the device: the fit probe's suspects)."""
         cfg, book = self.cfg, self.book
         self.model.train()
         order = torch.randperm(self.data.n_train, generator=self.generator)
         rows, diverged = [], False
         running, count = torch.zeros((), device=self.device), 0
-        for xb, yb, scale in self._batches(order):
+        tally, seen = torch.zeros(2, dtype=torch.float64, device=self.device), 0  # (correct, loss sum), examples
+        wrong = torch.zeros(self.data.n_train, dtype=torch.bool, device=self.device)
+        for xb, yb, scale, ib in self._batches(order):
             with autocast(self.device, cfg.precision):
                 out = self.model(xb)
-            loss = self._loss(out, yb, scale)
+            loss, per_example = self._loss(out, yb, scale)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
             book.steps += 1
             running += loss.detach()
             count += 1
+            if scale != 0.0:  # (0: a stand-in example of a process whose shard is empty, not counted)
+                logits = (out[0] if isinstance(out, tuple) else out).detach()
+                hit = logits.argmax(dim=1) == yb
+                wrong[ib] = ~hit
+                tally += torch.stack([hit.sum().double(), per_example.detach().double().sum()])
+                seen += len(yb)
             if book.steps % cfg.log_every == 0:
                 value = self._logged_loss(running, count)
                 rows.append((book.steps, book.epoch + 1, value, lr))
@@ -199,4 +237,8 @@ class Trainer(abc.ABC):
                 if not math.isfinite(value):
                     diverged = True
                     break
-        return rows, diverged
+        totals = torch.cat([tally, torch.tensor([float(seen)], dtype=torch.float64, device=self.device)])
+        if self.dist is not None:
+            totals = self.dist.sum(totals)  # every process books the same numbers (and evaluates alike)
+            wrong = self.dist.sum(wrong.to(torch.int32)) > 0
+        return rows, diverged, running_metrics(*totals.tolist()), wrong
