@@ -11,14 +11,17 @@ from typing import Any
 import torch
 
 from ..config import RunConfig
+from ..data.catalogue import dataset_info
 from ..data.dataset import ImageData
 from ..errors import ConfigError
+from ..lease import leased_threads
 from ..train import distributed
 from ..train.advice import advice_lines
 from ..train.data import make_data, streamed
 from ..train.in_memory import InMemoryTrainer
 from ..train.stream import StreamTrainer
 from ..train.trainer import Trainer
+from ..tuning import Tuning, choose
 from ..validation import check_choice, must_be
 from .provenance import reuse_facts, reuse_message
 from .record import KEEP_CHECKPOINTS, RunRecord, record_for
@@ -140,9 +143,21 @@ def _train(cfg: RunConfig, record: RunRecord, data: ImageData | None, progress: 
     if data is None:
         data = distributed.share_data(dist, lambda: make_data(cfg, progress=progress, labels_dir=record.dir),
                                       streamed(cfg))
-    with torch.random.fork_rng(devices=[torch.cuda.current_device()] if cfg.device != "cpu"
-                               and torch.cuda.is_available() else []):
+    tune = choose_execution(cfg, data.shape, data.num_classes)
+    with leased_threads(tune.threads) as lease, torch.random.fork_rng(
+            devices=[torch.cuda.current_device()] if cfg.device != "cpu" and torch.cuda.is_available() else []):
         torch.manual_seed(cfg.seed)  # dropout's draws; restored on resume, isolated from the caller's RNG
-        trainer = trainer_class(cfg)(cfg, data, record, progress, dist)
+        trainer = trainer_class(cfg)(cfg.replace(layout=tune.layout), data, record, progress, dist)
+        trainer.book.extra["execution"] = {**tune.facts(), "lease": lease.facts()}
         trainer.book.write_config()
         return trainer.train()
+
+
+def choose_execution(cfg: RunConfig, shape: tuple[int, ...] | None = None, num_classes: int | None = None) -> Tuning:
+    """The measured (or given) threads and memory format for training ``cfg`` here (:mod:`shattering.tuning`);
+    ``shape`` and ``num_classes`` default to the config's data set's."""
+    cfg = cfg.resolved()
+    shape = shape if shape is not None else cfg.input_shape()
+    num_classes = num_classes if num_classes is not None else dataset_info(cfg.dataset).num_classes
+    return choose(cfg.model, shape, num_classes, cfg.batch_size, cfg.device, cfg.precision, layout=cfg.layout,
+                  threads=cfg.threads, model_args=cfg.model_kwargs() or None)
