@@ -13,6 +13,8 @@ FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 def _isolated_data(tmp_path, monkeypatch):
     monkeypatch.setenv("SHATTERING_NO_DOWNLOAD", "1")
     monkeypatch.setenv("SHATTERING_DATA", str(tmp_path / "data-cache"))
+    monkeypatch.setenv("SHATTERING_CACHE_DIR", str(tmp_path / "user-cache"))  # tuning cache and core leases
+    monkeypatch.setenv("SHATTERING_SWEEP_WORKERS", "1")  # sweeps in-process (tests/test_tuning.py spawns workers)
 
 
 def have_fashion_mnist() -> bool:

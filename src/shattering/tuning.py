@@ -36,12 +36,19 @@ STEP_BUDGET_S = 0.2  # timed seconds per candidate (after one warm-up step): a f
 MAX_STEPS = 5
 
 _process_threads: int | None = None  # a sweep worker's share of the cores (set_process_threads)
+_process_plan: dict | None = None  # and the sweep's plan (WorkerPlan.facts), for the run records
 
 
-def set_process_threads(threads: int | None) -> None:
-    """Fix the threads of every run in this process (a sweep worker's share of the cores), or None to measure."""
-    global _process_threads
-    _process_threads = threads
+def set_process_threads(threads: int | None, plan: dict | None = None) -> None:
+    """Fix the threads of every run in this process (a sweep worker's share of the cores; None: measure) and
+    say which sweep plan (:meth:`WorkerPlan.facts`) it is part of."""
+    global _process_threads, _process_plan
+    _process_threads, _process_plan = threads, plan
+
+
+def process_plan() -> dict | None:
+    """The sweep plan this process is a worker of (None outside a sweep's workers)."""
+    return _process_plan
 
 
 def check_threads(value) -> bool:

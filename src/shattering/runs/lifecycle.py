@@ -21,7 +21,7 @@ from ..train.data import make_data, streamed
 from ..train.in_memory import InMemoryTrainer
 from ..train.stream import StreamTrainer
 from ..train.trainer import Trainer
-from ..tuning import Tuning, choose
+from ..tuning import Tuning, choose, process_plan
 from ..validation import check_choice, must_be
 from .provenance import reuse_facts, reuse_message
 from .record import KEEP_CHECKPOINTS, RunRecord, record_for
@@ -148,7 +148,8 @@ def _train(cfg: RunConfig, record: RunRecord, data: ImageData | None, progress: 
             devices=[torch.cuda.current_device()] if cfg.device != "cpu" and torch.cuda.is_available() else []):
         torch.manual_seed(cfg.seed)  # dropout's draws; restored on resume, isolated from the caller's RNG
         trainer = trainer_class(cfg)(cfg.replace(layout=tune.layout), data, record, progress, dist)
-        trainer.book.extra["execution"] = {**tune.facts(), "lease": lease.facts()}
+        trainer.book.extra["execution"] = {**tune.facts(), "lease": lease.facts(),
+                                           "sweep": process_plan() or {"workers": 1, "why": "trained in-process"}}
         trainer.book.write_config()
         return trainer.train()
 
