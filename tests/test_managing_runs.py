@@ -28,7 +28,8 @@ FAST = {"dataset": "digits", "corruption": "random-labels", "train_size": 200, "
         "until": "epochs", "precision": "fp32", "device": "cpu"}
 CLI_FAST = ["--dataset", "digits", "--corruption", "random-labels", "--train-size", "200", "--test-size", "100",
             "--epochs", "3", "--until", "epochs", "--precision", "fp32", "--device", "cpu", "--quiet"]
-TIMINGS = {"seconds", "train_seconds", "eval_seconds", "fit_seconds", "finished_at", "epoch_seconds", "resumes"}
+TIMINGS = {"seconds", "train_seconds", "eval_seconds", "fit_seconds", "finished_at", "epoch_seconds", "resumes",
+           "execution"}  # how this machine ran it (threads, layout, cores): measured, like the seconds
 SRC = str(Path(shattering.__file__).resolve().parents[1])
 
 
