@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,8 +60,8 @@ def check_threads(value) -> bool:
 
 @functools.lru_cache(maxsize=4)
 def machine_key(device: str = "cpu") -> str:
-    """What the timings depend on: the GPU's name, or the CPU's model name and a hash of its flags; the torch
-    version and the cores this process may use."""
+    """What the timings depend on: the GPU's name, or the CPU's model name and a hash of its flags, the cores
+    this process may use and OpenMP's wait policy; the torch version."""
     if device == "cuda":
         return f"cuda {torch.cuda.get_device_name()} | torch {torch.__version__}"
     name, flags = "unknown CPU", ""
@@ -75,7 +76,8 @@ def machine_key(device: str = "cpu") -> str:
     except OSError:
         pass
     digest = hashlib.sha256(flags.encode()).hexdigest()[:8]
-    return f"{name} flags {digest} x{cpu_cores()} | torch {torch.__version__}"
+    wait = os.environ.get("OMP_WAIT_POLICY", "default")  # spinning or sleeping threads time differently
+    return f"{name} flags {digest} x{cpu_cores()} | torch {torch.__version__} | OpenMP wait {wait}"
 
 
 def thread_candidates(cores: int) -> list[int]:
