@@ -148,7 +148,7 @@ def _facts(summary):
 def test_a_sweep_on_two_workers_ends_as_in_one_process(tmp_path, monkeypatch):
     monkeypatch.delenv("SHATTERING_SWEEP_WORKERS")
     one = run_sweep([c.replace(threads="1") for c in _configs(tmp_path / "one")], pack=1, progress=False,
-                    workers=1)
+                    local_workers=1)
     monkeypatch.setattr(local, "plan_workers", lambda tune, units, cores=None: WorkerPlan(2, 1, "test: 2 x 1"))
     lines = []
     two = run_sweep(_configs(tmp_path / "two"), pack=1, progress=False, log=lines.append)
@@ -202,3 +202,12 @@ def test_a_bad_worker_count_is_refused(monkeypatch, tmp_path):
     monkeypatch.setenv("SHATTERING_SWEEP_WORKERS", "zero")
     with pytest.raises(ConfigError, match="SHATTERING_SWEEP_WORKERS"):
         local.sweep_plan(_configs(tmp_path))
+
+
+def test_local_workers_is_refused_for_ray_and_below_one(tmp_path, capsys):
+    with pytest.raises(ConfigError, match="--local-workers applies to --executor local only"):
+        run_sweep(_configs(tmp_path), executor="ray", local_workers=2)
+    from shattering.cli import main
+
+    assert main(["sweep", "fig1bc", "--scale", "smoke", "--local-workers", "0", "--out", str(tmp_path)]) == 2
+    assert "--local-workers" in capsys.readouterr().err
