@@ -211,3 +211,11 @@ def test_local_workers_is_refused_for_ray_and_below_one(tmp_path, capsys):
 
     assert main(["sweep", "fig1bc", "--scale", "smoke", "--local-workers", "0", "--out", str(tmp_path)]) == 2
     assert "--local-workers" in capsys.readouterr().err
+
+
+def test_a_packed_group_records_how_it_ran(tmp_path):
+    outcomes = run_sweep(_configs(tmp_path, seeds=(0, 1)), progress=False)  # MLPs with random labels: one pack
+    assert all(o.ok and o.summary["packed"]["members"] == 2 for o in outcomes)
+    for o in outcomes:
+        execution = o.summary["execution"]
+        assert execution["sweep"]["workers"] == 1 and execution["lease"]["threads"] == execution["threads"]

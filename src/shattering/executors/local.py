@@ -71,11 +71,16 @@ def _run_here(configs: Sequence[RunConfig], pack: int | None, keep_checkpoints: 
 def _packed_with_lease(group: list[RunConfig], keep_checkpoints: str, progress: bool) -> Iterator[Outcome]:
     """A packed group, with the threads measured for its model and the cores the lease gives."""
     try:
-        threads = choose_execution(group[0]).threads
+        tune = choose_execution(group[0])
     except Exception:  # a model that does not build fails in the group itself, with its message
-        threads = 1
-    with leased_threads(threads):
-        yield from run_packed_group(group, keep_checkpoints, progress)
+        tune = Tuning(1, "contiguous", source="set", why="no measurement: the model did not build")
+    with leased_threads(tune.threads) as lease:
+        yield from run_packed_group(group, keep_checkpoints, progress, _execution(tune, lease, None))
+
+
+def _execution(tune: Tuning, lease, plan: dict | None) -> dict:
+    """A packed group's ``execution`` summary entry (a lone run's is written by :func:`shattering.runs.run`)."""
+    return {**tune.facts(), "lease": lease.facts(), "sweep": plan or {"workers": 1, "why": "trained in-process"}}
 
 
 def _shippable(cfg: RunConfig) -> bool:
@@ -199,8 +204,9 @@ def _worker(w: int, tasks, results, threads: int, plan: dict, keep_checkpoints: 
             if len(group) == 1:
                 results.put(("outcome", w, i, run_one(group[0], progress, keep_checkpoints=keep_checkpoints)))
             else:
-                with leased_threads(threads):
-                    for outcome in run_packed_group(group, keep_checkpoints, progress):
+                tune = Tuning(threads, "contiguous", source="set", why="the sweep's share of the cores")
+                with leased_threads(threads) as lease:
+                    for outcome in run_packed_group(group, keep_checkpoints, progress, _execution(tune, lease, plan)):
                         results.put(("outcome", w, i, outcome))
         except Exception as exc:  # reported as the group's failure, never a silent loss
             error = f"{type(exc).__name__}: {exc} ({traceback.format_exc(limit=3).splitlines()[-1]})"
