@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+# For processes a module-scoped fixture starts before the per-test ones below (the fault suite's zygote): never the
+# user's tuning cache or core leases, and sweeps in one process.
+os.environ["SHATTERING_CACHE_DIR"] = tempfile.mkdtemp(prefix="shattering-test-cache-")
+os.environ["SHATTERING_SWEEP_WORKERS"] = "1"
 
 
 @pytest.fixture(autouse=True)
