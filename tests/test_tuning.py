@@ -219,3 +219,13 @@ def test_a_packed_group_records_how_it_ran(tmp_path):
     for o in outcomes:
         execution = o.summary["execution"]
         assert execution["sweep"]["workers"] == 1 and execution["lease"]["threads"] == execution["threads"]
+
+
+def test_a_failed_measurement_trains_untuned(machine, monkeypatch, capsys):
+    def broken(*args, **kwargs):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(tuning, "_measure", broken)
+    chosen = choose(**MLP)
+    assert chosen.source == "untuned" and chosen.layout == "auto" and chosen.threads >= 1
+    assert capsys.readouterr().err.count("\n") == 1

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from .devices import autocast, resolve_device
 from .files import atomic_write_json, read_json
 from .lease import cache_dir, cpu_cores, warn
-from .models import build_model
+from .models import MODELS, build_model, model_info
 
 LAYOUTS = ("auto", "channels_last", "contiguous")
 CACHE_NAME = "tuning.json"
@@ -127,8 +127,25 @@ def choose(model: str, input_shape: tuple[int, ...], num_classes: int, batch_siz
     fixed_threads = fixed_threads if fixed_threads is not None else _process_threads
     if layout != "auto" and fixed_threads is not None:
         return Tuning(fixed_threads, layout, source="set", why="--layout and --threads given")
-    net = _build(model, input_shape, num_classes, model_args)
-    conv = convolutional if convolutional is not None else any(isinstance(m, torch.nn.Conv2d) for m in net.modules())
+    try:
+        return _choose(model, input_shape, num_classes, batch_size, dev, precision, layout, fixed_threads, cores,
+                       model_args, convolutional)
+    except Exception as exc:  # a measurement must never cost the run: it trains as it would have untuned
+        warn(f"could not time training steps of {model} ({type(exc).__name__}: {exc}); training untuned.")
+        threads = fixed_threads or max(1, min(torch.get_num_threads(), cores))
+        return Tuning(threads, layout, source="untuned", why=f"the measurement failed ({type(exc).__name__})")
+
+
+def _choose(model: str, input_shape, num_classes: int, batch_size: int, dev: torch.device, precision: str,
+            layout: str, fixed_threads: int | None, cores: int, model_args: dict | None,
+            convolutional: bool | None) -> Tuning:
+    net = None
+    if convolutional is None and model in MODELS and not model_args and model_info(model).convolutional:
+        convolutional = True  # the catalogue says so: no model to build for a cache hit (the others are small)
+    if convolutional is None:
+        net = _build(model, input_shape, num_classes, model_args)
+        convolutional = any(isinstance(m, torch.nn.Conv2d) for m in net.modules())
+    conv = convolutional
     layouts = [layout] if layout != "auto" else (["channels_last", "contiguous"] if conv else ["contiguous"])
     counts = [fixed_threads] if fixed_threads is not None else (
         thread_candidates(cores) if dev.type == "cpu" else [torch.get_num_threads()])
@@ -140,6 +157,7 @@ def choose(model: str, input_shape: tuple[int, ...], num_classes: int, batch_siz
     known = dict(cache.get(machine, {}).get(ident, {}))
     missing = [k for k in wanted if k not in known]
     if missing:
+        net = net if net is not None else _build(model, input_shape, num_classes, model_args)
         known.update(_measure(net, input_shape, num_classes, batch_size, dev, precision, missing))
         cache.setdefault(machine, {})[ident] = known
         _write_cache(cache)
