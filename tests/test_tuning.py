@@ -229,3 +229,23 @@ def test_a_failed_measurement_trains_untuned(machine, monkeypatch, capsys):
     chosen = choose(**MLP)
     assert chosen.source == "untuned" and chosen.layout == "auto" and chosen.threads >= 1
     assert capsys.readouterr().err.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_a_script_without_a_main_guard_still_runs_its_sweep(tmp_path, monkeypatch):
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "unguarded.py"  # a spawned worker re-runs this file and cannot start workers itself
+    script.write_text("import json\nfrom shattering.config import RunConfig\nfrom shattering.executors.sweep import "
+                      "run_sweep\n"
+                      f"cfgs = [RunConfig(dataset='digits', model='mlp-1x512', train_size=60, test_size=20, epochs=1, "
+                      f"until='epochs', seed=s, out={str(tmp_path / 'runs')!r}) for s in (0, 1)]\n"
+                      "print(json.dumps([o.ok for o in run_sweep(cfgs, pack=1, progress=False)]))\n")
+    env = {**os.environ, "SHATTERING_SWEEP_WORKERS": "2", "PYTHONPATH": os.pathsep.join(sys.path)}
+    child = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=300,
+                           cwd=tmp_path)
+    assert child.returncode == 0, child.stderr
+    assert json.loads(child.stdout.splitlines()[-1]) == [True, True]
+    assert "training them in this process" in child.stderr and "__main__" in child.stderr

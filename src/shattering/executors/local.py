@@ -27,7 +27,7 @@ from ..config import RunConfig
 from ..data.user_data import in_memory
 from ..errors import ConfigError
 from ..formatting import on_terminal
-from ..lease import cpu_cores, leased_threads
+from ..lease import cpu_cores, leased_threads, warn
 from ..models import is_builtin, is_import_path
 from ..runs import RunRecord
 from ..runs.lifecycle import choose_execution
@@ -132,7 +132,7 @@ def _heaviest(configs: Sequence[RunConfig]) -> Tuning:
 def _run_workers(groups: list[list[RunConfig]], plan: WorkerPlan, keep_checkpoints: str,
                  progress: bool) -> Iterator[Outcome]:
     """``groups`` on ``plan.workers`` spawned processes; outcomes as they come; a worker that dies reports the
-    runs of its group that had not ended as failed."""
+    runs of its group that had not ended as failed; groups no worker was left to take train in this process."""
     ctx = mp.get_context("spawn")
     tasks, results = ctx.Queue(), ctx.Queue()
     for i, group in enumerate(groups):
@@ -147,6 +147,7 @@ def _run_workers(groups: list[list[RunConfig]], plan: WorkerPlan, keep_checkpoin
     left = {i: {c.run_id(): c for c in g} for i, g in enumerate(groups)}  # runs not yet reported, by group
     running: dict[int, int] = {}  # worker -> the group it is training
     done_workers: set[int] = set()
+    fallback: list[list[RunConfig]] = []
     try:
         while any(left.values()):
             try:
@@ -157,8 +158,8 @@ def _run_workers(groups: list[list[RunConfig]], plan: WorkerPlan, keep_checkpoin
                         done_workers.add(w)
                         yield from _lost(left, running.pop(w, None), p.exitcode)
                 if len(done_workers) == n and any(left.values()):  # every worker gone, groups never taken
-                    for i in list(left):
-                        yield from _lost(left, i, None)
+                    fallback = [[c for c in groups[i] if c.run_id() in left[i]] for i in left if left[i]]
+                    break
                 continue
             if kind == "start":
                 running[w] = i
@@ -177,6 +178,11 @@ def _run_workers(groups: list[list[RunConfig]], plan: WorkerPlan, keep_checkpoin
             p.join(timeout=5)
         tasks.close()
         results.close()
+    if fallback:  # e.g. a script that starts a sweep at its top level: each spawned worker re-runs it and fails
+        warn(f"the sweep's worker processes ended before taking {len(fallback)} group(s) of runs; training them in "
+             "this process (a script that starts a sweep must do so under `if __name__ == \"__main__\":`).")
+        for group in fallback:
+            yield from _run_here(group, len(group), keep_checkpoints, progress)
 
 
 def _lost(left: dict, i: int | None, exitcode: int | None, error: str | None = None) -> Iterator[Outcome]:
