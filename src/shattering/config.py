@@ -166,10 +166,11 @@ class RunConfig:
     workers: int | None = _f(None, "processes that decode images of a streamed data set (imagenet)",
                              default_help="min(8, CPU count)", check=_nonnegative, hashed=False, section="execution")
     layout: str = _f("auto", "memory format of a convolutional net's tensors; auto: the faster on this machine, "
-                             "measured once and cached (not in the run id: it changes only how float sums are ordered)", choices=LAYOUTS, hashed=False,
-                     section="execution")
+                             "measured once and cached (not in the run id: it changes only how float sums are "
+                             "ordered)", choices=LAYOUTS, hashed=False, section="execution")
     threads: str = _f("auto", "CPU threads of the training process (N or auto: the fastest count measured once "
-                              "and cached, within the cores other shattering processes leave free; not in the run id)",
+                              "and cached, within the cores other shattering processes leave free; not in the "
+                              "run id)",
                       check=(check_threads, "auto or a positive whole number"), hashed=False, section="execution")
     sync_bn: bool = _f(False, "under torchrun: batch-norm statistics over the whole global batch (SyncBatchNorm) "
                               "instead of each process's shard", section="execution", id_when_set=True)
