@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+# For processes a module-scoped fixture starts before the per-test ones below (the fault suite's zygote): never the
+# user's tuning cache or core leases, and sweeps in one process.
+os.environ["SHATTERING_CACHE_DIR"] = tempfile.mkdtemp(prefix="shattering-test-cache-")
+os.environ["SHATTERING_SWEEP_WORKERS"] = "1"
 
 
 @pytest.fixture(autouse=True)
 def _isolated_data(tmp_path, monkeypatch):
     monkeypatch.setenv("SHATTERING_NO_DOWNLOAD", "1")
     monkeypatch.setenv("SHATTERING_DATA", str(tmp_path / "data-cache"))
+    monkeypatch.setenv("SHATTERING_CACHE_DIR", str(tmp_path / "user-cache"))  # tuning cache and core leases
+    monkeypatch.setenv("SHATTERING_SWEEP_WORKERS", "1")  # sweeps in-process (tests/test_tuning.py spawns workers)
 
 
 def have_fashion_mnist() -> bool:

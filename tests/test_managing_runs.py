@@ -29,7 +29,8 @@ FAST = {"dataset": "digits", "corruption": "random-labels", "train_size": 200, "
 CLI_FAST = ["--dataset", "digits", "--corruption", "random-labels", "--train-size", "200", "--test-size", "100",
             "--epochs", "3", "--until", "epochs", "--precision", "fp32", "--device", "cpu", "--quiet"]
 TIMINGS = {"seconds", "train_seconds", "eval_seconds", "fit_seconds", "finished_at", "epoch_seconds", "resumes",
-           "measures_seconds", "pack_seconds"}
+           "measures_seconds", "pack_seconds",
+           "execution"}  # how this machine ran it (threads, layout, cores): measured, like the seconds
 SRC = str(Path(shattering.__file__).resolve().parents[1])
 
 

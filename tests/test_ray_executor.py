@@ -25,7 +25,8 @@ from shattering.runs import RunRecord
 
 RTOL = 1e-5  # a Ray task runs PyTorch on one thread, the test process on several: float sums may round apart
 TIMING = {"seconds", "train_seconds", "eval_seconds", "epoch_seconds", "fit_seconds", "finished_at", "resumes",
-          "measures_seconds", "pack_seconds"}
+          "measures_seconds", "pack_seconds",
+          "execution"}  # how the process ran it (threads, cores): one Ray task's CPUs against the local measurement
 SMALL = dict(dataset="digits", train_size=120, test_size=60, epochs=2, until="epochs", precision="fp32",
              device="cpu", log_every=2)
 

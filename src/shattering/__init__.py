@@ -6,6 +6,7 @@ generalization" (ICLR 2017), and everything else that paper does, run and verifi
 >>> print(result.message)  # doctest: +SKIP
 """
 
+from . import _openmp  # noqa: F401  (first: sets OMP_WAIT_POLICY before torch loads)
 from ._version import __version__ as __version__
 from .config import RunConfig as RunConfig
 from .corruptions import CORRUPTIONS as CORRUPTIONS

@@ -42,6 +42,7 @@ from .models import (
     model_name_for,
     model_names,
 )
+from .tuning import LAYOUTS, check_threads
 from .validation import must_be
 
 UNTIL = ("fit", "epochs")
@@ -168,6 +169,13 @@ class RunConfig:
                                                   "faster", check=_positive, hashed=False, section="execution")
     workers: int | None = _f(None, "processes that decode images of a streamed data set (imagenet)",
                              default_help="min(8, CPU count)", check=_nonnegative, hashed=False, section="execution")
+    layout: str = _f("auto", "memory format of a convolutional net's tensors; auto: the faster on this machine, "
+                             "measured once and cached (not in the run id: it changes only how float sums are "
+                             "ordered)", choices=LAYOUTS, hashed=False, section="execution")
+    threads: str = _f("auto", "CPU threads of the training process (N or auto: the fastest count measured once "
+                              "and cached, within the cores other shattering processes leave free; not in the "
+                              "run id)",
+                      check=(check_threads, "auto or a positive whole number"), hashed=False, section="execution")
     sync_bn: bool = _f(False, "under torchrun: batch-norm statistics over the whole global batch (SyncBatchNorm) "
                               "instead of each process's shard", section="execution", id_when_set=True)
     out: str = _f("runs", "folder that holds one record folder per run", hashed=False, section="execution")
@@ -181,6 +189,8 @@ class RunConfig:
         if not isinstance(self.model, str):  # a factory or ModelInfo object: the name it runs under
             object.__setattr__(self, "model", model_name_for(self.model))
         object.__setattr__(self, "model_args", canonical_model_args(self.model_args))
+        if isinstance(self.threads, int) and not isinstance(self.threads, bool):  # TOML: threads = 2
+            object.__setattr__(self, "threads", str(self.threads))
         problems = []
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)

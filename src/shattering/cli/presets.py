@@ -63,9 +63,13 @@ def add_sweep_options(p, extra_names: tuple[str, ...] = ()) -> None:
                                    "and DIR/val/<class>/*.JPEG"})
     g = p.add_argument_group("executor options")
     g.add_argument("--executor", choices=EXECUTORS, default="local",
-                   help="local: runs one after another in this process (default); ray: each run a Ray task, on "
+                   help="local: on this machine, in this process or in worker processes that share the cores "
+                        "(measured; --local-workers) (default); ray: each run a Ray task, on "
                         "this machine or a cluster (pip install 'shattering[ray]'); --out must then be storage "
                         "every node mounts at the same path")
+    g.add_argument("--local-workers", type=int, default=None, metavar="W",
+                   help="--executor local: train in W processes at once, sharing the cores (1: one run after "
+                        "another in this process; default: SHATTERING_SWEEP_WORKERS, else measured for the model)")
     g.add_argument("--ray-address", default=None, metavar="ADDR",
                    help="the Ray cluster to join: auto, HOST:6379 or ray://HOST:10001 (default: RAY_ADDRESS, else a "
                         "new local cluster)")
@@ -117,7 +121,11 @@ def run_options(args) -> dict:
     executor."""
     if args.pack is not None and args.pack < 1:
         raise ConfigError(must_be("--pack", "a positive number of runs", args.pack, of=f"shatter {args.command}"))
-    return {"progress": not args.quiet and not args.json, "pack": args.pack,
+    workers = getattr(args, "local_workers", None)
+    if workers is not None and workers < 1:
+        raise ConfigError(must_be("--local-workers", "a positive number of processes", workers,
+                                  of=f"shatter {args.command}"))
+    return {"progress": not args.quiet and not args.json, "pack": args.pack, "local_workers": workers,
             "log": (lambda line: print(line, flush=True)) if args.quiet and not args.json else None,
             "executor": args.executor, "executor_options": executor_options(args), "rerun": args.rerun,
             "keep_checkpoints": args.keep_checkpoints}

@@ -63,11 +63,12 @@ def packed_groups(configs: Sequence[RunConfig], pack: int | None = None) -> list
 
 
 def run_packed_group(configs: Sequence[RunConfig], keep_checkpoints: str = "last",
-                     progress: bool = False) -> Iterator[Outcome]:
+                     progress: bool = False, execution: dict | None = None) -> Iterator[Outcome]:
     """Train the runs of ``configs`` together; yield one :class:`~shattering.executors.outcome.Outcome` per
     run, each as soon as the run ends (its summary written, its checkpoints pruned to ``keep_checkpoints``).
     A run another process is training is ``locked`` (not trained here); one whose data fails to load removes
-    the record folder this call created for it."""
+    the record folder this call created for it. ``execution``: how the pack ran (threads, cores, workers), put
+    in every member's summary."""
     pending = []
     for cfg in (c.resolved() for c in configs):
         record = RunRecord(cfg.run_dir())
@@ -123,6 +124,8 @@ def run_packed_group(configs: Sequence[RunConfig], keep_checkpoints: str = "last
                 # the member's own model holds its trained weights (saved for its checkpoint as the pack ended it)
                 summary = with_measures(summary, member.cfg, member.model, member.book.data,
                                         member.tensors["x_train"], member.tensors["y_train"])
+                if execution is not None:
+                    summary = {**summary, "execution": execution}
                 record.write_summary(summary)
                 record.prune_checkpoints(keep_checkpoints)
                 yield Outcome(member.cfg, record.dir, summary=summary, seconds=seconds)

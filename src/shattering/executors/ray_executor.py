@@ -57,6 +57,7 @@ from ..devices import resolve_precision
 from ..errors import ConfigError
 from ..files import atomic_write_bytes
 from ..runs import RunRecord
+from ..tuning import set_process_threads
 from ..validation import must_be
 from .outcome import Outcome, run_one
 from .packing import packed_groups, run_packed_group
@@ -229,10 +230,13 @@ def _run_group(group: list[RunConfig], marker: str, threads: int, keep_checkpoin
                  f"{marker} is missing): --out must be shared storage mounted at the same path on every node")
         return [Outcome(cfg, cfg.run_dir(), error=error) for cfg in group]
     torch.set_num_threads(threads)
+    plan = {"workers": "ray", "threads": threads, "why": "a Ray task of --cpus-per-run CPUs"}
+    set_process_threads(threads, plan)  # the task's CPUs, never more (tuning chooses the layout alone)
     group = [cfg if cfg.workers is not None else cfg.replace(workers=threads) for cfg in group]  # not in the id
     if len(group) == 1:
         return [run_one(group[0], keep_checkpoints=keep_checkpoints)]
-    return list(run_packed_group(group, keep_checkpoints))
+    execution = {"threads": threads, "layout": "contiguous", "source": "set", "why": plan["why"], "sweep": plan}
+    return list(run_packed_group(group, keep_checkpoints, execution=execution))
 
 
 def _absolute(cfg: RunConfig) -> RunConfig:

@@ -3,8 +3,9 @@
 A sweep is a list of :class:`~shattering.config.RunConfig` (a preset's grid, expanded in code). An executor
 runs them and yields one :class:`~shattering.executors.outcome.Outcome` per config, in order:
 
-- ``local`` (default, :mod:`shattering.executors.local`): in this process, one run after another or several
-  runs packed into one model (:mod:`shattering.executors.packing`).
+- ``local`` (default, :mod:`shattering.executors.local`): on this machine, in this process or in W worker
+  processes of T threads (measured), one run after another or several runs packed into one model
+  (:mod:`shattering.executors.packing`).
 - ``ray``: each run (or packed group) is a Ray task with its resources, on this machine or a cluster; a task
   whose worker dies is retried and resumes from its checkpoint (:mod:`shattering.executors.ray_executor`).
 
@@ -37,7 +38,7 @@ from .shared import sharing_work
 
 def run_sweep(configs: Iterable[RunConfig], *, executor: str = "local", progress: bool = True,
               log=None, pack: int | None = None, executor_options: dict | None = None, rerun: bool = False,
-              keep_checkpoints: str = "last") -> list[Outcome]:
+              keep_checkpoints: str = "last", local_workers: int | None = None) -> list[Outcome]:
     """Run every config (finished ones are read, broken ones resumed) and return one outcome per config, in
     the order of ``configs``.
 
@@ -48,7 +49,8 @@ def run_sweep(configs: Iterable[RunConfig], *, executor: str = "local", progress
     ``executor_options``: for ``ray``, the fields of :class:`~shattering.executors.ray_executor.RayOptions`
     (``address``, ``cpus_per_run``, ``gpus_per_run``, ``max_retries``). ``rerun``: train every run again,
     its old record moved aside first; ``keep_checkpoints``: ``last``, ``all`` or ``none`` (see
-    :func:`shattering.runs.run`).
+    :func:`shattering.runs.run`). ``local_workers``: the local executor's processes (default: measured, see
+    :mod:`shattering.executors.local`).
     """
     check_choice(keep_checkpoints, "keep_checkpoints", KEEP_CHECKPOINTS, of="run_sweep")
     if executor not in EXECUTORS:
@@ -56,6 +58,9 @@ def run_sweep(configs: Iterable[RunConfig], *, executor: str = "local", progress
     if launched_by_torchrun():
         raise ConfigError("Sweeps do not run under torchrun (every process would run the whole sweep): torchrun "
                           "trains one run (`shatter run`); spread a sweep with --executor ray.")
+    if executor != "local" and local_workers is not None:
+        raise ConfigError("--local-workers applies to --executor local only; a Ray cluster schedules its own "
+                          "tasks (use --cpus-per-run).")
     if executor == "local" and executor_options:
         raise ConfigError(f"Option(s) {', '.join(sorted(executor_options))} apply to --executor ray only.")
     unique: dict[str, RunConfig] = {}
@@ -71,7 +76,7 @@ def run_sweep(configs: Iterable[RunConfig], *, executor: str = "local", progress
     else:
 
         def execute(cs: list[RunConfig]):
-            return run_local(cs, pack, keep_checkpoints, progress)
+            return run_local(cs, pack, keep_checkpoints, progress, local_workers)
     moved = _move_aside(configs) if rerun else {}
     outcomes = []
     # The bar only on a terminal; elsewhere each run's line alone (tqdm.write: never on the bar's line).

@@ -45,12 +45,12 @@ def reproduce(name: str, scale: str = "quick", *, dataset=None, seeds: int = 1, 
               progress: bool = True, log=None, pack: int | None = None, executor: str = "local",
               executor_options: dict | None = None, base: RunConfig | None = None, seed: int = 0,
               data_seed: int = 0, models: Sequence | None = None, rerun: bool = False, keep_checkpoints: str = "last",
-              **overrides) -> dict:
+              local_workers: int | None = None, **overrides) -> dict:
     """Sweep every run of preset ``name`` (or group) and draw each preset's artefact.
 
     ``base``, ``seed``, ``data_seed``, ``models`` and ``overrides`` go to every preset's
     :meth:`~shattering.experiments.presets.Preset.configs` (the settings under and over the preset's own);
-    ``rerun`` and ``keep_checkpoints`` to :func:`~shattering.executors.sweep.run_sweep`.
+    ``rerun``, ``keep_checkpoints`` and ``local_workers`` to :func:`~shattering.executors.sweep.run_sweep`.
 
     Returns ``{"outcomes": [...], "artefacts": {preset: [paths]}, "render_errors": {preset: text},
     "skipped": {preset: why}}``; one outcome per distinct run (presets that share a run share its outcome).
@@ -78,7 +78,7 @@ def reproduce(name: str, scale: str = "quick", *, dataset=None, seeds: int = 1, 
         plans.append((p, configs))
     outcomes = sweep.run_sweep([cfg for _, configs in plans for cfg in configs], progress=progress, log=log, pack=pack,
                                executor=executor, executor_options=executor_options, rerun=rerun,
-                               keep_checkpoints=keep_checkpoints)
+                               keep_checkpoints=keep_checkpoints, local_workers=local_workers)
     by_id = {o.config.run_id(): o for o in outcomes}
     artefacts, errors = {}, {}
     for preset, configs in plans:

@@ -11,16 +11,19 @@ from typing import Any
 import torch
 
 from ..config import RunConfig
+from ..data.catalogue import dataset_info
 from ..data.dataset import ImageData
 from ..devices import resolve_device
 from ..errors import ConfigError
 from ..measures import with_measures
+from ..lease import leased_threads
 from ..train import distributed
 from ..train.advice import advice_lines
 from ..train.data import make_data, streamed
 from ..train.in_memory import InMemoryTrainer
 from ..train.stream import StreamTrainer
 from ..train.trainer import Trainer
+from ..tuning import Tuning, choose, process_plan
 from ..validation import check_choice, must_be
 from .provenance import reuse_facts, reuse_message
 from .record import KEEP_CHECKPOINTS, RunRecord, record_for
@@ -143,16 +146,19 @@ def _train(cfg: RunConfig, record: RunRecord, data: ImageData | None, progress: 
     if data is None:
         data = distributed.share_data(dist, lambda: make_data(cfg, progress=progress, labels_dir=record.dir),
                                       streamed(cfg))
-    with torch.random.fork_rng(devices=forked_gpus(cfg, dist)):
+    tune = choose_execution(cfg, data.shape, data.num_classes)
+    with leased_threads(tune.threads) as lease, torch.random.fork_rng(devices=forked_gpus(cfg, dist)):
         torch.manual_seed(cfg.seed)  # dropout's draws; restored on resume, isolated from the caller's RNG
-        trainer = trainer_class(cfg)(cfg, data, record, progress, dist)
+        trainer = trainer_class(cfg)(cfg.replace(layout=tune.layout), data, record, progress, dist)
+        trainer.book.extra["execution"] = {**tune.facts(), "lease": lease.facts(),
+                                           "sweep": process_plan() or {"workers": 1, "why": "trained in-process"}}
         trainer.book.write_config()
         summary = trainer.train()
-    if dist is not None and not dist.is_main:
-        return summary  # process 0 writes the summary, and measures the network for it
-    tensors = getattr(trainer, "tensors", None)  # held in memory (a streamed data set measures no examples)
-    x, y = (tensors["x_train"], tensors["y_train"]) if tensors is not None else (None, None)
-    return with_measures(summary, cfg, trainer.net, data, x, y)
+        if dist is not None and not dist.is_main:
+            return summary  # process 0 writes the summary, and measures the network for it
+        tensors = getattr(trainer, "tensors", None)  # held in memory (a streamed data set measures no examples)
+        x, y = (tensors["x_train"], tensors["y_train"]) if tensors is not None else (None, None)
+        return with_measures(summary, cfg, trainer.net, data, x, y)  # on the leased cores too
 
 
 def forked_gpus(cfg: RunConfig, dist: distributed.DistContext | None) -> list[int]:
@@ -167,3 +173,13 @@ def forked_gpus(cfg: RunConfig, dist: distributed.DistContext | None) -> list[in
     if device.type != "cuda":
         return []
     return [device.index if device.index is not None else torch.cuda.current_device()]
+
+
+def choose_execution(cfg: RunConfig, shape: tuple[int, ...] | None = None, num_classes: int | None = None) -> Tuning:
+    """The measured (or given) threads and memory format for training ``cfg`` here (:mod:`shattering.tuning`);
+    ``shape`` and ``num_classes`` default to the config's data set's."""
+    cfg = cfg.resolved()
+    shape = shape if shape is not None else cfg.input_shape()
+    num_classes = num_classes if num_classes is not None else dataset_info(cfg.dataset).num_classes
+    return choose(cfg.model, shape, num_classes, cfg.batch_size, cfg.device, cfg.precision, layout=cfg.layout,
+                  threads=cfg.threads, model_args=cfg.model_kwargs() or None)

@@ -93,9 +93,9 @@ class Trainer(abc.ABC):
         self.device = dist.device if dist is not None else resolve_device(cfg.device)
         prepare_device(self.device)
         net = init_model(cfg, data)
-        # channels_last for any network with 2-D convolutions (the paper's CNNs, and a user's): measured faster
-        self.memory_format = (torch.channels_last if any(isinstance(m, torch.nn.Conv2d) for m in net.modules())
-                              else torch.contiguous_format)
+        # channels_last for a network with 2-D convolutions unless the layout measured (or given) is contiguous
+        self.memory_format = (torch.channels_last if cfg.layout != "contiguous" and any(
+            isinstance(m, torch.nn.Conv2d) for m in net.modules()) else torch.contiguous_format)
         self.net = net.to(self.device, memory_format=self.memory_format)
         self.model = self.net if dist is None else dist.wrap(self.net, cfg.sync_bn)
         self.optimizer = sgd(self.net, cfg, self.device)

@@ -1,0 +1,289 @@
+"""Measured execution choices that do not change a run's results: the memory format of a convolutional net
+(``channels_last`` or ``contiguous``) and the CPU threads of the training process, and for a sweep how many
+worker processes of how many threads share the cores.
+
+Section 2.1 of Zhang et al., ICLR 2017 fixes the procedure (SGD, batch 128, the epoch budget), not how the
+machine runs it, and which way is fastest depends on the machine: on a 2-core Intel Xeon with AMX bf16 with
+``channels_last`` was fastest for every CNN; on a 2-core AMD EPYC 2 threads gained nothing over 1 on the
+digits MLP. So on first use of a (model, input shape, batch size, device, precision) on a machine, a few
+training steps of each candidate are timed on random inputs (about 0.2 s each; the global random state is
+left as it was) and the fastest is kept, cached per machine (CPU model and flags, or GPU name, and the torch
+version) in ``<cache>/tuning.json`` (:func:`shattering.lease.cache_dir`). Precision is never chosen by speed
+(:mod:`shattering.devices`). A cache that cannot be read or written costs one warning line; the run measures
+again (or keeps what it measured) and goes on.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from .devices import autocast, resolve_device
+from .files import atomic_write_json, read_json
+from .lease import cache_dir, cpu_cores, warn
+from .models import MODELS, build_model, model_info
+
+LAYOUTS = ("auto", "channels_last", "contiguous")
+CACHE_NAME = "tuning.json"
+STEP_BUDGET_S = 0.2  # timed seconds per candidate (after one warm-up step): a few steps of a small model
+MAX_STEPS = 5
+
+_process_threads: int | None = None  # a sweep worker's share of the cores (set_process_threads)
+_process_plan: dict | None = None  # and the sweep's plan (WorkerPlan.facts), for the run records
+
+
+def set_process_threads(threads: int | None, plan: dict | None = None) -> None:
+    """Fix the threads of every run in this process (a sweep worker's share of the cores; None: measure) and
+    say which sweep plan (:meth:`WorkerPlan.facts`) it is part of."""
+    global _process_threads, _process_plan
+    _process_threads, _process_plan = threads, plan
+
+
+def process_plan() -> dict | None:
+    """The sweep plan this process is a worker of (None outside a sweep's workers)."""
+    return _process_plan
+
+
+def check_threads(value) -> bool:
+    """``auto`` or a positive whole number (as text from the command line, or an int from TOML)."""
+    text = str(value)
+    return text == "auto" or (text.isdigit() and int(text) > 0)
+
+
+@functools.lru_cache(maxsize=4)
+def machine_key(device: str = "cpu") -> str:
+    """What the timings depend on: the GPU's name, or the CPU's model name and a hash of its flags, the cores
+    this process may use and OpenMP's wait policy; the torch version."""
+    if device == "cuda":
+        return f"cuda {torch.cuda.get_device_name()} | torch {torch.__version__}"
+    name, flags = "unknown CPU", ""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and name == "unknown CPU":
+                    name = value.strip()
+                elif key.strip() == "flags" and not flags:
+                    flags = value.strip()
+    except OSError:
+        pass
+    digest = hashlib.sha256(flags.encode()).hexdigest()[:8]
+    wait = os.environ.get("OMP_WAIT_POLICY", "default")  # spinning or sleeping threads time differently
+    return f"{name} flags {digest} x{cpu_cores()} | torch {torch.__version__} | OpenMP wait {wait}"
+
+
+def thread_candidates(cores: int) -> list[int]:
+    """1, 2, 4, ... up to the cores, and the cores themselves (every count between is rarely better)."""
+    counts, t = {cores}, 1
+    while t < cores:
+        counts.add(t)
+        t *= 2
+    return sorted(counts)
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """The choice for one run: ``threads`` and ``layout``; ``timings``: seconds per training step of every
+    candidate measured (``"<layout> x<threads>"``); ``source``: measured now, read from the cache, or set by
+    the caller (``--threads``/``--layout``); ``why`` in words."""
+
+    threads: int
+    layout: str
+    timings: dict = field(default_factory=dict)
+    source: str = "measured"
+    why: str = ""
+
+    def facts(self) -> dict:
+        return {"threads": self.threads, "layout": self.layout, "source": self.source, "why": self.why,
+                "seconds_per_step": dict(self.timings)}
+
+    def step_seconds(self, threads: int) -> float | None:
+        """The fastest measured step at ``threads`` threads (any layout allowed by the choice)."""
+        times = [s for k, s in self.timings.items() if k == _key(self.layout, threads)]
+        return min(times) if times else None
+
+
+def _key(name: str, t: int) -> str:
+    return f"{name} x{t}"
+
+
+def choose(model: str, input_shape: tuple[int, ...], num_classes: int, batch_size: int, device: str = "auto",
+           precision: str = "fp32", *, layout: str = "auto", threads="auto", model_args: dict | None = None,
+           convolutional: bool | None = None) -> Tuning:
+    """The fastest layout and thread count for training ``model`` on this machine (measured once, then read
+    from the cache); ``layout``/``threads`` other than ``auto`` are taken as given (and only the other is
+    chosen). A sweep worker's share of the cores (:func:`set_process_threads`) caps the threads."""
+    dev = resolve_device(device)
+    cores = _process_threads or cpu_cores()
+    fixed_threads = None if str(threads) == "auto" else int(threads)
+    fixed_threads = fixed_threads if fixed_threads is not None else _process_threads
+    if layout != "auto" and fixed_threads is not None:
+        return Tuning(fixed_threads, layout, source="set", why="--layout and --threads given")
+    try:
+        return _choose(model, input_shape, num_classes, batch_size, dev, precision, layout, fixed_threads, cores,
+                       model_args, convolutional)
+    except Exception as exc:  # a measurement must never cost the run: it trains as it would have untuned
+        warn(f"could not time training steps of {model} ({type(exc).__name__}: {exc}); training untuned.")
+        threads = fixed_threads or max(1, min(torch.get_num_threads(), cores))
+        return Tuning(threads, layout, source="untuned", why=f"the measurement failed ({type(exc).__name__})")
+
+
+def _choose(model: str, input_shape, num_classes: int, batch_size: int, dev: torch.device, precision: str,
+            layout: str, fixed_threads: int | None, cores: int, model_args: dict | None,
+            convolutional: bool | None) -> Tuning:
+    net = None
+    if convolutional is None and model in MODELS and not model_args and model_info(model).convolutional:
+        convolutional = True  # the catalogue says so: no model to build for a cache hit (the others are small)
+    if convolutional is None:
+        net = _build(model, input_shape, num_classes, model_args)
+        convolutional = any(isinstance(m, torch.nn.Conv2d) for m in net.modules())
+    conv = convolutional
+    layouts = [layout] if layout != "auto" else (["channels_last", "contiguous"] if conv else ["contiguous"])
+    counts = [fixed_threads] if fixed_threads is not None else (
+        thread_candidates(cores) if dev.type == "cpu" else [torch.get_num_threads()])
+    wanted = [_key(lay, t) for lay in layouts for t in counts]
+    ident = json.dumps([model, model_args or {}, list(input_shape), int(num_classes), int(batch_size), dev.type,
+                        precision], sort_keys=True)
+    cache = _read_cache()
+    machine = machine_key(dev.type)
+    known = dict(cache.get(machine, {}).get(ident, {}))
+    missing = [k for k in wanted if k not in known]
+    if missing:
+        net = net if net is not None else _build(model, input_shape, num_classes, model_args)
+        known.update(_measure(net, input_shape, num_classes, batch_size, dev, precision, missing))
+        cache.setdefault(machine, {})[ident] = known
+        _write_cache(cache)
+    timings = {k: known[k] for k in wanted}
+    best = min(wanted, key=lambda k: timings[k])
+    best_layout, _, t = best.rpartition(" x")
+    source = "measured" if missing else "cached"
+    given = " (threads given)" if fixed_threads is not None else " (layout given)" if layout != "auto" else ""
+    why = f"fastest of {len(wanted)} candidate(s){given}: {timings[best] * 1e3:.1f} ms per step"
+    return Tuning(int(t), best_layout, timings, source, why)
+
+
+def _build(model: str, input_shape, num_classes: int, model_args: dict | None) -> torch.nn.Module:
+    with torch.random.fork_rng(devices=[]):  # the run's own initialization is drawn later, from its seed
+        return build_model(model, tuple(input_shape), num_classes, **(model_args or {}))
+
+
+def _measure(net: torch.nn.Module, input_shape, num_classes: int, batch_size: int, dev: torch.device,
+             precision: str, candidates: list[str]) -> dict:
+    """Seconds per SGD step of ``net`` for each ``"<layout> x<threads>"`` candidate, on random inputs."""
+    before = torch.get_num_threads()
+    out: dict[str, float] = {}
+    devices = [torch.cuda.current_device()] if dev.type == "cuda" else []
+    try:
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(0)
+            for cand in candidates:
+                name, _, t = cand.rpartition(" x")
+                fmt = torch.channels_last if name == "channels_last" else torch.contiguous_format
+                if dev.type == "cpu":
+                    torch.set_num_threads(int(t))
+                model = net.to(dev, memory_format=fmt).train()
+                x = torch.randn(batch_size, *input_shape, device=dev).contiguous(memory_format=fmt)
+                y = torch.randint(0, num_classes, (batch_size,), device=dev)
+                out[cand] = _time_steps(model, x, y, dev, precision)
+    finally:
+        torch.set_num_threads(before)
+    return out
+
+
+def _time_steps(model, x, y, dev: torch.device, precision: str) -> float:
+    """Seconds per SGD step (momentum 0.9, the arithmetic of ``torch.optim.SGD`` written out: an optimizer's
+    step hooks, such as :mod:`shattering.faults`' counters, see only the run's own steps)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    momenta = [torch.zeros_like(p) for p in params]
+
+    def step():
+        with autocast(dev, precision):
+            logits = model(x)
+        logits = logits[0] if isinstance(logits, tuple) else logits
+        loss = F.cross_entropy(logits.float(), y)
+        for p in params:
+            p.grad = None
+        loss.backward()
+        with torch.no_grad():
+            for p, m in zip(params, momenta, strict=True):
+                if p.grad is not None:
+                    m.mul_(0.9).add_(p.grad)
+                    p.add_(m, alpha=-1e-3)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+
+    step()  # warm-up: allocations, kernel choice
+    n, t0 = 0, time.perf_counter()
+    while n < MAX_STEPS and (n == 0 or time.perf_counter() - t0 < STEP_BUDGET_S):
+        step()
+        n += 1
+    return (time.perf_counter() - t0) / n
+
+
+def cache_path() -> Path:
+    return cache_dir() / CACHE_NAME
+
+
+def _read_cache() -> dict:
+    path = cache_path()
+    if not path.exists():
+        return {}
+    data = read_json(path)
+    if data is None or not all(isinstance(v, dict) and all(isinstance(e, dict) for e in v.values())
+                               for v in data.values()):
+        warn(f"the tuning cache {path} is not readable JSON; measuring again (it will be rewritten).")
+        return {}
+    return data
+
+
+def _write_cache(cache: dict) -> None:
+    path = cache_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(path, cache)
+    except OSError as exc:
+        warn(f"cannot write the tuning cache {path} ({exc.strerror or exc}); the choice is measured again next time.")
+
+
+@dataclass(frozen=True)
+class WorkerPlan:
+    """How a sweep uses the cores: ``workers`` processes of ``threads`` threads each (workers x threads <= cores)."""
+
+    workers: int
+    threads: int
+    why: str
+
+    def facts(self) -> dict:
+        return {"workers": self.workers, "threads": self.threads, "why": self.why}
+
+
+def plan_workers(tuning: Tuning, units: int, cores: int | None = None) -> WorkerPlan:
+    """The workers x threads that trains ``units`` runs (or packs) soonest, from ``tuning``'s step times: W
+    workers of T threads train about W / step(T) steps per second (W = cores // T, at most ``units``), so many
+    1-thread workers win where a second thread gains little (MLPs, small data) and fewer wider ones where it
+    halves the step (big CNNs). Threads given by the caller (``source == "set"``) are kept."""
+    cores = cpu_cores() if cores is None else cores
+    units = max(1, units)
+    if tuning.source == "set":
+        t = max(1, min(tuning.threads, cores))
+        w = max(1, min(cores // t, units))
+        return WorkerPlan(w, t, f"--threads {t}: {w} worker(s) of {t} thread(s) on {cores} core(s)")
+    rates = {}
+    for t in thread_candidates(cores):
+        step = tuning.step_seconds(t)
+        if step:
+            rates[t] = min(cores // t, units) / step
+    if not rates:
+        return WorkerPlan(1, max(1, min(tuning.threads, cores)), "no step times to plan by: one worker")
+    t = max(rates, key=lambda k: (rates[k], -k))
+    w = max(1, min(cores // t, units))
+    return WorkerPlan(w, t, f"{w} worker(s) of {t} thread(s) on {cores} core(s): {rates[t]:.1f} steps/s, measured "
+                            + ", ".join(f"x{k}: {v:.1f}" for k, v in sorted(rates.items())))
