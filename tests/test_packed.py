@@ -18,8 +18,8 @@ from shattering.executors.packing import packed_groups
 from shattering.executors.sweep import run_sweep
 from shattering.models import build_model
 from shattering.runs import RunRecord, trainer_class
-from shattering.train.in_memory import InMemoryTrainer
 from shattering.train import packed as packed_module
+from shattering.train.in_memory import InMemoryTrainer
 from shattering.train.packed import PackedMLP, train_pack
 from shattering.train.stream import StreamTrainer
 

@@ -15,8 +15,8 @@ from ..data.catalogue import dataset_info
 from ..data.dataset import ImageData
 from ..devices import resolve_device
 from ..errors import ConfigError
-from ..measures import with_measures
 from ..lease import leased_threads
+from ..measures import with_measures
 from ..train import distributed
 from ..train.advice import advice_lines
 from ..train.data import make_data, streamed
