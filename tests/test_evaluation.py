@@ -31,7 +31,7 @@ def _same_fit_as_every_epoch(tmp_path, **kw):
     holds exactly the numbers of the every-epoch run (evaluation changes no weight)."""
     every = shattering.run(**kw, eval_every=1, out=str(tmp_path / "every"))
     default = shattering.run(**kw, out=str(tmp_path / "default"))
-    assert every.run_dir.name == default.run_dir.name  # eval_every is not in the run id
+    assert every.run_dir.name != default.run_dir.name  # the curves differ: another record
     assert every.status == default.status == "fit"
     assert default.summary["fit_epoch"] == every.summary["fit_epoch"]
     assert default.summary["fit_step"] == every.summary["fit_step"]
@@ -108,9 +108,13 @@ def test_a_bad_eval_every_is_refused_in_one_sentence():
         RunConfig(eval_every=0)
 
 
-def test_eval_every_does_not_change_the_run_id():
+def test_eval_every_enters_the_run_id_only_when_not_the_default():
+    """A record evaluated every epoch holds curves a default one does not (Fig. 2b's early stopping, the
+    memorization curves need them), so a preset asking for every epoch must not reuse a sparser record; the
+    default leaves every existing run id as it was."""
     cfg = RunConfig(dataset="digits", model="mlp-1x512", corruption="random-labels", until="fit")
-    assert cfg.run_id() == cfg.replace(eval_every=1).run_id() == "14bc62e7640d"
+    assert cfg.run_id() == cfg.replace(eval_every=20).run_id() == "14bc62e7640d"
+    assert cfg.replace(eval_every=1).run_id() != cfg.run_id()
 
 
 class TwoLogits(nn.Module):

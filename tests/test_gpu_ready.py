@@ -313,8 +313,10 @@ def test_the_epoch_loop_reads_the_loss_only_at_log_points(tmp_path, monkeypatch)
     cfg = RunConfig(**TINY | {"batch_size": 8, "log_every": 4}, out=str(tmp_path)).resolved()
     trainer = InMemoryTrainer(cfg, shattering.make_data(cfg), RunRecord(cfg.run_dir()), False)
     reads = _HostReads(monkeypatch)
-    rows, _ = trainer._train_epoch(0.01)
-    assert trainer.book.steps == 8 and len(rows) == 2 and reads.count == 2  # 8 steps, one read per log point
+    rows, *_ = trainer._train_epoch(0.01)
+    # 8 steps, one read per log point, and one at the epoch's end (the running accuracy and loss, counted on the
+    # device)
+    assert trainer.book.steps == 8 and len(rows) == 2 and reads.count == 3
 
 
 def test_the_packed_epoch_reads_the_losses_only_at_log_points(tmp_path, monkeypatch):
@@ -329,8 +331,9 @@ def test_the_packed_epoch_reads_the_losses_only_at_log_points(tmp_path, monkeypa
     packed = PackedMLP([m.model for m in members])
     optimizer = torch.optim.SGD(packed.parameters(), lr=0.01, momentum=0.9)
     reads = _HostReads(monkeypatch)
-    rows, _ = train_epoch(packed, optimizer, members, members[0].tensors["x_train"].flatten(1), 0.01)
-    assert [len(r) for r in rows] == [2, 2] and reads.count == 2  # one read of all K losses per log point
+    rows, *_ = train_epoch(packed, optimizer, members, members[0].tensors["x_train"].flatten(1), 0.01)
+    # one read of all K losses per log point, and one of every member's running numbers at the epoch's end
+    assert [len(r) for r in rows] == [2, 2] and reads.count == 3
 
 
 def test_a_checkpoint_written_on_a_gpu_resumes_unfused_on_the_cpu(tmp_path):

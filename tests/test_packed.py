@@ -99,7 +99,7 @@ def test_a_pack_of_other_seeds_and_levels_equals_separate_runs(tmp_path, wide_st
     path (one ``baddbmm`` per layer; evaluation, the same images for all, stays wide) and still equals the
     separate runs in fp32 (bit for bit on this CPU; float rounding at most, in general, with equal fit
     epochs). The check is per epoch: once the members still training share a seed, the wide path takes over."""
-    cfgs = [c.replace(seed=s) for c, s in zip(_sweep(tmp_path / "a"), (0, 1, 2, 0, 1, 2), strict=True)]
+    cfgs = [c.replace(seed=s) for c, s in zip(_sweep(tmp_path / "a"), (0, 1, 2, 3, 4, 5), strict=True)]
     separate = run_sweep(cfgs, progress=False, pack=1)
     packed = run_sweep([c.replace(out=str(tmp_path / "b")) for c in cfgs], progress=False)
     assert [o.summary.get("packed", {}).get("members") for o in packed] == [6] * 6
@@ -168,6 +168,11 @@ def test_grouping_rule():
     assert [len(g) for g in packed_groups(cfgs, pack=1)] == [1] * 8
     mixed = _sweep("x") + _sweep("x", lr=0.05)
     assert [len(g) for g in packed_groups(mixed)] == [6, 6]  # another schedule: another pack
+    seeds = [c.replace(seed=s) for s in range(3) for c in _sweep("x")]  # 6 levels x 3 seeds: a pack per seed
+    assert [{c.seed for c in g} for g in packed_groups(seeds)] == [{0}, {1}, {2}]
+    assert [len(g) for g in packed_groups(seeds)] == [6, 6, 6]
+    one_level = [_sweep("x")[0].replace(seed=s) for s in range(3)]  # one run per seed: the seeds share a pack
+    assert [len(g) for g in packed_groups(one_level)] == [3]
     pixels = [RunConfig(dataset="digits", model="mlp-1x512", corruption="gaussian", seed=s) for s in range(3)]
     assert [len(g) for g in packed_groups(pixels)] == [1, 1, 1]  # other images: not packable
 

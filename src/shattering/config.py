@@ -159,8 +159,9 @@ class RunConfig:
                         section="execution")
     eval_every: int = _f(20, "evaluate the whole training and test sets in eval mode every this many epochs (and "
                              "at the budget's last epoch, and at every epoch a fit probe cannot rule out fit: "
-                             "the fit epoch is the one evaluating every epoch finds)", check=_positive,
-                         hashed=False, section="execution")
+                             "the fit epoch is the one evaluating every epoch finds; in the run id when not "
+                             "the default, since the curves a record holds depend on it)", check=_positive,
+                         section="execution", id_when_set=True)
     precision: str = _f("auto", "auto: bf16 autocast where the processor has native bf16, else fp32",
                         choices=PRECISIONS, section="execution")
     device: str = _f("auto", "auto takes a GPU when present", choices=DEVICES, hashed=False, section="execution")

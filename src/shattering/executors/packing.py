@@ -44,15 +44,26 @@ def pack_key(cfg: RunConfig) -> tuple | None:
 
 
 def packed_groups(configs: Sequence[RunConfig], pack: int | None = None) -> list[list[RunConfig]]:
-    """Split ``configs`` into packs (lists of configs, in order of first appearance)."""
+    """Split ``configs`` into packs (lists of configs, in order of first appearance).
+
+    Where runs that could share a pack include several of one seed (a corruption sweep over seeds: Fig. 1b/1c),
+    each seed gets packs of its own: members of one seed draw the same batches, so the pack's first layer is one
+    wide matrix product (:func:`shattering.train.packed.wide_first_layer`) instead of one per member."""
     limit = MAX_PACK if pack is None else int(pack)
+    keys = [pack_key(cfg) if limit > 1 else None for cfg in configs]
+    per_seed: dict[tuple, int] = {}
+    for cfg, key in zip(configs, keys, strict=True):
+        if key is not None:
+            per_seed[(key, cfg.seed)] = per_seed.get((key, cfg.seed), 0) + 1
+    by_seed = {key for (key, _), n in per_seed.items() if n > 1}
     groups: list[list[RunConfig]] = []
     open_group: dict[tuple, list[RunConfig]] = {}
-    for cfg in configs:
-        key = pack_key(cfg) if limit > 1 else None
+    for cfg, key in zip(configs, keys, strict=True):
         if key is None:
             groups.append([cfg])
             continue
+        if key in by_seed:
+            key = (key, cfg.seed)
         group = open_group.get(key)
         if group is None or len(group) >= limit:
             group = []

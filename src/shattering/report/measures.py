@@ -105,7 +105,7 @@ def measures_claims(taus: Sequence[dict]) -> list[dict]:
         evidence = (f"pooled tau = {tau:+.2f} over {n} runs that fit" if tau is not None
                     else f"{n} run(s): no ranking (constant values)")
         claims.append(claim(f"the {title} {word} with test error (|tau| >= {AGREE_TAU:g} in the expected direction)",
-                            verdict, evidence))
+                            verdict, evidence, "Jiang et al. 2020, Section 4 (Kendall's rank correlation)"))
     return claims
 
 

@@ -28,6 +28,8 @@ from .paper_numbers import MODEL_TITLES
 from .plotting import RC, figure, legend_beside, notes_line, save, status_caption
 from .verdicts import claim, claim_lines, tally
 
+ARPIT = "Arpit et al. 2017, A closer look at memorization in deep networks, Section 3"
+
 FIT_LEVEL = 0.99  # "fit": 99% of a part's examples predicted as labelled
 CURVES = (("train_acc_clean", "clean examples (training)", "-"),
           ("train_acc_corrupted", "corrupted examples (training, their new label)", "--"),
@@ -85,9 +87,9 @@ def memorization_claims(rows: Sequence[dict]) -> list[dict]:
     """Arpit et al.'s two claims with their verdicts measured on ``rows`` (:func:`memorization_rows`)."""
     first, first_words = tally([clean_first(r) for r in rows])
     peak, peak_words = tally([peak_before_memorized(r) for r in rows])
-    return [claim("the clean examples are fit (99%) before the corrupted ones", first, first_words),
+    return [claim("the clean examples are fit (99%) before the corrupted ones", first, first_words, ARPIT),
             claim("test accuracy peaks before the corrupted examples are memorized (99%), and ends lower",
-                  peak, peak_words)]
+                  peak, peak_words, ARPIT)]
 
 
 def render_memorization(preset, outcomes: Sequence[Outcome], out_dir: Path, notes: Sequence[str], *,

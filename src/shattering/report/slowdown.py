@@ -23,6 +23,8 @@ from .paper_numbers import FIG1B_P1, MODEL_TITLES
 from .plotting import RC, figure, legend_beside, notes_line, save, status_caption
 from .verdicts import FAILS, HOLDS, PARTLY, UNDECIDED, claim, claim_lines, kendall_tau_b
 
+WHERE = "Zhang et al. 2017, Section 2.2 and Fig. 1a (1.5-3.5x on CIFAR-10)"
+
 PAPER_N = 50_000  # CIFAR-10's training images: where the paper's 1.5-3.5x was measured
 COLUMNS = ("model", "n", "steps to fit, true labels", "steps to fit, random labels", "slowdown (random / true)",
            "runs (true; random)")
@@ -77,9 +79,10 @@ def slowdown_claims(points: Sequence[dict]) -> list[dict]:
     judged = sum(1 for r in reached if not r.endswith("no point"))  # models with a slowdown measured at some n
     reach_verdict = UNDECIDED if not judged else HOLDS if hits == judged else FAILS if not hits else PARTLY
     return [claim("the slowdown grows with the number of training images (Kendall's tau of slowdown against n > 0)",
-                  verdict, evidence or "no model has a slowdown"),
+                  verdict, evidence or "no model has a slowdown", WHERE),
             claim(f"the slowdown reaches the paper's {FIG1B_P1.low:g}-{FIG1B_P1.high:g}x (Fig. 1a, at n = "
-                  f"{PAPER_N:,}) within the sizes measured", reach_verdict, "; ".join(reached) or "no point")]
+                  f"{PAPER_N:,}) within the sizes measured", reach_verdict, "; ".join(reached) or "no point",
+                  WHERE)]
 
 
 def render_slowdown(preset, outcomes: Sequence[Outcome], out_dir: Path, notes: Sequence[str], *,

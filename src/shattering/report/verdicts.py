@@ -11,14 +11,19 @@ caption alike.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 
 HOLDS, PARTLY, FAILS, UNDECIDED = "holds", "holds in part", "does not hold", "undecided"
 
 
-def claim(text: str, verdict: str, evidence: str) -> dict:
-    """One claim with its measured verdict and the evidence (numbers) behind it."""
-    return {"claim": text, "verdict": verdict, "evidence": evidence}
+def claim(text: str, verdict: str, evidence: str, where: str = "") -> dict:
+    """One claim with its measured verdict and the evidence (numbers) behind it; also in the form of the
+    paper's claims (:meth:`shattering.experiments.claims.Claim.assess`: ``id``, ``words``, ``where``,
+    ``verdict``, ``text``), which the HTML report's claims box shows."""
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:60]
+    return {"claim": text, "verdict": verdict, "evidence": evidence,
+            "id": slug, "words": text, "where": where, "text": f"{verdict} ({evidence})"}
 
 
 def tally(results: Sequence[bool | None]) -> tuple[str, str]:
