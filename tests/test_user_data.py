@@ -320,3 +320,15 @@ def test_an_unknown_name_is_refused_by_the_parser(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["run", "--dataset", "nope", "--quiet"])
     assert exc.value.code == 2 and "unknown data set 'nope'" in capsys.readouterr().err
+
+
+def test_a_folder_with_a_dangling_link_is_stamped_not_refused(tmp_path):
+    """A link whose target is gone (as under /etc on some machines) changes the stamp's text, not whether it can
+    be computed: the folder is then judged on its contents (here, no images) in one sentence elsewhere."""
+    from shattering.data.user_data import files_stamp
+
+    (tmp_path / "a.txt").write_text("x")
+    before = files_stamp(tmp_path)
+    (tmp_path / "gone").symlink_to(tmp_path / "nowhere")
+    after = files_stamp(tmp_path)
+    assert before != after and len(after) == 32

@@ -130,8 +130,13 @@ def files_stamp(path: Path) -> str:
     for folder, dirs, files in os.walk(path):
         dirs.sort()
         for f in sorted(files):
-            st = os.stat(os.path.join(folder, f))
-            h.update(f"{os.path.relpath(os.path.join(folder, f), path)}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+            name = os.path.join(folder, f)
+            try:
+                st = os.stat(name)
+            except OSError:  # a dangling link, or a file removed while the folder is walked: stamped as missing
+                h.update(f"{os.path.relpath(name, path)}:missing\n".encode())
+                continue
+            h.update(f"{os.path.relpath(name, path)}:{st.st_size}:{st.st_mtime_ns}\n".encode())
     return h.hexdigest()
 
 
