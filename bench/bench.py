@@ -26,7 +26,7 @@ What is measured (each figure the median of several repeats, the baseline in the
 - ``concurrent``: two README main jobs started together as two processes against one alone (each one's wall
   time), and the two together with the cores split between them.
 - ``sweep-workers``: a 6-level x 3-seed MLP 1x512 digits sweep through ``shatter sweep`` as the CLI runs it
-  against the same configs with ``--pack 1``, one at a time (both as subprocesses).
+  against the same configs with ``--pack 1 --local-workers 1``, one at a time (all as subprocesses).
 
 Every part records the CPU model, its bf16/AMX flags, torch version and the load average at its start and
 end, and is written to its own marked part of the machine's section of RESULTS.md (one section per kind of
@@ -488,13 +488,15 @@ def bench_concurrent(quick: bool) -> dict:
 
 def bench_sweep_workers(quick: bool) -> dict:
     """6 corruption levels x 3 seeds of MLP 1x512 on digits (Fig. 1b/1c's grid, ``--scale smoke``) through
-    ``shatter sweep`` as the CLI runs it by default, against the same 18 configs with ``--pack 1`` (one run
-    at a time, in one process): both as subprocesses, wall time from start to exit."""
+    ``shatter sweep`` as the CLI runs it by default (measured workers x threads, packs per seed), against the
+    same 18 configs with ``--pack 1 --local-workers 1`` (one run at a time, in one process), and with ``--pack 1``
+    alone (the workers without packing): all as subprocesses, wall time from start to exit."""
     args = ["sweep", "fig1bc", "--scale", "smoke", "--models", "mlp-1x512", "--seeds", "3", "--quiet"]
     if not quick:
         args += ["--train-size", "1000", "--test-size", "300"]
     row = {"command": "shatter " + " ".join(args)}
-    for label, extra in (("default", []), ("pack 1", ["--pack", "1"])):
+    for label, extra in (("default", []), ("pack 1", ["--pack", "1", "--local-workers", "1"]),
+                         ("workers, pack 1", ["--pack", "1"])):
         times = []
         for _ in range(1 if quick else 3):
             with tempfile.TemporaryDirectory() as out:
@@ -503,7 +505,8 @@ def bench_sweep_workers(quick: bool) -> dict:
         row[label] = statistics.median(times)
     row["speedup"] = row["pack 1"] / row["default"]
     print(f"sweep-workers {row['command']}: {row['default']:.1f} s as the CLI runs it, {row['pack 1']:.1f} s with "
-          f"--pack 1, x{row['speedup']:.2f}", flush=True)
+          f"--pack 1 --local-workers 1 (one at a time), x{row['speedup']:.2f}; workers without packing "
+          f"{row['workers, pack 1']:.1f} s", flush=True)
     return row
 
 
@@ -595,8 +598,9 @@ def render_part(name: str, r, m: dict, load: tuple[float, float], date: str) -> 
     elif name == "sweep-workers":
         lines += ["### A 6-level x 3-seed MLP sweep through the CLI", "", measured_line(m, load, date), "",
                   f"`{r['command']}` (18 runs) as the CLI runs it by default: **{r['default']:.1f} s**; the same "
-                  f"with `--pack 1` (one run at a time): {r['pack 1']:.1f} s; **{r['speedup']:.2f}x**. Wall time of "
-                  "the subprocess, start to exit."]
+                  f"with `--pack 1 --local-workers 1` (one run at a time): {r['pack 1']:.1f} s; **{r['speedup']:.2f}x**; "
+                  f"the workers without packing (`--pack 1`): {r['workers, pack 1']:.1f} s. Wall time of the "
+                  "subprocess, start to exit."]
     return lines
 
 
