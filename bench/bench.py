@@ -378,7 +378,7 @@ def bench_kernels(quick: bool, k: int = 6, batch: int = BATCH, d: int = 784, hid
     """One fwd + bwd of ``k`` MLP 1x512 runs on one shared batch (Fashion-MNIST-sized, 10 classes), three ways:
     six separate runs' ``F.linear`` (what one after another computes), the batch repeated through ``baddbmm``
     ("batched"), and the packed module's wide first layer (one (B, D) @ (D, k*512) product, "wide")."""
-    from shattering.train.packed import PackedMLP
+    from shattering.train.packed import PackedMLP, packed_forward
 
     g = torch.Generator().manual_seed(0)
     x = torch.randn(batch, d, generator=g)
@@ -396,10 +396,10 @@ def bench_kernels(quick: bool, k: int = 6, batch: int = BATCH, d: int = 784, hid
             return torch.stack([m(x) for m in members])
 
         def batched():
-            return packed._layers(x.unsqueeze(0).expand(k, -1, -1), start=0)
+            return packed_forward(list(packed.weights), list(packed.biases), x.unsqueeze(0).expand(k, -1, -1))
 
         def wide():
-            return packed._layers(packed._wide_first_layer(x), start=1)
+            return packed_forward(list(packed.weights), list(packed.biases), x)  # (B, D): the wide first layer
 
         row = {"precision": precision, "members": k, "batch": batch}
         for name, fn in (("separate", separate), ("batched", batched), ("wide", wide)):
@@ -598,7 +598,8 @@ def render_part(name: str, r, m: dict, load: tuple[float, float], date: str) -> 
     elif name == "sweep-workers":
         lines += ["### A 6-level x 3-seed MLP sweep through the CLI", "", measured_line(m, load, date), "",
                   f"`{r['command']}` (18 runs) as the CLI runs it by default: **{r['default']:.1f} s**; the same "
-                  f"with `--pack 1 --local-workers 1` (one run at a time): {r['pack 1']:.1f} s; **{r['speedup']:.2f}x**; "
+                  f"with `--pack 1 --local-workers 1` (one run at a time): {r['pack 1']:.1f} s; "
+                  f"**{r['speedup']:.2f}x**; "
                   f"the workers without packing (`--pack 1`): {r['workers, pack 1']:.1f} s. Wall time of the "
                   "subprocess, start to exit."]
     return lines
