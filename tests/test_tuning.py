@@ -150,6 +150,7 @@ def test_a_sweep_on_two_workers_ends_as_in_one_process(tmp_path, monkeypatch):
     one = run_sweep([c.replace(threads="1") for c in _configs(tmp_path / "one")], pack=1, progress=False,
                     local_workers=1)
     monkeypatch.setattr(local, "plan_workers", lambda tune, units, cores=None: WorkerPlan(2, 1, "test: 2 x 1"))
+    monkeypatch.setattr(local, "WORTH_WORKERS", 0)  # a tiny sweep, on workers all the same
     lines = []
     two = run_sweep(_configs(tmp_path / "two"), pack=1, progress=False, log=lines.append)
     assert len(lines) == 3 and all(o.ok and not o.skipped for o in two)
@@ -249,3 +250,20 @@ def test_a_script_without_a_main_guard_still_runs_its_sweep(tmp_path, monkeypatc
     assert child.returncode == 0, child.stderr
     assert json.loads(child.stdout.splitlines()[-1]) == [True, True]
     assert "training them in this process" in child.stderr and "__main__" in child.stderr
+
+
+def test_a_sweep_too_short_to_pay_for_a_worker_trains_in_this_process(tmp_path, monkeypatch):
+    """Workers only where the training could outlast their start-up: the epoch budgets at the measured step
+    time bound the sweep's training, and a bound below WORTH_WORKERS start-ups keeps it in this process."""
+    flat = {"contiguous x1": 0.001, "contiguous x2": 0.001}
+    tune = Tuning(1, "contiguous", flat)
+    short = _configs(tmp_path)  # 3 runs x 2 epochs x 1 step of 120 images
+    assert local.budget_seconds(short, tune) == pytest.approx(3 * 2 * 1 * 0.001)
+    long = [c.replace(epochs=100_000) for c in short]
+    assert local.budget_seconds(long, tune) > local.WORTH_WORKERS * local.WORKER_START_SECONDS
+    monkeypatch.delenv("SHATTERING_SWEEP_WORKERS")
+    monkeypatch.setattr(local, "_heaviest", lambda configs: tune)
+    monkeypatch.setattr(local, "plan_workers", lambda tune, units, cores=None: WorkerPlan(2, 1, "two"))
+    plan = local.sweep_plan(short, cores=2)
+    assert plan.workers == 1 and "start" in plan.why
+    assert local.sweep_plan(long, cores=2).workers == 2

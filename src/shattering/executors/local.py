@@ -24,8 +24,9 @@ from collections.abc import Iterator, Sequence
 import torch
 
 from ..config import RunConfig
+from ..data.catalogue import dataset_info
 from ..data.user_data import in_memory
-from ..errors import ConfigError
+from ..errors import ConfigError, ShatteringError
 from ..formatting import on_terminal
 from ..lease import cpu_cores, leased_threads, warn
 from ..models import is_builtin, is_import_path
@@ -52,8 +53,13 @@ def run_local(configs: Sequence[RunConfig], pack: int | None = None, keep_checkp
     if plan.workers <= 1:
         yield from _run_here(configs, pack, keep_checkpoints, progress)
         return
-    limit = pack if pack is not None else min(MAX_PACK, max(1, math.ceil(len(shippable) / plan.workers)))
-    groups = packed_groups(shippable, limit)  # packs split so that every worker has one
+    # packs small enough that every worker has about PACKS_PER_WORKER of them: a worker whose packs end early
+    # takes another (measured on the 2-core AMD EPYC, 18 MLP runs of `shatter sweep fig1bc --scale quick
+    # --seeds 3` on 2 workers: packs of 6 (one per seed) 18.7 s, packs of 3 16.0 s, no packing 16.8 s; one run
+    # at a time in one process 32.2 s)
+    limit = pack if pack is not None else min(MAX_PACK, max(1, math.ceil(len(shippable)
+                                                                      / (PACKS_PER_WORKER * plan.workers))))
+    groups = packed_groups(shippable, limit)
     # epoch lines from the workers, never their bars (several bars on one terminal overwrite each other)
     yield from _run_workers(groups, plan, keep_checkpoints, progress and not on_terminal())
     yield from _run_here([c for c in configs if not _shippable(c)], pack, keep_checkpoints, progress)
@@ -111,7 +117,38 @@ def sweep_plan(configs: Sequence[RunConfig], pack: int | None = None, workers: i
     if workers is not None:
         t = max(1, cores // workers)
         return WorkerPlan(workers, t, f"{workers} worker(s) asked for, {t} thread(s) each on {cores} core(s)")
-    return plan_workers(tuning, len(pending), cores)
+    plan = plan_workers(tuning, len(pending), cores)
+    work = budget_seconds(pending, tuning)
+    if plan.workers > 1 and work is not None and work < WORTH_WORKERS * WORKER_START_SECONDS:
+        return WorkerPlan(1, 0, f"the whole sweep is at most {work:.1f} s of training at one thread (its epoch "
+                                f"budgets at the measured step time): less than {WORTH_WORKERS} x the "
+                                f"{WORKER_START_SECONDS:g} s a worker process takes to start, so it trains here")
+    return plan
+
+
+PACKS_PER_WORKER = 3
+# A spawned worker imports torch and shattering before its first step: measured 2.5-3.5 s on the 2-core AMD EPYC
+# (bench/bench.py --only sweep: 6 digits MLP runs of 20 epochs took 1.6 s one after another in one process and
+# 4.1 s on two workers).
+WORKER_START_SECONDS = 3.0
+WORTH_WORKERS = 4  # workers only where the training could take this many start-ups or more
+
+
+def budget_seconds(configs: Sequence[RunConfig], tuning: Tuning) -> float | None:
+    """An upper bound of the sweep's training time at one thread: each run's epoch budget times its steps per
+    epoch times the measured step time of the sweep's slowest model (None where no step time was measured)."""
+    step = tuning.step_seconds(1) or min(tuning.timings.values(), default=None)
+    if not step:
+        return None
+    total = 0.0
+    for cfg in configs:
+        r = cfg.resolved()
+        try:
+            n = r.train_size or dataset_info(r.dataset).n_train
+        except ShatteringError:  # a data set whose size is not known before it loads: no bound
+            return None
+        total += r.epochs * math.ceil(max(int(n), 1) / r.batch_size) * step
+    return total
 
 
 def _on_gpu(cfg: RunConfig) -> bool:
