@@ -279,7 +279,7 @@ def test_sgd_is_fused_on_cuda_and_pytorchs_default_on_the_cpu(monkeypatch):
     monkeypatch.setattr(torch.optim, "SGD", lambda groups, **kw: made.append(kw))
     model = torch.nn.Linear(3, 2)
     trainer_module.sgd(model, RunConfig(**TINY).resolved(), torch.device("cuda"))
-    trainer_module.sgd(model, RunConfig(**TINY).resolved())  # the parameters' device: the CPU
+    trainer_module.sgd(model, RunConfig(**TINY).resolved(), torch.device("cpu"))
     assert made[0].get("fused") is True and "fused" not in made[1]
 
 

@@ -140,8 +140,8 @@ def _choose(model: str, input_shape, num_classes: int, batch_size: int, dev: tor
             layout: str, fixed_threads: int | None, cores: int, model_args: dict | None,
             convolutional: bool | None) -> Tuning:
     net = None
-    if convolutional is None and model in MODELS and not model_args and model_info(model).convolutional:
-        convolutional = True  # the catalogue says so: no model to build for a cache hit (the others are small)
+    if convolutional is None and model in MODELS and not model_args:
+        convolutional = model_info(model).convolutional  # the catalogue says: no model to build for a cache hit
     if convolutional is None:
         net = _build(model, input_shape, num_classes, model_args)
         convolutional = any(isinstance(m, torch.nn.Conv2d) for m in net.modules())

@@ -22,6 +22,7 @@ set keeps the run's precision (it decides nothing).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -85,27 +86,33 @@ def probe_chunks(n: int, batch_size: int) -> list[tuple[int, int]]:
     return chunks
 
 
+def probe(margins_of: Callable[[torch.Tensor], torch.Tensor], idx: torch.Tensor,
+          batch_size: int) -> tuple[int, int]:
+    """The fit probe (:meth:`shattering.train.book.RunBook.needs_evaluation`) over training examples ``idx``:
+    ``margins_of(rows)`` gives their :func:`signed_margin` in eval mode and fp32, asked chunk by chunk
+    (:func:`probe_chunks`) until one is wrong by a clear margin (its label's logit below another by more than
+    :data:`CLEAR_MARGIN`, so that no rounding of another batch shape could make it right): one is enough to
+    know the epoch did not fit. Returns (examples checked, clearly wrong among them). Every trainer probes
+    through this (in memory, streamed, packed); only where the margins come from differs."""
+    checked = found = 0
+    for start, stop in probe_chunks(len(idx), batch_size):
+        found += int((margins_of(idx[start:stop]) < -CLEAR_MARGIN).sum())
+        checked = stop
+        if found:
+            break
+    return checked, found
+
+
 @torch.no_grad()
 def clear_errors(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor,
                  batch_size: int) -> tuple[int, int]:
-    """The fit probe (:meth:`shattering.train.book.RunBook.needs_evaluation`): training examples ``idx`` in
-    eval mode and fp32, chunk by chunk (:func:`probe_chunks`) until one is wrong by a clear margin (its
-    label's logit below another by more than :data:`CLEAR_MARGIN`, so that no rounding of another batch shape
-    could make it right): one is enough to know the epoch did not fit. Returns (examples checked, clearly
-    wrong among them)."""
+    """:func:`probe` of ``model`` on the training examples ``x[idx]``, labels ``y[idx]``."""
     was_training = model.training
     model.eval()
-    checked = found = 0
     try:
-        for start, stop in probe_chunks(len(idx), batch_size):
-            rows = idx[start:stop]
-            found += int((signed_margin(model(x[rows]).float(), y[rows]) < -CLEAR_MARGIN).sum())
-            checked = stop
-            if found:
-                break
+        return probe(lambda rows: signed_margin(model(x[rows]).float(), y[rows]), idx, batch_size)
     finally:
         model.train(was_training)
-    return checked, found
 
 
 def predict_train(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int,

@@ -85,12 +85,9 @@ class InMemoryTrainer(Trainer):
 
     def _clear_errors(self, idx: torch.Tensor) -> tuple[int, int]:
         """The fit probe (:func:`shattering.train.evaluate.clear_errors`); under torchrun process 0 probes."""
-        if self.dist is None:
-            return clear_errors(self.net, self.tensors["x_train"], self.tensors["y_train"], idx,
-                                self.cfg.eval_batch_size)
         found = clear_errors(self.net, self.tensors["x_train"], self.tensors["y_train"], idx,
-                             self.cfg.eval_batch_size) if self.dist.is_main else None
-        return self.dist.broadcast(found)
+                             self.cfg.eval_batch_size) if self.dist is None or self.dist.is_main else None
+        return found if self.dist is None else self.dist.broadcast(found)
 
     def _batches(self, order: torch.Tensor) -> Iterator[tuple[torch.Tensor, torch.Tensor, float | None,
                                                                 torch.Tensor]]:

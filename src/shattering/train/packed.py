@@ -36,7 +36,7 @@ from ..data.dataset import ImageData
 from ..devices import autocast, optimizer_options, prepare_device, resolve_device
 from .book import Record, RunBook
 from .checkpoint import checkpoint_state, restore_checkpoint
-from .evaluate import CLEAR_MARGIN, in_doubt, metrics_from_predictions, probe_chunks, signed_margin
+from .evaluate import in_doubt, metrics_from_predictions, probe, signed_margin
 from .in_memory import device_tensors
 from .progress import EpochProgress
 from .schedule import lr_at
@@ -363,14 +363,11 @@ def _clear_errors(packed: PackedMLP, probed: list[int], x: torch.Tensor, members
         idx = wrong[k].nonzero().squeeze(1)
         y = members[k].tensors["y_train"]
         weights, biases = [w[k:k + 1] for w in packed.weights], [b[k:k + 1] for b in packed.biases]
-        checked = found = 0
-        for start, stop in probe_chunks(len(idx), size):
-            rows = idx[start:stop]
-            logits = packed_forward(weights, biases, x[rows].unsqueeze(0))[0].float()
-            checked, found = stop, found + int((signed_margin(logits, y[rows]) < -CLEAR_MARGIN).sum())
-            if found:
-                break
-        out.append((checked, found))
+
+        def margins_of(rows, weights=weights, biases=biases, y=y):
+            return signed_margin(packed_forward(weights, biases, x[rows].unsqueeze(0))[0].float(), y[rows])
+
+        out.append(probe(margins_of, idx, size))
     return out
 
 

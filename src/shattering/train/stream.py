@@ -29,7 +29,7 @@ from ..data.image_folder import NO_AUGMENTATION, TEST, TRAIN, FolderImages, make
 from ..data.preprocess import per_image_whitening
 from ..devices import autocast
 from ..errors import DataFormatError
-from .evaluate import CLEAR_MARGIN, in_doubt, metrics_from_predictions, probe_chunks, signed_margin
+from .evaluate import in_doubt, metrics_from_predictions, probe, signed_margin
 from .trainer import Trainer
 
 TOP_K = 5
@@ -139,13 +139,8 @@ class StreamTrainer(Trainer):
         the same examples with process 0's batch-norm statistics, in fp32."""
         if self.dist is not None:
             self.dist.sync_buffers(self.net)
-        checked = found = 0
-        for start, stop in probe_chunks(len(idx), self.eval_batch_size):
-            *_, margin = self._pass(TRAIN, idx[start:stop].tolist(), self.labels["y_train"], "fp32")
-            checked, found = stop, found + int((margin < -CLEAR_MARGIN).sum())
-            if found:
-                break
-        return checked, found
+        return probe(lambda rows: self._pass(TRAIN, rows.tolist(), self.labels["y_train"], "fp32")[-1], idx,
+                     self.eval_batch_size)
 
     def _measure(self) -> dict:
         if self.dist is not None:

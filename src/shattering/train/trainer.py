@@ -49,16 +49,13 @@ from .schedule import lr_at
 AUX_LOSS_WEIGHT = 0.4  # Inception V3's auxiliary classifier, when on (TF and torchvision recipes) [I]
 
 
-def sgd(model: torch.nn.Module, cfg: RunConfig, device: torch.device | None = None) -> torch.optim.SGD:
+def sgd(model: torch.nn.Module, cfg: RunConfig, device: torch.device) -> torch.optim.SGD:
     """SGD with momentum; weight decay on the weights only (not biases or batch-norm offsets); fused on CUDA
-    (:func:`~shattering.devices.optimizer_options`; ``device``: where the parameters are, by default the
-    first one's)."""
+    (:func:`~shattering.devices.optimizer_options`; ``device``: where the parameters are)."""
     decay, no_decay = [], []
     for p in model.parameters():
         if p.requires_grad:
             (decay if p.ndim > 1 else no_decay).append(p)
-    if device is None:
-        device = (decay or no_decay)[0].device if decay or no_decay else torch.device("cpu")
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, **optimizer_options(device))
 
