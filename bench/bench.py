@@ -47,12 +47,14 @@ import tempfile
 import time
 from pathlib import Path
 
+# isort: off
+import shattering  # first, as a user's program imports it: it decides OpenMP's wait policy before torch loads
+# isort: on
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 from torch.utils.flop_counter import FlopCounterMode
 
-import shattering
 from shattering.config import RunConfig
 from shattering.data.dataset import ImageData
 from shattering.devices import cpu_has_native_bf16, resolve_precision
@@ -92,7 +94,7 @@ def machine() -> dict:
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     info = {"cpu": model, "cores": os.cpu_count(), "threads": torch.get_num_threads(), "memory_gib": round(mem, 1),
             "torch": torch.__version__, "python": platform.python_version(), "native_bf16": cpu_has_native_bf16(),
-            "flags": cpu_flags()}
+            "flags": cpu_flags(), "openmp_wait": shattering._openmp.WAIT_WHY}
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
@@ -423,9 +425,15 @@ QUICK_JOB = ["--dataset", "digits", "--model", "mlp-1x512", "--corruption", "ran
              "--epochs", "2"]
 
 
-def _shatter(args: list[str], threads: int | None = None) -> subprocess.Popen:
-    """``shatter ARGS`` as a child process of this interpreter (this checkout's package first on the path)."""
+def _shatter(args: list[str], threads: int | None = None, env_extra: dict | None = None) -> subprocess.Popen:
+    """``shatter ARGS`` as a child process of this interpreter (this checkout's package first on the path);
+    ``env_extra``: variables to set (a value of None removes the variable)."""
     env = dict(os.environ)
+    for key, value in (env_extra or {}).items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
     env["PYTHONPATH"] = os.pathsep.join([str(Path(shattering.__file__).resolve().parents[1]),
                                          env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     if threads is not None:
@@ -490,6 +498,80 @@ def bench_concurrent(quick: bool) -> dict:
     return row
 
 
+FASHION_JOB = ["--dataset", "fashion-mnist", "--model", "mlp-1x512", "--corruption", "random-labels", "--train-size",
+               "10000", "--test-size", "1000", "--until", "epochs", "--epochs", "20"]
+OWN_POLICY = {"OMP_WAIT_POLICY": None, "GOMP_SPINCOUNT": None, "SHATTERING_SET_OMP_WAIT": None}
+
+
+def _timed_jobs(job: list[str], env_extra: dict, delays: tuple[float, ...]) -> list[dict]:
+    """``shatter run JOB --json`` started at each of ``delays`` (seconds after the first): each one's wall time
+    from its own start, its training seconds and its lease's changes (from the summary)."""
+    with tempfile.TemporaryDirectory() as out:
+        procs, t0 = [], time.perf_counter()
+        for i, delay in enumerate(delays):
+            time.sleep(max(0.0, t0 + delay - time.perf_counter()))
+            procs.append(_shatter(["run", *job, "--quiet", "--out", str(Path(out) / str(i))], env_extra=env_extra))
+        walls = [w - d for w, d in zip(_wait(procs, t0), delays, strict=True)]
+        rows = []
+        for i, wall in enumerate(walls):
+            summary = json.loads(next((Path(out) / str(i)).rglob("summary.json")).read_text())
+            execution = summary.get("execution", {})
+            rows.append({"wall_s": wall, "seconds": summary["seconds"], "threads": execution.get("threads"),
+                         "openmp_wait": execution.get("openmp_wait"),
+                         "changes": execution.get("lease", {}).get("changes", [])})
+        return rows
+
+
+def bench_wait_policy(quick: bool) -> dict:
+    """OpenMP's wait policy as shattering chooses it (libgomp's spinning for a process alone, PASSIVE for one
+    that starts while another holds the cores; a holder gives a waiting process a core) against
+    ``OMP_WAIT_POLICY=PASSIVE`` for every process: one Fashion-MNIST MLP job alone, and two of them, the second
+    started 3 s after the first."""
+    job = QUICK_JOB if quick else FASHION_JOB
+    repeats = 1 if quick else 3
+    row = {"job": "shatter run " + " ".join(job)}
+    for label, env in (("shattering", OWN_POLICY), ("PASSIVE", OWN_POLICY | {"OMP_WAIT_POLICY": "PASSIVE"})):
+        _timed_jobs(job, env, (0.0,))  # the tuning measurement of this policy is not what we time
+        alone = [_timed_jobs(job, env, (0.0,))[0] for _ in range(repeats)]
+        row[label] = {"alone_wall_s": statistics.median(r["wall_s"] for r in alone),
+                      "alone_seconds": statistics.median(r["seconds"] for r in alone),
+                      "alone_threads": alone[0]["threads"], "openmp_wait": alone[0]["openmp_wait"],
+                      "staggered": _timed_jobs(job, env, (0.0, 3.0))}
+        x = row[label]
+        print(f"wait-policy {label}: alone {x['alone_wall_s']:.1f} s wall ({x['alone_seconds']:.1f} s training, "
+              f"{x['alone_threads']} threads); two, the second 3 s later: "
+              + " and ".join(f"{r['wall_s']:.1f} s" for r in x["staggered"]), flush=True)
+    return row
+
+
+def bench_eval_quick(quick: bool) -> list[dict]:
+    """Evaluation's share of short ``--until fit`` runs: Fig. 1a's quick scale (500 Fashion-MNIST training
+    images, 500 test images, up to 150 epochs), true and random labels, each paper model; read from each
+    run's summary (eval_seconds / seconds, full passes, fit probes)."""
+    try:
+        shattering.load_dataset("fashion-mnist")
+    except shattering.errors.ShatteringError:
+        return []
+    models = ("mlp-1x512",) if quick else ("mlp-1x512", "alexnet-small", "inception-small")
+    rows = []
+    for model in models:
+        for corruption in ("true-labels", "random-labels"):
+            with tempfile.TemporaryDirectory() as out:
+                result = shattering.run(dataset="fashion-mnist", model=model, corruption=corruption,
+                                        train_size=200 if quick else 500, test_size=500, epochs=150, until="fit",
+                                        out=out)
+            s = result.summary
+            ev = s["evaluation"]
+            row = {"model": model, "corruption": corruption, "status": s["status"], "epochs": s["epochs"],
+                   "passes": ev["passes"], "fit_probes": ev["fit_probes"], "seconds": s["seconds"],
+                   "eval_seconds": s["eval_seconds"], "share": s["eval_seconds"] / s["seconds"]}
+            rows.append(row)
+            print(f"eval-quick {model} {corruption}: {row['status']} after {row['epochs']} epochs, "
+                  f"{row['passes']} full passes, evaluation {100 * row['share']:.1f}% of {row['seconds']:.1f} s",
+                  flush=True)
+    return rows
+
+
 def bench_sweep_workers(quick: bool) -> dict:
     """6 corruption levels x 3 seeds of MLP 1x512 (Fig. 1b/1c's grid, ``--scale quick``: 500 Fashion-MNIST
     images, until fit; ``--scale smoke`` with ``--quick``) through
@@ -525,6 +607,7 @@ def measured_line(m: dict, load: tuple[float, float], date: str) -> str:
     return (f"Measured {date} on {m['cpu']}, {m['cores']} cores ({m['threads']} torch threads), {m['memory_gib']} "
             f"GiB, CPU flags: {flags}; torch {m['torch']}, Python {m['python']}"
             + (f"; GPU {m['gpu']}" if m.get("gpu") else "")
+            + (f"; OpenMP wait: {m['openmp_wait']}" if m.get("openmp_wait") else "")
             + f". Load average {load[0]} at the start, {load[1]} at the end; each figure the median of repeats.")
 
 
@@ -604,6 +687,31 @@ def render_part(name: str, r, m: dict, load: tuple[float, float], date: str) -> 
                   f"| two together, each | {' and '.join(f'{t:.1f}' for t in r['together_s'])} |",
                   f"| two together, {r['half']} threads each | "
                   f"{' and '.join(f'{t:.1f}' for t in r['together_half_s'])} |"]
+    elif name == "wait-policy":
+        lines += ["### OpenMP's wait policy: shattering's choice against PASSIVE everywhere", "",
+                  measured_line(m, load, date), "",
+                  f"`{r['job']}`, each in its own process; wall time from its start (torch import, data, tuning "
+                  "from the cache, training, records) and the summary's training seconds.", "",
+                  "| policy | alone: wall s (training s, threads) | two, the second 3 s later: wall s each | "
+                  "the lease's changes |", "|---|---|---|---|"]
+        for label in ("shattering", "PASSIVE"):
+            x = r[label]
+            changes = "; ".join(f"run {i + 1} at {c['after_s']:.1f} s: {c['threads']} thread(s), {c['why']}"
+                                for i, one in enumerate(x["staggered"]) for c in one["changes"]) or "none"
+            walls = " and ".join(f"{o['wall_s']:.1f}" for o in x["staggered"])
+            lines.append(f"| {label} ({x['openmp_wait']}) | {x['alone_wall_s']:.1f} ({x['alone_seconds']:.1f}, "
+                         f"{x['alone_threads']}) | {walls} | {changes} |")
+    elif name == "eval-quick":
+        lines += ["### Evaluation's share of short runs to fit (500 Fashion-MNIST images)", "",
+                  measured_line(m, load, date), "",
+                  "`shattering.run(dataset='fashion-mnist', train_size=500, test_size=500, epochs=150, until='fit')`"
+                  " per model and labels; the summary's eval_seconds / seconds.", "",
+                  "| model | labels | status | epochs | full passes | fit probes | run s | evaluation share |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for row in r:
+            lines.append(f"| {row['model']} | {row['corruption']} | {row['status']} | {row['epochs']} | "
+                         f"{row['passes']} | {row['fit_probes']} | {row['seconds']:.1f} | "
+                         f"**{100 * row['share']:.1f}%** |")
     elif name == "sweep-workers":
         lines += ["### A 6-level x 3-seed MLP sweep through the CLI", "", measured_line(m, load, date), "",
                   f"`{r['command']}` (18 runs) as the CLI runs it by default: **{r['default']:.1f} s**; the same "
@@ -632,7 +740,8 @@ def write_part(text: str, slug: str, title: str, part: str, body: list[str]) -> 
     return text[:at] + block + "\n\n" + text[at:]
 
 
-PARTS = ("peak", "train", "profile", "layouts", "kernels", "sweep", "eval", "eval-epoch", "concurrent", "sweep-workers")
+PARTS = ("peak", "train", "profile", "layouts", "kernels", "sweep", "eval", "eval-epoch", "eval-quick", "concurrent",
+         "wait-policy", "sweep-workers")
 
 
 def main(argv=None) -> int:
@@ -677,8 +786,12 @@ def main(argv=None) -> int:
             result = bench_eval_run(quick)
         elif part == "eval-epoch":
             result = bench_eval_epoch(device, quick)
+        elif part == "eval-quick":
+            result = bench_eval_quick(quick)
         elif part == "concurrent":
             result = bench_concurrent(quick)
+        elif part == "wait-policy":
+            result = bench_wait_policy(quick)
         else:
             result = bench_sweep_workers(quick)
         measured.append((part, result, (before, load_average())))

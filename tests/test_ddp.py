@@ -131,7 +131,7 @@ def test_killed_torchrun_run_resumes_under_torchrun(tmp_path):
     for a, b in zip(alone, rows, strict=True):  # every epoch: the running numbers of the training pass
         assert b["running_train_loss"] == pytest.approx(a["running_train_loss"], rel=1e-3)
     mine, theirs = ({r["epoch"]: r for r in evaluated(x)} for x in (alone, rows))
-    assert {5, 12} <= mine.keys() & theirs.keys()  # the stuck check's epoch and the last are always evaluated
+    assert 12 in mine.keys() & theirs.keys()  # the last epoch is always evaluated
     for epoch in mine.keys() & theirs.keys():  # (a fit probe may decide otherwise when float order flips one)
         a, b = mine[epoch], theirs[epoch]
         assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-3)

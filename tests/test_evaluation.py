@@ -14,11 +14,11 @@ from shattering.errors import ConfigError
 from shattering.executors.sweep import run_sweep
 from shattering.report.run_curves import curves_svg
 from shattering.runs import RunRecord, evaluated, load_curves
-from shattering.train.evaluate import clear_errors, measure, predict, probe_chunks
+from shattering.train.evaluate import clear_errors, clear_errors_rest, measure, predict, probe_chunks
 from shattering.train.progress import epoch_text
 
 TIMING = {"seconds", "eval_seconds", "epoch_seconds"}
-PROBE = {"fit_probe_checked", "fit_probe_wrong"}
+PROBE = {"fit_probe_suspects", "fit_probe_checked", "fit_probe_wrong"}
 
 
 def _rows(result) -> dict[int, dict]:
@@ -58,6 +58,11 @@ def test_random_labels_fit_at_the_epoch_evaluating_every_epoch_finds(tmp_path):
     assert default.summary["evaluation"]["passes"] < default.summary["fit_epoch"] / 2
     assert default.summary["evaluation"]["fit_probes"] > 0
     assert every.summary["evaluation"]["fit_probes"] == 0 and every.summary["evaluation"]["eval_every"] == 1
+    rows = RunRecord(default.run_dir).read_metrics()
+    # near the fit the suspects were all right again, and an error among the others spared the full pass
+    past = [r for r in rows if not r["evaluated"] and r.get("fit_probe_wrong") and
+            r["fit_probe_checked"] > r["fit_probe_suspects"]]
+    assert past, "the probe never went past the suspects"
 
 
 def test_true_labels_fit_at_the_same_epoch_in_fp32(tmp_path):
@@ -83,10 +88,12 @@ def test_packed_members_evaluate_as_they_would_alone(tmp_path):
 
 
 def test_the_last_epoch_of_the_budget_is_evaluated_and_is_the_final(tmp_path):
+    # lr 1e-9: stuck at chance, so the stuck check's epoch 5 is evaluated too (and says so)
     result = shattering.run(dataset="digits", model="mlp-1x512", corruption="random-labels", epochs=12,
-                            until="epochs", out=str(tmp_path))
+                            until="epochs", lr=1e-9, out=str(tmp_path))
     rows = RunRecord(result.run_dir).read_metrics()
     assert [r["epoch"] for r in rows if r["evaluated"]] == [5, 12]  # the stuck check's epoch and the last
+    assert any("stuck at chance" in w for w in result.summary["warnings"])
     assert result.summary["final"]["epoch"] == 12 and result.summary["final"]["evaluated"] is True
     assert "train_acc" not in rows[0] and "test_acc" not in rows[0] and rows[0]["evaluated"] is False
     assert rows[0]["fit_probe_wrong"] > 0  # the probe found an example still wrong: no full pass needed
@@ -101,6 +108,26 @@ def test_the_last_epoch_of_the_budget_is_evaluated_and_is_the_final(tmp_path):
     assert len(everything) == 12 and everything["train_acc"].isna().sum() == 10
     assert everything["running_train_acc"].notna().all()
     assert curves_svg(rows) == curves_svg(evaluated(rows))
+
+
+def test_the_stuck_check_evaluates_only_a_run_whose_own_pass_is_at_chance(tmp_path):
+    result = shattering.run(dataset="digits", model="mlp-1x512", epochs=12, until="epochs", out=str(tmp_path))
+    rows = RunRecord(result.run_dir).read_metrics()
+    assert rows[4]["running_train_acc"] > 0.5  # true labels: far above chance after 5 epochs
+    assert [r["epoch"] for r in rows if r["evaluated"]] == [12]
+    assert not any("stuck" in w for w in result.summary["warnings"])
+
+
+def test_the_probe_goes_on_past_the_suspects_counting_only_errors_the_full_pass_counts():
+    x, y = torch.ones(40, 1), torch.zeros(40, dtype=torch.long)
+    model = TwoLogits(1.0, 1.0005)  # bf16 cannot tell the two logits apart: in doubt, for the full pass to decide
+    assert clear_errors_rest(model, x, y, torch.arange(40), 256, "bf16") == (40, 0)
+    assert measure(model, {"x_train": x, "y_train": y, "y_train_original": y, "train_changed": y != y,
+                           "x_test": x, "y_test": y, "y_test_clean": y}, 256, "bf16")["train_errors"] == 1 * 40
+    model = TwoLogits(1.0, 3.0)  # wrong by 2: beyond the bf16 doubt, wrong in the full pass too
+    assert clear_errors_rest(model, x, y, torch.arange(40), 256, "bf16") == (16, 16)
+    model = TwoLogits(1.0, 1.002)  # fp32: a margin of 2e-3 is clear
+    assert clear_errors_rest(model, x, y, torch.arange(40), 256, "fp32") == (16, 16)
 
 
 def test_a_bad_eval_every_is_refused_in_one_sentence():

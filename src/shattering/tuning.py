@@ -2,15 +2,15 @@
 (``channels_last`` or ``contiguous``) and the CPU threads of the training process, and for a sweep how many
 worker processes of how many threads share the cores.
 
-Section 2.1 of Zhang et al., ICLR 2017 fixes the procedure (SGD, batch 128, the epoch budget), not how the
-machine runs it, and which way is fastest depends on the machine: on a 2-core Intel Xeon with AMX bf16 with
-``channels_last`` was fastest for every CNN; on a 2-core AMD EPYC 2 threads gained nothing over 1 on the
-digits MLP. So on first use of a (model, input shape, batch size, device, precision) on a machine, a few
-training steps of each candidate are timed on random inputs (about 0.2 s each; the global random state is
-left as it was) and the fastest is kept, cached per machine (CPU model and flags, or GPU name, and the torch
-version) in ``<cache>/tuning.json`` (:func:`shattering.lease.cache_dir`). Precision is never chosen by speed
-(:mod:`shattering.devices`). A cache that cannot be read or written costs one warning line; the run measures
-again (or keeps what it measured) and goes on.
+Section 2.1 of Zhang et al., ICLR 2017 fixes the procedure (SGD, batch 128, the epoch budget), not how the machine
+runs it, and which way is fastest depends on the machine: on a 2-core Intel Xeon with AMX bf16 with
+``channels_last`` was fastest for every CNN; on a 2-core AMD EPYC 2 threads gained nothing over 1 on the digits
+MLP. So on first use of a (model, input shape, batch size, device, precision) on a machine, a few training steps of
+each candidate are timed on random inputs (about 0.2 s each, in up to 3 interleaved rounds, the fastest kept; the
+global random state is left as it was) and the fastest is kept, cached per machine (CPU model and flags, or GPU
+name, and the torch version) in ``<cache>/tuning.json`` (:func:`shattering.lease.cache_dir`). Precision is never
+chosen by speed (:mod:`shattering.devices`). A cache that cannot be read or written costs one warning line; the run
+measures again (or keeps what it measured) and goes on.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from . import _openmp
 from .devices import autocast, resolve_device
 from .files import atomic_write_json, read_json
 from .lease import cache_dir, cpu_cores, warn
@@ -35,6 +35,8 @@ LAYOUTS = ("auto", "channels_last", "contiguous")
 CACHE_NAME = "tuning.json"
 STEP_BUDGET_S = 0.2  # timed seconds per candidate (after one warm-up step): a few steps of a small model
 MAX_STEPS = 5
+ROUNDS = 3  # each candidate is timed in this many interleaved rounds, the fastest kept (small models: noisy)
+REPEAT_BELOW_S = 1.0  # ... while the first round took less than this (a big model's steps are steady enough)
 
 _process_threads: int | None = None  # a sweep worker's share of the cores (set_process_threads)
 _process_plan: dict | None = None  # and the sweep's plan (WorkerPlan.facts), for the run records
@@ -76,7 +78,7 @@ def machine_key(device: str = "cpu") -> str:
     except OSError:
         pass
     digest = hashlib.sha256(flags.encode()).hexdigest()[:8]
-    wait = os.environ.get("OMP_WAIT_POLICY", "default")  # spinning or sleeping threads time differently
+    wait = _openmp.WAIT_POLICY  # spinning or sleeping threads time differently
     return f"{name} flags {digest} x{cpu_cores()} | torch {torch.__version__} | OpenMP wait {wait}"
 
 
@@ -103,7 +105,7 @@ class Tuning:
 
     def facts(self) -> dict:
         return {"threads": self.threads, "layout": self.layout, "source": self.source, "why": self.why,
-                "seconds_per_step": dict(self.timings)}
+                "seconds_per_step": dict(self.timings), "openmp_wait": _openmp.WAIT_WHY}
 
     def step_seconds(self, threads: int) -> float | None:
         """The fastest measured step at ``threads`` threads (any layout allowed by the choice)."""
@@ -177,22 +179,28 @@ def _build(model: str, input_shape, num_classes: int, model_args: dict | None) -
 
 def _measure(net: torch.nn.Module, input_shape, num_classes: int, batch_size: int, dev: torch.device,
              precision: str, candidates: list[str]) -> dict:
-    """Seconds per SGD step of ``net`` for each ``"<layout> x<threads>"`` candidate, on random inputs."""
+    """Seconds per SGD step of ``net`` for each ``"<layout> x<threads>"`` candidate, on random inputs: the
+    fastest of :data:`ROUNDS` interleaved rounds (one where the first round took over :data:`REPEAT_BELOW_S`)."""
     before = torch.get_num_threads()
     out: dict[str, float] = {}
     devices = [torch.cuda.current_device()] if dev.type == "cuda" else []
     try:
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(0)
-            for cand in candidates:
-                name, _, t = cand.rpartition(" x")
-                fmt = torch.channels_last if name == "channels_last" else torch.contiguous_format
-                if dev.type == "cpu":
-                    torch.set_num_threads(int(t))
-                model = net.to(dev, memory_format=fmt).train()
-                x = torch.randn(batch_size, *input_shape, device=dev).contiguous(memory_format=fmt)
-                y = torch.randint(0, num_classes, (batch_size,), device=dev)
-                out[cand] = _time_steps(model, x, y, dev, precision)
+            start = time.perf_counter()
+            for round_ in range(ROUNDS):
+                if round_ and time.perf_counter() - start > REPEAT_BELOW_S:
+                    break  # a big model: one round is long enough to be steady
+                for cand in candidates:  # interleaved, so that a burst of other work hits every candidate alike
+                    name, _, t = cand.rpartition(" x")
+                    fmt = torch.channels_last if name == "channels_last" else torch.contiguous_format
+                    if dev.type == "cpu":
+                        torch.set_num_threads(int(t))
+                    model = net.to(dev, memory_format=fmt).train()
+                    x = torch.randn(batch_size, *input_shape, device=dev).contiguous(memory_format=fmt)
+                    y = torch.randint(0, num_classes, (batch_size,), device=dev)
+                    seconds = _time_steps(model, x, y, dev, precision)
+                    out[cand] = min(out.get(cand, seconds), seconds)  # the quietest round
     finally:
         torch.set_num_threads(before)
     return out

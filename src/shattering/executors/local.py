@@ -23,12 +23,13 @@ from collections.abc import Iterator, Sequence
 
 import torch
 
+from .._openmp import PLANNED_ENV
 from ..config import RunConfig
 from ..data.catalogue import dataset_info
 from ..data.user_data import in_memory
 from ..errors import ConfigError, ShatteringError
 from ..formatting import on_terminal
-from ..lease import cpu_cores, leased_threads, warn
+from ..lease import cores_held_elsewhere, cpu_cores, leased_threads, warn
 from ..models import is_builtin, is_import_path
 from ..runs import RunRecord
 from ..runs.lifecycle import choose_execution
@@ -179,8 +180,19 @@ def _run_workers(groups: list[list[RunConfig]], plan: WorkerPlan, keep_checkpoin
         tasks.put(None)
     procs = [ctx.Process(target=_worker, args=(w, tasks, results, plan.threads, plan.facts(), keep_checkpoints,
                                                progress), daemon=True) for w in range(n)]
-    for p in procs:
-        p.start()
+    # workers planned on cores nobody else holds keep libgomp's spinning (W x T <= cores: no thread waits
+    # for a core); on a machine already shared they decide for themselves (shattering._openmp)
+    planned = os.environ.get(PLANNED_ENV)
+    if cores_held_elsewhere() == 0:
+        os.environ[PLANNED_ENV] = "1"  # a spawned process takes this process's environment as it starts
+    try:
+        for p in procs:
+            p.start()
+    finally:
+        if planned is None:
+            os.environ.pop(PLANNED_ENV, None)
+        else:
+            os.environ[PLANNED_ENV] = planned
     left = {i: {c.run_id(): c for c in g} for i, g in enumerate(groups)}  # runs not yet reported, by group
     running: dict[int, int] = {}  # worker -> the group it is training
     done_workers: set[int] = set()

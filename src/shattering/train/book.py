@@ -4,16 +4,21 @@ per-epoch record rows and the honest summary.
 
 When an epoch is evaluated (:meth:`RunBook.needs_evaluation`): a full eval-mode pass over the training set
 stays the definition of fit, but it cost 9-24% of an epoch (measured: MLPs 9-15%, AlexNet 24%, small
-Inception 18-24%). It now runs every ``eval_every`` epochs, at the budget's last epoch, at the epoch the
-stuck-at-chance check reads and on divergence; in between, until the run has fit, a *fit probe* decides
+Inception 18-24%). It now runs every ``eval_every`` epochs, at the budget's last epoch, on divergence, and at
+the epoch the stuck-at-chance check reads where the training pass's running accuracy is itself at chance (a
+run whose own pass is above it is not stuck); in between, until the run has fit, a *fit probe* decides
 whether the epoch could have fit. The training pass marks, for free, every example its batch logits got wrong
-(just before the example's own step, in train mode); the probe evaluates only those suspects, in eval mode
-and fp32. One of them still clearly wrong proves the epoch did not fit, and the full pass is skipped; if none
-is (or there are no suspects) the full pass runs and decides. So no epoch that could fit goes unevaluated,
+(just before the example's own step, in train mode) and keeps every example's loss; the probe evaluates
+those suspects, in eval mode and fp32. One of them still clearly wrong proves the epoch did not fit, and the
+full pass is skipped; if none is (or there are no suspects), the in-memory trainer goes on through the other
+examples, the largest training loss first, in the run's precision, counting only errors the full pass would
+count too (:func:`shattering.train.evaluate.clear_errors_rest`); if none of them is clearly wrong either, the
+full pass runs and decides. So no epoch that could fit goes unevaluated,
 and a run reports the fit epoch that evaluating every epoch reports, exactly, not by a threshold on a running
 accuracy (which lags: it is measured on moving weights, and on digits MLPs it sat at 1-14 errors for up to
 90 epochs before the fit epoch). Unevaluated epochs still write a row, with the running numbers under their
-own names (``running_train_acc``, ``running_train_loss``, ``fit_probe_checked``, ``fit_probe_wrong``,
+own names (``running_train_acc``, ``running_train_loss``, ``fit_probe_suspects`` (the examples the
+training pass got wrong), ``fit_probe_checked``, ``fit_probe_wrong``,
 ``"evaluated": false``) and no ``train_acc`` or ``test_acc``; the summary's ``final`` is always an evaluated
 epoch (the last one always is).
 
@@ -144,8 +149,15 @@ class RunBook:
         ``running_train_acc`` and ``running_train_loss``. Depends on this run alone (a packed member evaluates
         when it would alone)."""
         cfg, epoch = self.cfg, self.epoch + 1
-        return (epoch % cfg.eval_every == 0 or epoch >= cfg.epochs or epoch == min(STUCK_EPOCHS, cfg.epochs)
+        stuck_check = epoch == min(STUCK_EPOCHS, cfg.epochs) and running["running_train_acc"] <= self._stuck_below()
+        return (epoch % cfg.eval_every == 0 or epoch >= cfg.epochs or stuck_check
                 or diverged or not math.isfinite(running["running_train_loss"]))
+
+    def _stuck_below(self) -> float:
+        """The training accuracy at or below which a run counts as stuck at chance: chance plus 2 points, or
+        3 binomial standard deviations of the training set if more."""
+        n, chance = self.data.n_train, self.chance
+        return chance + max(0.02, 3 * math.sqrt(chance * (1 - chance) / max(n, 1)))
 
     def end_epoch(self, lr: float, metrics: dict | None, running: dict, step_rows: list, train_s: float,
                   eval_s: float, diverged: bool) -> str | None:
@@ -195,7 +207,8 @@ class RunBook:
         """The evaluation policy and what it cost, as the summary states it."""
         return {"policy": f"the whole training and test sets in eval mode every {self.cfg.eval_every} epoch(s), at "
                           "the budget's last epoch, and at every epoch a fit probe (the examples the training "
-                          "pass got wrong, re-evaluated in fp32) could not rule out fit; fit decided in fp32; the best "
+                          "pass got wrong, re-evaluated in fp32, then the others, largest training loss first) could "
+                          "not rule out fit; fit decided in fp32; the best "
                           "test accuracy is the best of the epochs evaluated",
                 "eval_every": self.cfg.eval_every, "passes": self.eval_passes, "fit_probes": self.fit_probes,
                 "seconds": self.eval_seconds}
@@ -203,13 +216,11 @@ class RunBook:
     def _check_stuck(self, train_acc: float) -> None:
         if any(w.startswith("stuck") for w in self.warnings):
             return
-        n, chance = self.data.n_train, self.chance
-        margin = max(0.02, 3 * math.sqrt(chance * (1 - chance) / max(n, 1)))
-        if train_acc > chance + margin:
+        if train_acc > self._stuck_below():
             return
         facts = [f.fact for f in diagnose(self.cfg, self.history, self.data.num_classes, "not-fit")]
         message = (f"stuck at chance: training accuracy {100 * train_acc:.1f}% after {self.epoch} epochs "
-                   f"(chance {100 * chance:.1f}%). Measured: {'; '.join(facts)}.")
+                   f"(chance {100 * self.chance:.1f}%). Measured: {'; '.join(facts)}.")
         self.warnings.append(message)
         self.log(f"shattering: {message}")
 

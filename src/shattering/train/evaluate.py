@@ -44,10 +44,15 @@ def signed_margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return own - others
 
 
+def doubt_bound(logits: torch.Tensor) -> torch.Tensor:
+    """Per example, how far from zero a bf16 margin must be for its prediction to be the fp32 one:
+    :data:`DOUBT_ABS` + :data:`DOUBT_REL` x the largest |logit| (see the module docstring)."""
+    return DOUBT_ABS + DOUBT_REL * logits.abs().amax(dim=-1)
+
+
 def in_doubt(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Which examples' bf16 prediction could differ from the fp32 one (see the module docstring)."""
-    bound = DOUBT_ABS + DOUBT_REL * logits.abs().amax(dim=-1)
-    return signed_margin(logits, y).abs() <= bound
+    return signed_margin(logits, y).abs() <= doubt_bound(logits)
 
 
 @torch.no_grad()
@@ -111,6 +116,31 @@ def clear_errors(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, idx: 
     model.eval()
     try:
         return probe(lambda rows: signed_margin(model(x[rows]).float(), y[rows]), idx, batch_size)
+    finally:
+        model.train(was_training)
+
+
+@torch.no_grad()
+def clear_errors_rest(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor,
+                      batch_size: int, precision: str) -> tuple[int, int]:
+    """The fit probe's second part, where the examples the training pass got wrong are all right now: the
+    others, ``idx`` (the caller orders them by their training-pass loss, largest first), in the run's precision,
+    until one is clearly wrong. In bf16 an example counts as clearly wrong only where its margin is below
+    minus :func:`doubt_bound`, so that the full pass (:func:`predict_train`) would count it wrong too: it keeps
+    the bf16 prediction of every example not in doubt. The fit epoch does not move; a near-fit epoch that did
+    not fit costs a chunk or two instead of the whole training and test sets."""
+    was_training = model.training
+    model.eval()
+
+    def margins_of(rows):
+        with autocast(x.device, precision):
+            logits = model(x[rows])
+        logits = logits.float()
+        margin = signed_margin(logits, y[rows])
+        return margin if precision == "fp32" else margin + doubt_bound(logits)
+
+    try:
+        return probe(margins_of, idx, batch_size)
     finally:
         model.train(was_training)
 

@@ -13,7 +13,7 @@ import torch
 from ..data.dataset import ImageData
 from ..data.preprocess import per_image_whitening
 from .augment import crop_windows, flip_rotate, pad_and_crop
-from .evaluate import clear_errors, measure
+from .evaluate import clear_errors, clear_errors_rest, measure
 from .trainer import Trainer
 
 
@@ -87,6 +87,14 @@ class InMemoryTrainer(Trainer):
         """The fit probe (:func:`shattering.train.evaluate.clear_errors`); under torchrun process 0 probes."""
         found = clear_errors(self.net, self.tensors["x_train"], self.tensors["y_train"], idx,
                              self.cfg.eval_batch_size) if self.dist is None or self.dist.is_main else None
+        return found if self.dist is None else self.dist.broadcast(found)
+
+    def _clear_errors_rest(self, idx: torch.Tensor) -> tuple[int, int]:
+        """The fit probe's second part (:func:`shattering.train.evaluate.clear_errors_rest`); under torchrun
+        process 0 probes."""
+        found = clear_errors_rest(self.net, self.tensors["x_train"], self.tensors["y_train"], idx,
+                                  self.cfg.eval_batch_size, self.cfg.precision) \
+            if self.dist is None or self.dist.is_main else None
         return found if self.dist is None else self.dist.broadcast(found)
 
     def _batches(self, order: torch.Tensor) -> Iterator[tuple[torch.Tensor, torch.Tensor, float | None,

@@ -34,9 +34,10 @@ from torch import nn
 from ..config import RunConfig
 from ..data.dataset import ImageData
 from ..devices import autocast, optimizer_options, prepare_device, resolve_device
+from ..lease import rebalance
 from .book import Record, RunBook
 from .checkpoint import checkpoint_state, restore_checkpoint
-from .evaluate import in_doubt, metrics_from_predictions, probe, signed_margin
+from .evaluate import doubt_bound, in_doubt, metrics_from_predictions, probe, signed_margin
 from .in_memory import device_tensors
 from .progress import EpochProgress
 from .schedule import lr_at
@@ -206,13 +207,15 @@ def _train_packed(packed: PackedMLP, optimizer: torch.optim.SGD, params: list, m
         for group in optimizer.param_groups:
             group["lr"] = lr
         t0 = time.perf_counter()
-        rows, diverged, running, wrong = train_epoch(packed, optimizer, members, x_train, lr)
+        rows, diverged, running, wrong, losses = train_epoch(packed, optimizer, members, x_train, lr)
         t1 = time.perf_counter()
         # each member is evaluated at the epochs it would be alone (its own schedule and fit probe)
         chosen = [k for k, m in enumerate(members) if m.book.needs_evaluation(running[k], diverged[k])]
         probed = [k for k, m in enumerate(members) if k not in chosen and m.book.fit_at is None]
-        for k, (checked, found) in zip(probed, _clear_errors(packed, probed, x_train, members, wrong), strict=True):
-            running[k] |= {"fit_probe_checked": checked, "fit_probe_wrong": found}
+        for k, (checked, found) in zip(probed, _clear_errors(packed, probed, x_train, members, wrong, losses),
+                                       strict=True):
+            running[k] |= {"fit_probe_suspects": int(wrong[k].sum()), "fit_probe_checked": checked,
+                           "fit_probe_wrong": found}
             if found == 0:
                 chosen.append(k)
         chosen.sort()
@@ -255,11 +258,12 @@ def _stack_momentum(optimizer: torch.optim.SGD, params: list, members: list[Memb
 
 
 def train_epoch(packed: PackedMLP, optimizer: torch.optim.SGD, members: list[Member], x_train: torch.Tensor,
-                lr: float) -> tuple[list[list], list[bool], list[dict], torch.Tensor]:
+                lr: float) -> tuple[list[list], list[bool], list[dict], torch.Tensor, torch.Tensor]:
     """One epoch of every member: each its own batch order and labels, one batched step for all; returns each
     member's loss-log rows, whether it diverged, its running training accuracy and loss
     (:func:`shattering.train.trainer.running_metrics`, counted on the device: one read at the epoch's end) and
-    which examples its training pass got wrong ((K, N) bool on the device: the fit probe's suspects). Members
+    which examples its training pass got wrong ((K, N) bool on the device: the fit probe's suspects) and each
+    example's loss as the pass saw it ((K, N): the order of the probe's second part). Members
     that share a seed (the corruption levels of one seed in Fig. 1b/1c) draw the same order, so they see the
     same images in every batch and differ only in labels: then the batch is gathered once and the first layer
     is one wide product (:func:`wide_first_layer`); the check is made every epoch, so a pack of several seeds
@@ -277,6 +281,7 @@ def train_epoch(packed: PackedMLP, optimizer: torch.optim.SGD, members: list[Mem
     tally = torch.zeros(2, k, dtype=torch.float64, device=device)  # per member: (correct, loss sum)
     seen = 0
     wrong = torch.zeros(k, n, dtype=torch.bool, device=device)
+    seen_losses = torch.zeros(k, n, device=device)
     packed.train()
     for start in range(0, n, cfg0.batch_size):
         idx = orders[:, start:start + cfg0.batch_size]  # (K, B)
@@ -289,11 +294,13 @@ def train_epoch(packed: PackedMLP, optimizer: torch.optim.SGD, members: list[Mem
         loss = per_example.view(k, b).mean(dim=1)  # each member's mean over its batch
         hit = logits.detach().argmax(dim=2) == yb
         wrong.scatter_(1, idx, ~hit)
+        seen_losses.scatter_(1, idx, per_example.detach().view(k, b))
         tally += torch.stack([hit.sum(dim=1).double(), per_example.detach().view(k, b).double().sum(dim=1)])
         seen += b
         optimizer.zero_grad(set_to_none=True)
         loss.sum().backward()  # members share no parameter: each gets the gradient of its own loss
         optimizer.step()
+        rebalance()  # a clock read; a process waiting for a core gets one within about a second
         running += loss.detach()
         count += 1
         for m in members:
@@ -307,7 +314,8 @@ def train_epoch(packed: PackedMLP, optimizer: torch.optim.SGD, members: list[Mem
             running.zero_()
             count = 0
     correct, losses = tally.tolist()
-    return rows, diverged, [running_metrics(c, s, seen) for c, s in zip(correct, losses, strict=True)], wrong
+    return (rows, diverged, [running_metrics(c, s, seen) for c, s in zip(correct, losses, strict=True)], wrong,
+            seen_losses)
 
 
 @torch.no_grad()
@@ -350,11 +358,13 @@ def _predict_train(packed: PackedMLP, chosen: list[int], x: torch.Tensor, labels
 
 @torch.no_grad()
 def _clear_errors(packed: PackedMLP, probed: list[int], x: torch.Tensor, members: list[Member],
-                  wrong: torch.Tensor) -> list[tuple[int, int]]:
+                  wrong: torch.Tensor, losses: torch.Tensor) -> list[tuple[int, int]]:
     """The fit probe of members ``probed``: (checked, clearly wrong) for each, as a separate run counts them
     (:func:`shattering.train.evaluate.clear_errors`: its own suspects, ``wrong[k]``, in the same chunks,
-    stopping at the first chunk with a clear error). Members are probed one at a time, the packed weights of
-    one member padded as a pack of one (:func:`packed_forward`), so the numbers do not depend on the pack."""
+    stopping at the first chunk with a clear error; where none is, the others, the largest training loss
+    first, in the run's precision: :func:`shattering.train.evaluate.clear_errors_rest`). Members are probed one
+    at a time, the packed weights of one member padded as a pack of one (:func:`packed_forward`), so the
+    numbers do not depend on the pack."""
     out = []
     if probed:
         packed.eval()
@@ -367,7 +377,19 @@ def _clear_errors(packed: PackedMLP, probed: list[int], x: torch.Tensor, members
         def margins_of(rows, weights=weights, biases=biases, y=y):
             return signed_margin(packed_forward(weights, biases, x[rows].unsqueeze(0))[0].float(), y[rows])
 
-        out.append(probe(margins_of, idx, size))
+        def rest_margins_of(rows, weights=weights, biases=biases, y=y, precision=members[k].cfg.precision):
+            with autocast(x.device, precision):
+                logits = packed_forward(weights, biases, x[rows].unsqueeze(0))[0]
+            logits = logits.float()
+            margin = signed_margin(logits, y[rows])
+            return margin if precision == "fp32" else margin + doubt_bound(logits)
+
+        checked, found = probe(margins_of, idx, size)
+        if found == 0:
+            rest = (~wrong[k]).nonzero().squeeze(1)
+            more, found = probe(rest_margins_of, rest[losses[k][rest].argsort(descending=True, stable=True)], size)
+            checked += more
+        out.append((checked, found))
     return out
 
 

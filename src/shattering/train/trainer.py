@@ -2,14 +2,15 @@
 A), epoch after epoch, measured honestly and booked.
 
 SGD with momentum 0.9, batch 128, initial learning rate 0.1 (Inceptions) or 0.01 (others), multiplied by
-``lr_decay`` after every epoch, no explicit regularization unless switched on. Fit is 100% accuracy of the
-whole training set re-evaluated in eval mode, decided on fp32 logits (:mod:`shattering.train.evaluate`). That
-pass (and the test set's) runs every ``eval_every`` epochs, at the budget's last epoch, and at every epoch the
-fit probe cannot rule out fit: the examples the training pass got wrong (marked for free from the batch
-logits) are re-evaluated, and one still clearly wrong proves the epoch did not fit
-(:meth:`shattering.train.book.RunBook.needs_evaluation`). So the fit epoch is exactly the one evaluating every
-epoch finds. ``until="fit"`` stops at 100% training accuracy or at the epoch budget, and the summary says
-which, with numbers.
+``lr_decay`` after every epoch, no explicit regularization unless switched on. Fit is 100% accuracy of the whole
+training set re-evaluated in eval mode, decided on fp32 logits (:mod:`shattering.train.evaluate`). That pass (and
+the test set's) runs every ``eval_every`` epochs, at the budget's last epoch, and at every epoch the fit probe
+cannot rule out fit: the examples the training pass got wrong (marked for free from the batch logits) are re-
+evaluated, and one still clearly wrong proves the epoch did not fit; where all of them are right now, the others
+are, the largest training-pass loss first, in the run's precision
+(:func:`shattering.train.evaluate.clear_errors_rest`; :meth:`shattering.train.book.RunBook.needs_evaluation`). So
+the fit epoch is exactly the one evaluating every epoch finds. ``until="fit"`` stops at 100% training accuracy or
+at the epoch budget, and the summary says which, with numbers.
 
 :class:`Trainer` is the loop, the loss, the optimizer and the checkpoint; where batches come from and how an
 epoch is measured are its subclasses': :class:`~shattering.train.in_memory.InMemoryTrainer` (the data set
@@ -39,6 +40,7 @@ import torch.nn.functional as F
 from ..config import RunConfig
 from ..data.dataset import LabelledSplits
 from ..devices import autocast, optimizer_options, prepare_device, resolve_device
+from ..lease import rebalance
 from ..models import build_model
 from .book import Record, RunBook
 from .checkpoint import checkpoint_state, restore_checkpoint
@@ -120,6 +122,12 @@ class Trainer(abc.ABC):
         """The fit probe over training examples ``idx`` (on the device): (checked, clearly wrong in eval mode,
         fp32) as :func:`shattering.train.evaluate.clear_errors` counts them; the same on every process."""
 
+    def _clear_errors_rest(self, idx: torch.Tensor) -> tuple[int, int]:
+        """The fit probe's second part, over the examples the training pass got right, ``idx`` (largest
+        training loss first): (checked, clearly wrong) as :func:`shattering.train.evaluate.clear_errors_rest`
+        counts them. By default (0, 0): nothing ruled out, so the full pass decides."""
+        return 0, 0
+
     # -- checkpoints ---------------------------------------------------------------------------------
     def state(self) -> dict:
         """The checkpoint; of the GPUs' random states only the run's own device's (a run checkpointed on an
@@ -171,8 +179,15 @@ class Trainer(abc.ABC):
                 t1 = time.perf_counter()
                 evaluate = book.needs_evaluation(running, diverged)
                 if not evaluate and book.fit_at is None:  # the fit probe: the full pass runs only if it may fit
-                    checked, found = self._clear_errors(wrong.nonzero().squeeze(1))
-                    running |= {"fit_probe_checked": checked, "fit_probe_wrong": found}
+                    suspects = wrong.nonzero().squeeze(1)
+                    checked, found = self._clear_errors(suspects)
+                    if found == 0:  # every suspect is right now: the others, the largest training loss first
+                        rest = (~wrong).nonzero().squeeze(1)
+                        rest = rest[self.epoch_losses[rest].argsort(descending=True, stable=True)]
+                        more, found = self._clear_errors_rest(rest)
+                        checked += more
+                    running |= {"fit_probe_suspects": len(suspects), "fit_probe_checked": checked,
+                                "fit_probe_wrong": found}
                     evaluate = found == 0
                 metrics = self._measure() if evaluate else None
                 status = book.end_epoch(lr, metrics, running, step_rows, t1 - t0, time.perf_counter() - t1,
@@ -210,6 +225,7 @@ class Trainer(abc.ABC):
         running, count = torch.zeros((), device=self.device), 0
         tally, seen = torch.zeros(2, dtype=torch.float64, device=self.device), 0  # (correct, loss sum), examples
         wrong = torch.zeros(self.data.n_train, dtype=torch.bool, device=self.device)
+        losses = torch.zeros(self.data.n_train, device=self.device)  # each example's loss as the pass saw it
         for xb, yb, scale, ib in self._batches(order):
             with autocast(self.device, cfg.precision):
                 out = self.model(xb)
@@ -217,6 +233,7 @@ class Trainer(abc.ABC):
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
+            rebalance()  # a clock read; a process waiting for a core gets one within about a second
             book.steps += 1
             running += loss.detach()
             count += 1
@@ -224,6 +241,7 @@ class Trainer(abc.ABC):
                 logits = (out[0] if isinstance(out, tuple) else out).detach()
                 hit = logits.argmax(dim=1) == yb
                 wrong[ib] = ~hit
+                losses[ib] = per_example.detach()
                 tally += torch.stack([hit.sum().double(), per_example.detach().double().sum()])
                 seen += len(yb)
             if book.steps % cfg.log_every == 0:
@@ -238,4 +256,6 @@ class Trainer(abc.ABC):
         if self.dist is not None:
             totals = self.dist.sum(totals)  # every process books the same numbers (and evaluates alike)
             wrong = self.dist.sum(wrong.to(torch.int32)) > 0
+            losses = self.dist.sum(losses)  # the shards are disjoint
+        self.epoch_losses = losses  # the order of the fit probe's second part
         return rows, diverged, running_metrics(*totals.tolist()), wrong
