@@ -238,14 +238,15 @@ class CoreLease:
                     why = "a core became free: this guest took it"
                 else:
                     return False
-            elif len(self.cores) > 1 and _live_guests(self.folder):
-                self._give(self.cores[-1])
-                why = "another shattering process waited for a core: one was given back"
-            elif len(self.cores) < self.wanted and not _live_guests(self.folder) and self._take(
-                    self.wanted - len(self.cores)):
-                why = "no other process waits: free cores taken, up to the threads wanted"
             else:
-                return False
+                guests = _live_guests(self.folder)
+                if guests and len(self.cores) > 1:
+                    self._give(self.cores[-1])
+                    why = "another shattering process waited for a core: one was given back"
+                elif not guests and len(self.cores) < self.wanted and self._take(self.wanted - len(self.cores)):
+                    why = "no other process waits: free cores taken, up to the threads wanted"
+                else:
+                    return False
         except OSError:
             return False
         self.changes.append({"after_s": round(now - self._started, 3), "cores": list(self.cores),

@@ -10,9 +10,9 @@ run whose own pass is above it is not stuck); in between, until the run has fit,
 whether the epoch could have fit. The training pass marks, for free, every example its batch logits got wrong
 (just before the example's own step, in train mode) and keeps every example's loss; the probe evaluates
 those suspects, in eval mode and fp32. One of them still clearly wrong proves the epoch did not fit, and the
-full pass is skipped; if none is (or there are no suspects), the in-memory trainer goes on through the other
-examples, the largest training loss first, in the run's precision, counting only errors the full pass would
-count too (:func:`shattering.train.evaluate.clear_errors_rest`); if none of them is clearly wrong either, the
+full pass is skipped; if none is (or there are no suspects), the in-memory and packed trainers go on through
+the other examples, the largest training loss first, in the run's precision, counting only errors the full pass would
+count too (:func:`shattering.train.evaluate.fit_probe`); if none of them is clearly wrong either, the
 full pass runs and decides. So no epoch that could fit goes unevaluated,
 and a run reports the fit epoch that evaluating every epoch reports, exactly, not by a threshold on a running
 accuracy (which lags: it is measured on moving weights, and on digits MLPs it sat at 1-14 errors for up to

@@ -135,14 +135,36 @@ def clear_errors_rest(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, 
     def margins_of(rows):
         with autocast(x.device, precision):
             logits = model(x[rows])
-        logits = logits.float()
-        margin = signed_margin(logits, y[rows])
-        return margin if precision == "fp32" else margin + doubt_bound(logits)
+        return clear_margin(logits.float(), y[rows], precision)
 
     try:
         return probe(margins_of, idx, batch_size)
     finally:
         model.train(was_training)
+
+
+def clear_margin(logits: torch.Tensor, y: torch.Tensor, precision: str) -> torch.Tensor:
+    """The margin :func:`probe` reads from logits computed in ``precision``: the :func:`signed_margin` itself in
+    fp32; in bf16 the margin plus its :func:`doubt_bound`, so that only an error the full pass keeps (not in
+    doubt) counts as clear."""
+    margin = signed_margin(logits, y)
+    return margin if precision == "fp32" else margin + doubt_bound(logits)
+
+
+def fit_probe(clear_suspects: Callable[[torch.Tensor], tuple[int, int]],
+              clear_rest: Callable[[torch.Tensor], tuple[int, int]], wrong: torch.Tensor,
+              losses: torch.Tensor) -> dict:
+    """The whole fit probe of one run, as every trainer runs it: ``clear_suspects`` over the examples its
+    training pass got wrong (``wrong``, bool per example), and where none of them is clearly wrong,
+    ``clear_rest`` over the others, the largest training-pass loss (``losses``) first. Returns the row's
+    ``fit_probe_suspects``, ``fit_probe_checked`` and ``fit_probe_wrong`` (0: the full pass must decide)."""
+    suspects = wrong.nonzero().squeeze(1)
+    checked, found = clear_suspects(suspects)
+    if found == 0:
+        rest = (~wrong).nonzero().squeeze(1)
+        more, found = clear_rest(rest[losses[rest].argsort(descending=True, stable=True)])
+        checked += more
+    return {"fit_probe_suspects": len(suspects), "fit_probe_checked": checked, "fit_probe_wrong": found}
 
 
 def predict_train(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int,

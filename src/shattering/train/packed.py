@@ -37,7 +37,7 @@ from ..devices import autocast, optimizer_options, prepare_device, resolve_devic
 from ..lease import rebalance
 from .book import Record, RunBook
 from .checkpoint import checkpoint_state, restore_checkpoint
-from .evaluate import doubt_bound, in_doubt, metrics_from_predictions, probe, signed_margin
+from .evaluate import clear_margin, fit_probe, in_doubt, metrics_from_predictions, probe, signed_margin
 from .in_memory import device_tensors
 from .progress import EpochProgress
 from .schedule import lr_at
@@ -212,11 +212,9 @@ def _train_packed(packed: PackedMLP, optimizer: torch.optim.SGD, params: list, m
         # each member is evaluated at the epochs it would be alone (its own schedule and fit probe)
         chosen = [k for k, m in enumerate(members) if m.book.needs_evaluation(running[k], diverged[k])]
         probed = [k for k, m in enumerate(members) if k not in chosen and m.book.fit_at is None]
-        for k, (checked, found) in zip(probed, _clear_errors(packed, probed, x_train, members, wrong, losses),
-                                       strict=True):
-            running[k] |= {"fit_probe_suspects": int(wrong[k].sum()), "fit_probe_checked": checked,
-                           "fit_probe_wrong": found}
-            if found == 0:
+        for k, probed_k in zip(probed, _clear_errors(packed, probed, x_train, members, wrong, losses), strict=True):
+            running[k] |= probed_k
+            if probed_k["fit_probe_wrong"] == 0:
                 chosen.append(k)
         chosen.sort()
         metrics: list[dict | None] = [None] * len(members)
@@ -358,38 +356,36 @@ def _predict_train(packed: PackedMLP, chosen: list[int], x: torch.Tensor, labels
 
 @torch.no_grad()
 def _clear_errors(packed: PackedMLP, probed: list[int], x: torch.Tensor, members: list[Member],
-                  wrong: torch.Tensor, losses: torch.Tensor) -> list[tuple[int, int]]:
-    """The fit probe of members ``probed``: (checked, clearly wrong) for each, as a separate run counts them
-    (:func:`shattering.train.evaluate.clear_errors`: its own suspects, ``wrong[k]``, in the same chunks,
-    stopping at the first chunk with a clear error; where none is, the others, the largest training loss
+                  wrong: torch.Tensor, losses: torch.Tensor) -> list[dict]:
+    """The fit probe of members ``probed`` (:func:`shattering.train.evaluate.fit_probe`'s row for each), as a separate
+    run counts it (:func:`shattering.train.evaluate.clear_errors`: its own suspects, ``wrong[k]``, in the same
+    chunks, stopping at the first chunk with a clear error; where none is, the others, the largest training loss
     first, in the run's precision: :func:`shattering.train.evaluate.clear_errors_rest`). Members are probed one
-    at a time, the packed weights of one member padded as a pack of one (:func:`packed_forward`), so the
-    numbers do not depend on the pack."""
+    at a time, the packed weights of one member padded as a pack of one (:func:`packed_forward`), so the numbers
+    do not depend on the pack."""
     out = []
     if probed:
         packed.eval()
     size = members[0].cfg.eval_batch_size
     for k in probed:
-        idx = wrong[k].nonzero().squeeze(1)
         y = members[k].tensors["y_train"]
         weights, biases = [w[k:k + 1] for w in packed.weights], [b[k:k + 1] for b in packed.biases]
 
-        def margins_of(rows, weights=weights, biases=biases, y=y):
-            return signed_margin(packed_forward(weights, biases, x[rows].unsqueeze(0))[0].float(), y[rows])
+        def logits_of(rows, weights=weights, biases=biases):
+            return packed_forward(weights, biases, x[rows].unsqueeze(0))[0]
 
-        def rest_margins_of(rows, weights=weights, biases=biases, y=y, precision=members[k].cfg.precision):
-            with autocast(x.device, precision):
-                logits = packed_forward(weights, biases, x[rows].unsqueeze(0))[0]
-            logits = logits.float()
-            margin = signed_margin(logits, y[rows])
-            return margin if precision == "fp32" else margin + doubt_bound(logits)
+        def suspects(idx, logits_of=logits_of, y=y):
+            return probe(lambda rows: signed_margin(logits_of(rows).float(), y[rows]), idx, size)
 
-        checked, found = probe(margins_of, idx, size)
-        if found == 0:
-            rest = (~wrong[k]).nonzero().squeeze(1)
-            more, found = probe(rest_margins_of, rest[losses[k][rest].argsort(descending=True, stable=True)], size)
-            checked += more
-        out.append((checked, found))
+        def rest(idx, logits_of=logits_of, y=y, precision=members[k].cfg.precision):
+            def margins_of(rows):
+                with autocast(x.device, precision):
+                    logits = logits_of(rows)
+                return clear_margin(logits.float(), y[rows], precision)
+
+            return probe(margins_of, idx, size)
+
+        out.append(fit_probe(suspects, rest, wrong[k], losses[k]))
     return out
 
 

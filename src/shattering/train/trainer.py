@@ -45,6 +45,7 @@ from ..models import build_model
 from .book import Record, RunBook
 from .checkpoint import checkpoint_state, restore_checkpoint
 from .distributed import DistContext
+from .evaluate import fit_probe
 from .progress import EpochProgress, epoch_text
 from .schedule import lr_at
 
@@ -175,20 +176,12 @@ class Trainer(abc.ABC):
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr
                 t0 = time.perf_counter()
-                step_rows, diverged, running, wrong = self._train_epoch(lr)
+                step_rows, diverged, running, wrong, losses = self._train_epoch(lr)
                 t1 = time.perf_counter()
                 evaluate = book.needs_evaluation(running, diverged)
                 if not evaluate and book.fit_at is None:  # the fit probe: the full pass runs only if it may fit
-                    suspects = wrong.nonzero().squeeze(1)
-                    checked, found = self._clear_errors(suspects)
-                    if found == 0:  # every suspect is right now: the others, the largest training loss first
-                        rest = (~wrong).nonzero().squeeze(1)
-                        rest = rest[self.epoch_losses[rest].argsort(descending=True, stable=True)]
-                        more, found = self._clear_errors_rest(rest)
-                        checked += more
-                    running |= {"fit_probe_suspects": len(suspects), "fit_probe_checked": checked,
-                                "fit_probe_wrong": found}
-                    evaluate = found == 0
+                    running |= fit_probe(self._clear_errors, self._clear_errors_rest, wrong, losses)
+                    evaluate = running["fit_probe_wrong"] == 0
                 metrics = self._measure() if evaluate else None
                 status = book.end_epoch(lr, metrics, running, step_rows, t1 - t0, time.perf_counter() - t1,
                                         diverged)
@@ -214,10 +207,12 @@ class Trainer(abc.ABC):
             return float(running) / count
         return float(self.dist.sum(running)) / (self.dist.world_size * count)
 
-    def _train_epoch(self, lr: float) -> tuple[list, bool, dict, torch.Tensor]:
+    def _train_epoch(self, lr: float) -> tuple[list, bool, dict, torch.Tensor, torch.Tensor]:
         """One epoch of SGD; returns the loss-log rows, whether it diverged, the running training accuracy and
-        loss (:func:`running_metrics`: each batch as the model saw it just before its step) and which examples
-        the training pass got wrong (a bool per example, on the device: the fit probe's suspects)."""
+        loss (:func:`running_metrics`: each batch as the model saw it just before its step), which examples
+        the training pass got wrong (a bool per example, on the device: the fit probe's suspects) and each
+        example's loss as the pass saw it (the order of the probe's second part,
+        :func:`shattering.train.evaluate.fit_probe`)."""
         cfg, book = self.cfg, self.book
         self.model.train()
         order = torch.randperm(self.data.n_train, generator=self.generator)
@@ -257,5 +252,4 @@ class Trainer(abc.ABC):
             totals = self.dist.sum(totals)  # every process books the same numbers (and evaluates alike)
             wrong = self.dist.sum(wrong.to(torch.int32)) > 0
             losses = self.dist.sum(losses)  # the shards are disjoint
-        self.epoch_losses = losses  # the order of the fit probe's second part
-        return rows, diverged, running_metrics(*totals.tolist()), wrong
+        return rows, diverged, running_metrics(*totals.tolist()), wrong, losses
