@@ -124,7 +124,7 @@ def run(config: RunConfig | dict | None = None, /, *, progress: bool = False, da
     if summary is not None:
         return RunResult(record.dir, summary, reused=True)
     created = not record.dir.exists()
-    with record.lock():
+    with record.lock(), distributed.collective_work(dist):
         summary = distributed.agree(dist, record.read_summary())  # another process may have finished it
         if summary is not None:
             return RunResult(record.dir, summary, reused=True)

@@ -45,6 +45,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -156,10 +157,36 @@ def context(device: str = "auto") -> DistContext | None:
     return DistContext(rank, world, local, backend, dev)
 
 
+_runs_open = 0  # distributed runs of this process begun and not ended normally (:func:`collective_work`)
+
+
+@contextlib.contextmanager
+def collective_work(ctx: DistContext | None) -> Iterator[None]:
+    """Mark the body (one run's collectives) as work every process does in step; a body left by an exception
+    stays open, so that :func:`_leave` does not wait at the exit for processes that are still inside it."""
+    global _runs_open
+    if ctx is None:
+        yield
+        return
+    _runs_open += 1
+    yield
+    _runs_open -= 1
+
+
 def _leave() -> None:
-    if torch.distributed.is_initialized():
+    """Leave the process group at exit, all processes together. A gloo process that leaves while another still
+    holds the group open can abort on its way out ("terminate called without an active exception", SIGABRT),
+    and torchrun then stops the others: measured with two CPU processes whose process 0 stayed 0-0.3 s longer
+    after the last collective (it writes the record and measures the network), 9 aborts in 100; with a barrier
+    before leaving, none in 60. A process that fails inside a run skips the barrier: the others may be waiting
+    in a collective it never reaches, and torchrun stops them when it exits."""
+    if not torch.distributed.is_initialized():
+        return
+    if _runs_open == 0:
         with contextlib.suppress(Exception):
-            torch.distributed.destroy_process_group()
+            torch.distributed.barrier()
+    with contextlib.suppress(Exception):
+        torch.distributed.destroy_process_group()
 
 
 def is_main_process() -> bool:
