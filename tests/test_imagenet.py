@@ -218,3 +218,19 @@ def test_table2_reproduces_at_smoke_scale_on_a_tiny_folder(tmp_path, folder):
         assert paper in table, paper
     side = json.loads((tmp_path / "runs" / "artefacts" / "table2" / "table2.json").read_text())
     assert len(side["runs"]) == 7 and all(r["status"] == "not-fit" for r in side["runs"])
+
+
+def test_streamed_run_fits_at_the_epoch_evaluating_every_epoch_finds(tmp_path):
+    # The streamed trainer probes as the in-memory one does (tests/test_evaluation.py): the examples its training
+    # pass got wrong, then the others, largest loss first, in the run's precision; the fit epoch does not move.
+    folder = write_image_folder(tmp_path / "imagenet", n_train=20)
+    settings = dict(dataset="imagenet", data_dir=str(folder), model="mlp-1x512", image_size=12, workers=0,
+                    device="cpu", lr=0.1, batch_size=16, corruption="random-labels", until="fit", epochs=300)
+    every = shattering.run(**settings, eval_every=1, out=str(tmp_path / "every"))
+    default = shattering.run(**settings, out=str(tmp_path / "default"))
+    assert every.status == default.status == "fit"
+    assert default.summary["fit_epoch"] == every.summary["fit_epoch"] > 10
+    assert default.summary["evaluation"]["passes"] < default.summary["fit_epoch"] / 2
+    rows = RunRecord(default.run_dir).read_metrics()
+    past = [r for r in rows if r.get("fit_probe_checked", 0) > r.get("fit_probe_suspects", 0)]
+    assert past, "the probe never went past the suspects"  # (the streamed trainer's second part ran)

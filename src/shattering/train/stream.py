@@ -29,7 +29,7 @@ from ..data.image_folder import NO_AUGMENTATION, TEST, TRAIN, FolderImages, make
 from ..data.preprocess import per_image_whitening
 from ..devices import autocast
 from ..errors import DataFormatError
-from .evaluate import in_doubt, metrics_from_predictions, probe, signed_margin
+from .evaluate import clear_margin, in_doubt, metrics_from_predictions, probe
 from .trainer import Trainer
 
 TOP_K = 5
@@ -108,8 +108,9 @@ class StreamTrainer(Trainer):
 
     def _pass(self, split: int, indices: list[int], labels: torch.Tensor, precision: str):
         """One eval-mode pass over examples ``indices`` of ``split``: losses, predictions, top-5 hits, which
-        are :func:`~shattering.train.evaluate.in_doubt` and the signed margins (on the CPU, in the order of
-        ``indices``)."""
+        are :func:`~shattering.train.evaluate.in_doubt` and the margins the fit probe reads
+        (:func:`~shattering.train.evaluate.clear_margin`: the signed margins in fp32), on the CPU, in the order
+        of ``indices``."""
         size = self.eval_batch_size  # within the shared-memory budget
         self.plan.batches = [[(split, i, NO_AUGMENTATION) for i in indices[s:s + size]]
                              for s in range(0, len(indices), size)]
@@ -129,7 +130,7 @@ class StreamTrainer(Trainer):
                 k = min(TOP_K, logits.shape[1])
                 hits.append((logits.topk(k, dim=1).indices == y[:, None]).any(dim=1).cpu())
                 doubts.append(in_doubt(logits, y).cpu())
-                margins.append(signed_margin(logits, y).cpu())
+                margins.append(clear_margin(logits, y, precision).cpu())
         finally:
             self.net.train(was_training)
         return torch.cat(losses), torch.cat(preds), torch.cat(hits), torch.cat(doubts), torch.cat(margins)
@@ -141,6 +142,15 @@ class StreamTrainer(Trainer):
             self.dist.sync_buffers(self.net)
         return probe(lambda rows: self._pass(TRAIN, rows.tolist(), self.labels["y_train"], "fp32")[-1], idx,
                      self.eval_batch_size)
+
+    def _clear_errors_rest(self, idx: torch.Tensor) -> tuple[int, int]:
+        """The fit probe's second part (:func:`shattering.train.evaluate.clear_errors_rest`: the examples the
+        training pass got right, largest loss first, in the run's precision): every process probes the same
+        examples with process 0's batch-norm statistics."""
+        if self.dist is not None:
+            self.dist.sync_buffers(self.net)
+        return probe(lambda rows: self._pass(TRAIN, rows.tolist(), self.labels["y_train"], self.cfg.precision)[-1],
+                     idx, self.eval_batch_size)
 
     def _measure(self) -> dict:
         if self.dist is not None:
