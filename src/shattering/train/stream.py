@@ -136,21 +136,21 @@ class StreamTrainer(Trainer):
         return torch.cat(losses), torch.cat(preds), torch.cat(hits), torch.cat(doubts), torch.cat(margins)
 
     def _clear_errors(self, idx: torch.Tensor) -> tuple[int, int]:
-        """The fit probe (:func:`shattering.train.evaluate.clear_errors`, chunk by chunk): every process probes
-        the same examples with process 0's batch-norm statistics, in fp32."""
-        if self.dist is not None:
-            self.dist.sync_buffers(self.net)
-        return probe(lambda rows: self._pass(TRAIN, rows.tolist(), self.labels["y_train"], "fp32")[-1], idx,
-                     self.eval_batch_size)
+        """The fit probe (:func:`shattering.train.evaluate.clear_errors`, chunk by chunk), in fp32."""
+        return self._probe(idx, "fp32")
 
     def _clear_errors_rest(self, idx: torch.Tensor) -> tuple[int, int]:
         """The fit probe's second part (:func:`shattering.train.evaluate.clear_errors_rest`: the examples the
-        training pass got right, largest loss first, in the run's precision): every process probes the same
-        examples with process 0's batch-norm statistics."""
+        training pass got right, largest loss first), in the run's precision."""
+        return self._probe(idx, self.cfg.precision)
+
+    def _probe(self, idx: torch.Tensor, precision: str) -> tuple[int, int]:
+        """:func:`shattering.train.evaluate.probe` over training examples ``idx`` in ``precision``: every
+        process probes the same examples with process 0's batch-norm statistics."""
         if self.dist is not None:
             self.dist.sync_buffers(self.net)
-        return probe(lambda rows: self._pass(TRAIN, rows.tolist(), self.labels["y_train"], self.cfg.precision)[-1],
-                     idx, self.eval_batch_size)
+        return probe(lambda rows: self._pass(TRAIN, rows.tolist(), self.labels["y_train"], precision)[-1], idx,
+                     self.eval_batch_size)
 
     def _measure(self) -> dict:
         if self.dist is not None:
