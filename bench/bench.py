@@ -7,19 +7,22 @@
 
 What is measured (each figure the median of several repeats, the baseline in the same process):
 
-- ``peak``: the machine's matmul peak, fp32 and bf16 (torch.mm on 4096x4096).
+- ``peak``: the machine's matmul peak, fp32 and bf16 (torch.mm on 4096x4096; bf16 on 512x512 where the CPU has no
+  bf16 instructions and torch emulates it at about 1 GFLOP/s).
 - ``train``: training images/s of each paper model on CIFAR-shaped inputs (3x28x28, 10 classes): a textbook
   loop (torch DataLoader over a TensorDataset, fp32, NCHW) against shattering's trainer step (data as one
   tensor, batches by index, bf16 autocast where native, channels_last); achieved GFLOP/s from the exact
   operation count of one training step (torch.utils.flop_counter) beside the measured peak.
 - ``profile``: where the small Inception's training step spends its time (torch.profiler, self CPU time of
   the top operators and by kind of operator).
-- ``layouts``: the small Inception's training images/s in bf16 and fp32, channels_last and NCHW.
+- ``layouts``: the small Inception's training images/s in bf16 and fp32, channels_last and NCHW (fp32 alone where
+  bf16 is emulated: there and in ``kernels`` and ``sweep`` bf16 is not timed, it is not shattering's default).
 - ``kernels``: the first layer of 6 packed MLP 1x512 runs on one shared batch (fwd + bwd, 128 x 784 -> 512 -> 10):
   six separate ``mm`` (six runs), one batched ``bmm`` and one wide ``mm`` (B x D) @ (D x 6*512): the choice of
   ``shattering.train.packed.shared_input_kernel``.
 - ``sweep``: the Fig. 1b/1c label-corruption sweep of MLP 1x512 (6 levels, one seed) run one after another
-  against packed into one model, on 10,000 Fashion-MNIST images (bf16 and fp32) and the bundled digits.
+  against packed into one model, on 10,000 Fashion-MNIST images (the default precision, and fp32 where that is
+  bf16) and the bundled digits.
 - ``eval``: the share of evaluation in a whole run: the README's main job (``--until fit``) through
   ``shattering.run``, its summary's eval_seconds / seconds.
 - ``eval-epoch``: seconds of whole-training-set evaluation per epoch as a share of the epoch, per model.
@@ -71,11 +74,12 @@ CLASSES = 10
 BATCH = 128
 
 
-CPU_FLAGS = ("avx512_bf16", "amx_bf16", "amx_tile")
+CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+EMULATED_BF16_SIZE = 512  # a bf16 mm where the CPU has no bf16 instructions: 1 GFLOP/s (4096x4096 would take minutes)
 
 
 def cpu_flags() -> list[str]:
-    """Which of the bf16/AMX flags (:data:`CPU_FLAGS`) /proc/cpuinfo lists."""
+    """Which of the vector and bf16/AMX flags (:data:`CPU_FLAGS`) /proc/cpuinfo lists."""
     try:
         words = set(Path("/proc/cpuinfo").read_text().split())
     except OSError:
@@ -102,8 +106,13 @@ def machine() -> dict:
 
 def machine_slug(info: dict) -> str:
     """The key of a kind of machine in RESULTS.md: its CPU model (and GPU), lower case, words joined by '-'
-    ("AMD EPYC" -> "amd-epyc"), without the (R)/(TM)/CPU/@ frequency noise of model names."""
+    ("AMD EPYC" -> "amd-epyc"), without the (R)/(TM)/CPU/@ frequency noise of model names. An x86 CPU without
+    AVX-512 gets its widest vector extension too ("amd-epyc-avx2"): the same model name has come both with
+    AVX-512 bf16 and with AVX2 only, where bf16 is emulated and fp32 is the default."""
     name = re.sub(r"\((r|tm)\)|\bcpu\b|@.*$|\bprocessor\b", " ", info["cpu"].lower())
+    flags = info.get("flags", [])
+    if "avx2" in flags and "avx512f" not in flags:
+        name += " avx2"
     if info.get("gpu"):
         name += " " + info["gpu"].lower()
     return "-".join(re.findall(r"[a-z0-9]+", name)) or "unknown"
@@ -131,13 +140,25 @@ def median_time(fn, repeats: int, warmup: int = 1) -> float:
 # --------------------------------------------------------------------------------------------------
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether bf16 is worth timing on ``device``: a GPU, or a CPU with bf16 instructions (elsewhere torch emulates
+    it, at about 1 GFLOP/s on a 2-core AVX2 AMD EPYC, and shattering's default precision is fp32)."""
+    return device.type != "cpu" or cpu_has_native_bf16()
+
+
+def _precisions(device: torch.device) -> tuple[str, ...]:
+    """The precisions a comparison times: bf16 and fp32, or fp32 alone where bf16 is emulated (:func:`native_bf16`)."""
+    return ("bf16", "fp32") if native_bf16(device) else ("fp32",)
+
+
 def matmul_peak(device: torch.device, repeats: int, size: int = 4096) -> dict:
-    out = {}
-    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
-        a = torch.randn(size, size, device=device).to(dtype)
-        b = torch.randn(size, size, device=device).to(dtype)
+    """GFLOP/s of torch.mm, fp32 and bf16 (bf16 on a small matrix where the CPU only emulates it: ``bf16_size``)."""
+    out = {"size": size, "bf16_size": size if native_bf16(device) else EMULATED_BF16_SIZE}
+    for name, dtype, n in (("fp32", torch.float32, size), ("bf16", torch.bfloat16, out["bf16_size"])):
+        a = torch.randn(n, n, device=device).to(dtype)
+        b = torch.randn(n, n, device=device).to(dtype)
         seconds = median_time(lambda a=a, b=b: torch.mm(a, b), repeats)
-        out[name] = 2 * size**3 / seconds / 1e9
+        out[name] = 2 * n**3 / seconds / 1e9
     return out
 
 
@@ -242,7 +263,9 @@ def bench_sweep(quick: bool) -> list[dict]:
         shattering.load_dataset("fashion-mnist")
         size = 2000 if quick else 10000
         epochs = 2 if quick else 5
-        cases += [("fashion-mnist", size, epochs, "auto"), ("fashion-mnist", size, epochs, "fp32")]
+        cases += [("fashion-mnist", size, epochs, "auto")]
+        if resolve_precision("auto", "cpu") != "fp32":  # else "auto" is fp32 already
+            cases.append(("fashion-mnist", size, epochs, "fp32"))
     except shattering.errors.ShatteringError:
         pass
     rows = []
@@ -353,7 +376,7 @@ def bench_layouts(device: torch.device, quick: bool, model_name: str = "inceptio
     x_all = torch.randn(n, *SHAPE, generator=g).to(device)
     y_all = torch.randint(0, CLASSES, (n,), generator=g).to(device)
     rows = []
-    for precision in ("bf16", "fp32"):
+    for precision in _precisions(device):
         for layout, fmt in (("channels_last", torch.channels_last), ("NCHW", torch.contiguous_format)):
             torch.manual_seed(0)
             model = build_model(model_name, SHAPE, CLASSES).to(device, memory_format=fmt)
@@ -392,7 +415,7 @@ def bench_kernels(quick: bool, k: int = 6, batch: int = BATCH, d: int = 784, hid
     packed = PackedMLP(members)
     repeats = 5 if quick else 50
     rows = []
-    for precision in ("bf16", "fp32"):
+    for precision in _precisions(torch.device("cpu")):
         def step(fn, bf16=precision == "bf16"):
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                 out = fn()
@@ -615,8 +638,11 @@ def render_part(name: str, r, m: dict, load: tuple[float, float], date: str) -> 
     """The Markdown of one part of the bench (its heading, how it was measured, its table)."""
     lines = []
     if name == "peak":
+        bf16 = (f"bf16 {r['bf16']:.0f} GFLOP/s" if r["bf16_size"] == r["size"] else
+                f"bf16 {r['bf16']:.1f} GFLOP/s on {r['bf16_size']}x{r['bf16_size']} (no bf16 instructions: torch "
+                "emulates it, and shattering's default precision here is fp32)")
         lines += ["### Matmul peak", "", measured_line(m, load, date), "",
-                  f"torch.mm 4096x4096: fp32 {r['fp32']:.0f} GFLOP/s, bf16 {r['bf16']:.0f} GFLOP/s."]
+                  f"torch.mm {r['size']}x{r['size']}: fp32 {r['fp32']:.0f} GFLOP/s, {bf16}."]
     elif name == "train":
         lines += ["### Training images/s (3x28x28 inputs, batch 128)", "", measured_line(m, load, date), "",
                   "| model | GFLOP/image | textbook loop (fp32, NCHW, DataLoader) | shattering | speed-up | "
@@ -640,7 +666,8 @@ def render_part(name: str, r, m: dict, load: tuple[float, float], date: str) -> 
                   measured_line(m, load, date), "", "| precision | channels_last | NCHW |", "|---|---|---|"]
         for precision in ("bf16", "fp32"):
             by = {row["layout"]: row["img_s"] for row in r if row["precision"] == precision}
-            lines.append(f"| {precision} | {by['channels_last']:.0f} | {by['NCHW']:.0f} |")
+            lines.append(f"| {precision} | {by['channels_last']:.0f} | {by['NCHW']:.0f} |" if by else
+                         f"| {precision} | not measured: emulated on this CPU | |")
     elif name == "kernels":
         lines += ["### Packed first layer on one shared batch: six mm, one bmm, one wide mm", "",
                   measured_line(m, load, date), "",
@@ -771,7 +798,8 @@ def main(argv=None) -> int:
         before = load_average()
         if part == "peak":
             peak = result = matmul_peak(device, 3 if quick else 10)
-            print(f"peak fp32 {peak['fp32']:.0f} GFLOP/s, bf16 {peak['bf16']:.0f} GFLOP/s", flush=True)
+            print(f"peak fp32 {peak['fp32']:.0f} GFLOP/s, bf16 {peak['bf16']:.1f} GFLOP/s "
+                  f"({peak['bf16_size']}x{peak['bf16_size']})", flush=True)
         elif part == "train":
             result = bench_train(device, quick, peak)
         elif part == "profile":

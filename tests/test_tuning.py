@@ -79,6 +79,25 @@ def test_bad_threads_is_refused_with_the_fix():
     assert RunConfig(threads=3).threads == "3"  # TOML's threads = 3
 
 
+def test_bf16_asked_for_where_the_cpu_only_emulates_it_is_said_once(machine, monkeypatch, capsys):
+    """An AVX2-only CPU computes bf16 through emulation (0.9 GFLOP/s against 151 fp32 on a 2-core AMD EPYC): a run
+    that asks for bf16 there is told once why it is slow and what to use; fp32, or a CPU with bf16, hears nothing."""
+    monkeypatch.setattr(tuning, "cpu_has_native_bf16", lambda: False)
+    tuning.warn_emulated_bf16.cache_clear()
+    fixed = dict(MLP, layout="contiguous", threads="1")
+    choose(**fixed)
+    assert capsys.readouterr().err == ""
+    choose(**(fixed | {"precision": "bf16"}))
+    choose(**(fixed | {"precision": "bf16"}))
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no bf16 instructions" in err and "--precision fp32" in err
+    tuning.warn_emulated_bf16.cache_clear()
+    monkeypatch.setattr(tuning, "cpu_has_native_bf16", lambda: True)
+    choose(**(fixed | {"precision": "bf16"}))
+    assert capsys.readouterr().err == ""
+    tuning.warn_emulated_bf16.cache_clear()
+
+
 def test_a_corrupt_cache_is_measured_again_with_one_warning(machine, capsys):
     path = tuning.cache_path()
     path.parent.mkdir(parents=True)
