@@ -612,6 +612,9 @@ def bench_sweep_workers(quick: bool) -> dict:
             with tempfile.TemporaryDirectory() as out:
                 t0 = time.perf_counter()
                 times += _wait([_shatter([*args, *extra, "--out", out])], t0)
+                if label == "default":  # how the CLI ran it: its workers and measured pack size
+                    summary = json.loads(next(Path(out).rglob("summary.json")).read_text())
+                    row["plan"] = summary["execution"]["sweep"]
         row[label] = statistics.median(times)
     row["speedup"] = row["pack 1"] / row["default"]
     print(f"sweep-workers {row['command']}: {row['default']:.1f} s as the CLI runs it, {row['pack 1']:.1f} s with "
@@ -746,6 +749,10 @@ def render_part(name: str, r, m: dict, load: tuple[float, float], date: str) -> 
                   f"**{r['speedup']:.2f}x**; "
                   f"the workers without packing (`--pack 1`): {r['workers, pack 1']:.1f} s. Wall time of the "
                   "subprocess, start to exit."]
+        plan = r.get("plan") or {}
+        if plan:
+            lines += ["", f"The CLI's plan: {plan.get('why', '')}."
+                      + (f" Pack size: {plan['pack']['why']}." if plan.get("pack") else "")]
     return lines
 
 

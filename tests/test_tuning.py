@@ -177,7 +177,9 @@ def test_a_sweep_on_two_workers_ends_as_in_one_process(tmp_path, monkeypatch):
         assert a.config.run_id() == b.config.run_id()
         assert _facts(a.summary) == _facts(b.summary)
         assert a.summary["execution"]["sweep"]["workers"] == 1
-        assert b.summary["execution"]["sweep"] == {"workers": 2, "threads": 1, "why": "test: 2 x 1"}
+        sweep = b.summary["execution"]["sweep"]
+        assert (sweep["workers"], sweep["threads"], sweep["why"]) == (2, 1, "test: 2 x 1")
+        assert sweep["pack"]["limit"] == 1 and "as asked for" in sweep["pack"]["why"]
         assert b.summary["execution"]["threads"] == 1
 
 

@@ -19,6 +19,7 @@ import functools
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -164,22 +165,33 @@ def _choose(model: str, input_shape, num_classes: int, batch_size: int, dev: tor
     wanted = [_key(lay, t) for lay in layouts for t in counts]
     ident = json.dumps([model, model_args or {}, list(input_shape), int(num_classes), int(batch_size), dev.type,
                         precision], sort_keys=True)
-    cache = _read_cache()
-    machine = machine_key(dev.type)
-    known = dict(cache.get(machine, {}).get(ident, {}))
-    missing = [k for k in wanted if k not in known]
-    if missing:
-        net = net if net is not None else _build(model, input_shape, num_classes, model_args)
-        known.update(_measure(net, input_shape, num_classes, batch_size, dev, precision, missing))
-        cache.setdefault(machine, {})[ident] = known
-        _write_cache(cache)
-    timings = {k: known[k] for k in wanted}
+
+    def measure(missing: list[str]) -> dict:
+        built = net if net is not None else _build(model, input_shape, num_classes, model_args)
+        return _measure(built, input_shape, num_classes, batch_size, dev, precision, missing)
+
+    timings, measured = cached_timings(ident, wanted, measure, dev.type)
     best = min(wanted, key=lambda k: timings[k])
     best_layout, _, t = best.rpartition(" x")
-    source = "measured" if missing else "cached"
+    source = "measured" if measured else "cached"
     given = " (threads given)" if fixed_threads is not None else " (layout given)" if layout != "auto" else ""
     why = f"fastest of {len(wanted)} candidate(s){given}: {timings[best] * 1e3:.1f} ms per step"
     return Tuning(int(t), best_layout, timings, source, why)
+
+
+def cached_timings(ident: str, wanted: list[str], measure: Callable[[list[str]], dict],
+                   device_type: str = "cpu") -> tuple[dict, bool]:
+    """The seconds of each candidate in ``wanted`` for the measurement ``ident`` on this machine: those in the cache
+    read from it, the others timed by ``measure(missing)`` and cached; and whether any was timed now."""
+    cache = _read_cache()
+    machine = machine_key(device_type)
+    known = dict(cache.get(machine, {}).get(ident, {}))
+    missing = [k for k in wanted if k not in known]
+    if missing:
+        known.update(measure(missing))
+        cache.setdefault(machine, {})[ident] = known
+        _write_cache(cache)
+    return {k: known[k] for k in wanted}, bool(missing)
 
 
 def _build(model: str, input_shape, num_classes: int, model_args: dict | None) -> torch.nn.Module:
@@ -238,7 +250,13 @@ def _time_steps(model, x, y, dev: torch.device, precision: str) -> float:
         if dev.type == "cuda":
             torch.cuda.synchronize()
 
-    step()  # warm-up: allocations, kernel choice
+    return seconds_per_call(step)
+
+
+def seconds_per_call(step: Callable[[], None]) -> float:
+    """Seconds per call of ``step`` after one warm-up call (allocations, kernel choice): up to :data:`MAX_STEPS`
+    calls, fewer once :data:`STEP_BUDGET_S` has passed."""
+    step()
     n, t0 = 0, time.perf_counter()
     while n < MAX_STEPS and (n == 0 or time.perf_counter() - t0 < STEP_BUDGET_S):
         step()

@@ -9,7 +9,8 @@ more one-thread workers train more runs at once (the MLPs and small data of Sect
 it always did. Workers are spawned (never forked: torch's threads do not survive a fork), take one group (a run
 or a pack) at a time from a queue, and send each outcome back as its run ends. A run of arrays held in this
 process (:class:`shattering.ArrayData`) or of a model registered by code in this process cannot be sent to a
-worker and trains here after the others.
+worker and trains here after the others. How many runs a pack holds on the workers is measured too
+(:mod:`shattering.executors.pack_size`).
 """
 
 from __future__ import annotations
@@ -25,9 +26,8 @@ import torch
 
 from .._openmp import PLANNED_ENV
 from ..config import RunConfig
-from ..data.catalogue import dataset_info
 from ..data.user_data import in_memory
-from ..errors import ConfigError, ShatteringError
+from ..errors import ConfigError
 from ..formatting import on_terminal
 from ..lease import cores_held_elsewhere, cpu_cores, leased_threads, warn
 from ..models import is_builtin, is_import_path
@@ -36,6 +36,7 @@ from ..runs.lifecycle import choose_execution
 from ..tuning import Tuning, WorkerPlan, plan_workers, set_process_threads
 from ..validation import must_be
 from .outcome import Outcome, run_one
+from .pack_size import PackChoice, budget_steps, choose_pack_size
 from .packing import MAX_PACK, packed_groups, run_packed_group
 
 WORKERS_ENV = "SHATTERING_SWEEP_WORKERS"
@@ -54,16 +55,28 @@ def run_local(configs: Sequence[RunConfig], pack: int | None = None, keep_checkp
     if plan.workers <= 1:
         yield from _run_here(configs, pack, keep_checkpoints, progress)
         return
-    # packs small enough that every worker has about PACKS_PER_WORKER of them: a worker whose packs end early
-    # takes another (measured on the 2-core AMD EPYC, 18 MLP runs of `shatter sweep fig1bc --scale quick
-    # --seeds 3` on 2 workers: packs of 6 (one per seed) 18.7 s, packs of 3 16.0 s, no packing 16.8 s; one run
-    # at a time in one process 32.2 s)
-    limit = pack if pack is not None else min(MAX_PACK, max(1, math.ceil(len(shippable)
-                                                                      / (PACKS_PER_WORKER * plan.workers))))
-    groups = packed_groups(shippable, limit)
+    choice = pack_choice(shippable, pack, plan)
+    groups = packed_groups(shippable, choice.limit)
     # epoch lines from the workers, never their bars (several bars on one terminal overwrite each other)
-    yield from _run_workers(groups, plan, keep_checkpoints, progress and not on_terminal())
+    yield from _run_workers(groups, plan, plan.facts() | {"pack": choice.facts()}, keep_checkpoints,
+                            progress and not on_terminal())
     yield from _run_here([c for c in configs if not _shippable(c)], pack, keep_checkpoints, progress)
+
+
+def pack_choice(configs: Sequence[RunConfig], pack: int | None, plan: WorkerPlan) -> PackChoice:
+    """The pack size of a sweep on ``plan``'s workers: ``pack`` where given, else measured
+    (:func:`shattering.executors.pack_size.choose_pack_size`); where the measurement fails, packs small enough that
+    every worker has about :data:`PACKS_PER_WORKER` of them."""
+    if pack is not None:
+        return PackChoice(int(pack), f"packs of up to {pack}, as asked for")
+    pending = [c for c in configs if RunRecord(c.run_dir()).read_summary() is None] or list(configs)
+    try:
+        return choose_pack_size(pending, plan.workers, plan.threads,
+                                lambda cfg: choose_execution(cfg).step_seconds(plan.threads))
+    except Exception as exc:  # a measurement must never cost the sweep
+        limit = min(MAX_PACK, max(1, math.ceil(len(pending) / (PACKS_PER_WORKER * plan.workers))))
+        warn(f"could not time packed steps ({type(exc).__name__}: {exc}); packs of up to {limit}.")
+        return PackChoice(limit, f"no measurement ({type(exc).__name__}): about {PACKS_PER_WORKER} packs per worker")
 
 
 def _run_here(configs: Sequence[RunConfig], pack: int | None, keep_checkpoints: str,
@@ -127,7 +140,7 @@ def sweep_plan(configs: Sequence[RunConfig], pack: int | None = None, workers: i
     return plan
 
 
-PACKS_PER_WORKER = 3
+PACKS_PER_WORKER = 3  # where the pack size cannot be measured: a worker whose packs end early takes another
 # A spawned worker imports torch and shattering before its first step: measured 2.5-3.5 s on the 2-core AMD EPYC
 # (bench/bench.py --only sweep: 6 digits MLP runs of 20 epochs took 1.6 s one after another in one process and
 # 4.1 s on two workers).
@@ -141,15 +154,10 @@ def budget_seconds(configs: Sequence[RunConfig], tuning: Tuning) -> float | None
     step = tuning.step_seconds(1) or min(tuning.timings.values(), default=None)
     if not step:
         return None
-    total = 0.0
-    for cfg in configs:
-        r = cfg.resolved()
-        try:
-            n = r.train_size or dataset_info(r.dataset).n_train
-        except ShatteringError:  # a data set whose size is not known before it loads: no bound
-            return None
-        total += r.epochs * math.ceil(max(int(n), 1) / r.batch_size) * step
-    return total
+    steps = [budget_steps(cfg) for cfg in configs]
+    if any(n is None for n in steps):  # a data set whose size is not known before it loads: no bound
+        return None
+    return sum(steps) * step
 
 
 def _on_gpu(cfg: RunConfig) -> bool:
@@ -167,10 +175,11 @@ def _heaviest(configs: Sequence[RunConfig]) -> Tuning:
     return max(seen.values(), key=lambda t: t.step_seconds(1) or min(t.timings.values(), default=0.0))
 
 
-def _run_workers(groups: list[list[RunConfig]], plan: WorkerPlan, keep_checkpoints: str,
+def _run_workers(groups: list[list[RunConfig]], plan: WorkerPlan, facts: dict, keep_checkpoints: str,
                  progress: bool) -> Iterator[Outcome]:
     """``groups`` on ``plan.workers`` spawned processes; outcomes as they come; a worker that dies reports the
-    runs of its group that had not ended as failed; groups no worker was left to take train in this process."""
+    runs of its group that had not ended as failed; groups no worker was left to take train in this process.
+    ``facts``: the plan and the pack choice, for every run's record."""
     ctx = mp.get_context("spawn")
     tasks, results = ctx.Queue(), ctx.Queue()
     for i, group in enumerate(groups):
@@ -178,7 +187,7 @@ def _run_workers(groups: list[list[RunConfig]], plan: WorkerPlan, keep_checkpoin
     n = min(plan.workers, len(groups))
     for _ in range(n):
         tasks.put(None)
-    procs = [ctx.Process(target=_worker, args=(w, tasks, results, plan.threads, plan.facts(), keep_checkpoints,
+    procs = [ctx.Process(target=_worker, args=(w, tasks, results, plan.threads, facts, keep_checkpoints,
                                                progress), daemon=True) for w in range(n)]
     # workers planned on cores nobody else holds keep libgomp's spinning (W x T <= cores: no thread waits
     # for a core); on a machine already shared they decide for themselves (shattering._openmp)

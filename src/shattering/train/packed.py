@@ -35,6 +35,7 @@ from ..config import RunConfig
 from ..data.dataset import ImageData
 from ..devices import autocast, optimizer_options, prepare_device, resolve_device
 from ..lease import rebalance
+from ..tuning import seconds_per_call
 from .book import Record, RunBook
 from .checkpoint import checkpoint_state, restore_checkpoint
 from .evaluate import clear_margin, fit_probe, in_doubt, metrics_from_predictions, probe, signed_margin
@@ -314,6 +315,32 @@ def train_epoch(packed: PackedMLP, optimizer: torch.optim.SGD, members: list[Mem
     correct, losses = tally.tolist()
     return (rows, diverged, [running_metrics(c, s, seen) for c, s in zip(correct, losses, strict=True)], wrong,
             seen_losses)
+
+
+def packed_step_seconds(model: nn.Module, k: int, input_shape: Sequence[int], num_classes: int, batch_size: int,
+                        precision: str, shared: bool) -> float:
+    """Seconds per training step of ``k`` copies of ``model`` as one :class:`PackedMLP`, on random inputs on the
+    CPU at this process's threads: :func:`train_epoch`'s step (one batch every member sees where ``shared``, else
+    one per member; the members' losses summed; backward; SGD with momentum). The global random state is left as
+    it was. What a sweep weighs to choose its pack size (:func:`shattering.executors.packing.choose_pack_size`)."""
+    cpu = torch.device("cpu")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        packed = PackedMLP([model] * k).train()
+        optimizer = torch.optim.SGD(packed.parameters(), lr=1e-3, momentum=0.9)
+        d = math.prod(input_shape)
+        x = torch.randn(batch_size, d) if shared else torch.randn(k, batch_size, d)
+        y = torch.randint(0, num_classes, (k * batch_size,))
+
+        def step() -> None:
+            with autocast(cpu, precision):
+                logits = packed(x)
+            per_example = F.cross_entropy(logits.float().reshape(k * batch_size, -1), y, reduction="none")
+            optimizer.zero_grad(set_to_none=True)
+            per_example.view(k, batch_size).mean(dim=1).sum().backward()
+            optimizer.step()
+
+        return seconds_per_call(step)
 
 
 @torch.no_grad()
