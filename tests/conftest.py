@@ -13,6 +13,7 @@ FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 # user's tuning cache or core leases, and sweeps in one process.
 os.environ["SHATTERING_CACHE_DIR"] = tempfile.mkdtemp(prefix="shattering-test-cache-")
 os.environ["SHATTERING_SWEEP_WORKERS"] = "1"
+os.environ["SHATTERING_CHECKPOINT_EVERY_S"] = "0"  # a checkpoint every epoch: what the fault tests kill between
 
 
 @pytest.fixture(autouse=True)
@@ -21,6 +22,7 @@ def _isolated_data(tmp_path, monkeypatch):
     monkeypatch.setenv("SHATTERING_DATA", str(tmp_path / "data-cache"))
     monkeypatch.setenv("SHATTERING_CACHE_DIR", str(tmp_path / "user-cache"))  # tuning cache and core leases
     monkeypatch.setenv("SHATTERING_SWEEP_WORKERS", "1")  # sweeps in-process (tests/test_tuning.py spawns workers)
+    monkeypatch.setenv("SHATTERING_CHECKPOINT_EVERY_S", "0")  # tests/test_checkpoint_interval.py sets its own
 
 
 def have_fashion_mnist() -> bool:

@@ -7,7 +7,9 @@ Layout of ``<out>/<dataset>_<model>_<corruption>_<id>/``:
 - ``metrics.jsonl``: one JSON object per epoch (appended): full metrics at the epochs evaluated, the running
   training numbers (``"evaluated": false``) at the others (:func:`evaluated` keeps the former).
 - ``steps.csv``: ``step,epoch,loss,lr``, the training loss every ``log_every`` steps (appended).
-- ``checkpoint.pt``: model, optimizer, every RNG state and the loop state, replaced atomically each epoch.
+- ``checkpoint.pt``: model, optimizer, every RNG state and the loop state, replaced atomically after each epoch
+  (at most once a second where epochs are shorter: :meth:`shattering.train.book.RunBook.checkpoint_due`) and
+  after the last.
   Its first line holds the SHA-256 of the rest; a damaged checkpoint is detected and the previous one
   (``checkpoint.prev.pt``) is used instead, or the run restarts from scratch, and the run says which.
 - ``summary.json``: written last, atomically; its presence means the run is over (fit, not fit or

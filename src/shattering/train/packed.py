@@ -228,7 +228,8 @@ def _train_packed(packed: PackedMLP, optimizer: torch.optim.SGD, params: list, m
             evaluated = metrics[k] is not None or k in probed
             status = m.book.end_epoch(lr, metrics[k], running[k], rows[k], (t1 - t0) / alive,
                                       (t2 - t1) / measured if evaluated else 0.0, diverged[k])
-            _save_member(m, packed, optimizer, k)
+            if m.book.checkpoint_due(status is not None):
+                _save_member(m, packed, optimizer, k)
             if status is None:
                 keep.append(k)
             else:
