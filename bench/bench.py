@@ -833,7 +833,8 @@ def main(argv=None) -> int:
     if args.no_write or (quick and not args.write):
         return 0
     text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    title = info["cpu"] + (f" + {info['gpu']}" if info.get("gpu") else "")
+    title = info["cpu"] + (" (AVX2, no AVX-512)" if slug.endswith("-avx2") else "") \
+        + (f" + {info['gpu']}" if info.get("gpu") else "")
     for part, result, load in measured:
         text = write_part(text, slug, title, part, render_part(part, result, info, load, date))
     RESULTS.write_text(text if text.endswith("\n") else text + "\n")
