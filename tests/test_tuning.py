@@ -73,6 +73,25 @@ def test_a_run_records_the_choice_and_honours_the_flags(machine, tmp_path):
     assert same.run_id() == RunConfig(**{**same.to_dict(), "threads": "2", "layout": "channels_last"}).run_id()
 
 
+def test_a_run_on_fewer_images_than_a_batch_is_timed_at_its_own_step(machine, monkeypatch, tmp_path):
+    """40 training images and a batch of 128 train in steps of 40: the step timed is that one (timing 128 random
+    images cost a WRN-28-10 run on 40 images three times its training)."""
+    timed = []
+    original = tuning._measure
+
+    def spy(net, input_shape, num_classes, batch_size, *args):
+        timed.append(batch_size)
+        return original(net, input_shape, num_classes, batch_size, *args)
+
+    monkeypatch.setattr(tuning, "_measure", spy)
+    run(dataset="digits", model="mlp-1x512", train_size=40, test_size=20, epochs=1, until="epochs",
+        precision="fp32", out=str(tmp_path / "runs"))
+    assert timed == [40]
+    cfg = RunConfig(dataset="digits", model="mlp-1x512", train_size=40)
+    assert (cfg.batch_size, cfg.step_batch(), cfg.step_batch(1000), cfg.replace(train_size=None).step_batch()) \
+        == (128, 40, 128, 128)
+
+
 def test_bad_threads_is_refused_with_the_fix():
     with pytest.raises(ConfigError, match="'threads' parameter of RunConfig must be auto or a positive whole"):
         RunConfig(threads="many")

@@ -297,6 +297,17 @@ class RunConfig:
         side = r.crop
         return (info.shape[0], side, side) if side else tuple(info.shape)
 
+    def step_batch(self, n_train: int | None = None) -> int:
+        """The examples of one training step: ``batch_size``, or the whole training set where it is smaller
+        (``n_train``: its size where the data is loaded; else ``train_size`` or the catalogue's)."""
+        n = n_train
+        if n is None:
+            try:
+                n = self.train_size or dataset_info(self.dataset).n_train
+            except ShatteringError:  # a data set whose size is not known before it loads
+                n = None
+        return min(self.batch_size, int(n)) if n else self.batch_size
+
     def hashed_dict(self) -> dict[str, Any]:
         """The fields that define the run's results (the resolved config minus paths and devices)."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.metadata.get("hashed", True)}

@@ -99,7 +99,7 @@ def _family(cfg: RunConfig) -> tuple:
     """What a pack's step time depends on: the model, its input, classes, batch and precision, and whether the
     members see one batch (one seed: the wide first layer) or one each."""
     return (cfg.model, json.dumps(cfg.model_kwargs() or {}, sort_keys=True), tuple(cfg.input_shape()),
-            dataset_info(cfg.dataset).num_classes, cfg.batch_size, cfg.precision)
+            dataset_info(cfg.dataset).num_classes, cfg.step_batch(), cfg.precision)
 
 
 def _pack_step_times(groupings: dict[int, list[list[RunConfig]]], threads: int) -> dict[tuple, dict[int, float]]:

@@ -146,7 +146,7 @@ def _train(cfg: RunConfig, record: RunRecord, data: ImageData | None, progress: 
     if data is None:
         data = distributed.share_data(dist, lambda: make_data(cfg, progress=progress, labels_dir=record.dir),
                                       streamed(cfg))
-    tune = choose_execution(cfg, data.shape, data.num_classes)
+    tune = choose_execution(cfg, data.shape, data.num_classes, data.n_train)
     with leased_threads(tune.threads) as lease, torch.random.fork_rng(devices=forked_gpus(cfg, dist)):
         torch.manual_seed(cfg.seed)  # dropout's draws; restored on resume, isolated from the caller's RNG
         trainer = trainer_class(cfg)(cfg.replace(layout=tune.layout), data, record, progress, dist)
@@ -175,11 +175,13 @@ def forked_gpus(cfg: RunConfig, dist: distributed.DistContext | None) -> list[in
     return [device.index if device.index is not None else torch.cuda.current_device()]
 
 
-def choose_execution(cfg: RunConfig, shape: tuple[int, ...] | None = None, num_classes: int | None = None) -> Tuning:
+def choose_execution(cfg: RunConfig, shape: tuple[int, ...] | None = None, num_classes: int | None = None,
+                     n_train: int | None = None) -> Tuning:
     """The measured (or given) threads and memory format for training ``cfg`` here (:mod:`shattering.tuning`);
-    ``shape`` and ``num_classes`` default to the config's data set's."""
+    ``shape``, ``num_classes`` and ``n_train`` default to the config's data set's. Timed at the run's own step
+    (:meth:`~shattering.config.RunConfig.step_batch`: 40 images where 40 are trained on, not a batch of 128)."""
     cfg = cfg.resolved()
     shape = shape if shape is not None else cfg.input_shape()
     num_classes = num_classes if num_classes is not None else dataset_info(cfg.dataset).num_classes
-    return choose(cfg.model, shape, num_classes, cfg.batch_size, cfg.device, cfg.precision, layout=cfg.layout,
+    return choose(cfg.model, shape, num_classes, cfg.step_batch(n_train), cfg.device, cfg.precision, layout=cfg.layout,
                   threads=cfg.threads, model_args=cfg.model_kwargs() or None)
