@@ -50,7 +50,6 @@ def test_short_epochs_write_one_checkpoint_and_train_the_same(tmp_path, monkeypa
     assert len(saves) == 1  # the last epoch's: the trained network stays for `shatter measures`
     assert (sparse.run_dir / "checkpoint.pt").exists()
     assert _facts(sparse.summary) == _facts(every.summary)
-    assert book.checkpoint_every() == 3600.0
 
 
 def test_packed_members_checkpoint_on_the_same_clock(tmp_path, monkeypatch, saves):
@@ -63,9 +62,24 @@ def test_packed_members_checkpoint_on_the_same_clock(tmp_path, monkeypatch, save
     assert sorted(saves) == sorted(o.run_dir.name for o in outcomes)  # one each, at its last epoch
 
 
-def test_the_default_interval_and_a_bad_one(monkeypatch):
+def test_the_default_interval_grows_with_the_writing_time_and_a_bad_one_is_refused(monkeypatch, tmp_path):
     monkeypatch.delenv(book.CHECKPOINT_EVERY_ENV)
-    assert book.checkpoint_every() == book.CHECKPOINT_EVERY_S == 1.0
+    assert book.checkpoint_every() is None  # not set: chosen by the book
+    from shattering.config import RunConfig
+    from shattering.train.data import make_data
+
+    cfg = RunConfig(**RUN, out=str(tmp_path))
+    ledger = book.RunBook(cfg.resolved(), make_data(cfg.resolved()), record=None)
+    assert ledger.checkpoint_interval() == book.CHECKPOINT_EVERY_S == 1.0
+    clock = iter([10.0, 12.0])  # a checkpoint that takes 2 s to write
+    monkeypatch.setattr(book.time, "perf_counter", lambda: next(clock))
+    assert ledger.checkpoint(lambda: None, ended=True)
+    assert ledger.checkpoint_write_seconds == 2.0
+    assert ledger.checkpoint_interval() == book.CHECKPOINT_WORK_RATIO * 2.0 == 20.0  # at most a tenth of the time
+    monkeypatch.setattr(book.time, "perf_counter", lambda: 12.0 + 19.0)
+    assert not ledger.checkpoint(lambda: pytest.fail("not due"), ended=False)
+    monkeypatch.setenv(book.CHECKPOINT_EVERY_ENV, "3600")
+    assert book.checkpoint_every() == 3600.0
     for bad in ("soon", "-1", "nan"):
         monkeypatch.setenv(book.CHECKPOINT_EVERY_ENV, bad)
         with pytest.raises(ConfigError, match="SHATTERING_CHECKPOINT_EVERY_S.*seconds >= 0"):

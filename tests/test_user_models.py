@@ -205,7 +205,8 @@ def test_todays_networks_take_any_input_shape(name, shape):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name, n", [("resnet18", 40), ("wrn-28-1", 100), ("wrn-28-10", 40), ("vit-tiny", 100)])
-def test_todays_networks_fit_random_labels_on_a_small_subset(name, n, tmp_path):
+def test_todays_networks_fit_random_labels_on_a_small_subset(name, n, tmp_path, monkeypatch):
+    monkeypatch.delenv("SHATTERING_CHECKPOINT_EVERY_S")  # the default: no checkpoint after each of these short epochs
     result = shattering.run(model=name, dataset="digits", corruption="random-labels", train_size=n, test_size=20,
                             epochs=200, out=str(tmp_path))
     assert result.fit and result.train_acc == 1.0, result.message

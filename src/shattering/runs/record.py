@@ -8,7 +8,7 @@ Layout of ``<out>/<dataset>_<model>_<corruption>_<id>/``:
   training numbers (``"evaluated": false``) at the others (:func:`evaluated` keeps the former).
 - ``steps.csv``: ``step,epoch,loss,lr``, the training loss every ``log_every`` steps (appended).
 - ``checkpoint.pt``: model, optimizer, every RNG state and the loop state, replaced atomically after each epoch
-  (at most once a second where epochs are shorter: :meth:`shattering.train.book.RunBook.checkpoint_due`) and
+  (less often where epochs are short: :meth:`shattering.train.book.RunBook.checkpoint`) and
   after the last.
   Its first line holds the SHA-256 of the rest; a damaged checkpoint is detected and the previous one
   (``checkpoint.prev.pt``) is used instead, or the run restarts from scratch, and the run says which.

@@ -33,6 +33,7 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Protocol
@@ -55,6 +56,9 @@ CHECKPOINT_EVERY_ENV = "SHATTERING_CHECKPOINT_EVERY_S"
 # of MLP 1x512 on Fashion-MNIST (3.3 MB) took 8.3 ms to write, and an epoch of 500 images about 15 ms, so writing one
 # every epoch made the 18 runs of `shatter sweep fig1bc --scale quick --seeds 3` spend about 10 s of their 35 s on it.
 CHECKPOINT_EVERY_S = 1.0
+# ... and at least this many times the last checkpoint's writing time: a WRN-28-10 checkpoint (146 MB) took 1.6 s
+# to write on the same machine, as long as an epoch of 40 images, so writing one every epoch doubled the run.
+CHECKPOINT_WORK_RATIO = 10  # checkpoints cost at most about a tenth of the training
 STUCK_EPOCHS = 5  # after this many epochs at chance, print the usual causes
 _COUNTERS = ("epoch", "steps", "seconds", "train_seconds", "eval_seconds", "best_test_acc", "fit_at", "warnings",
              "resumes", "last", "diverged", "eval_passes", "fit_probes")
@@ -86,12 +90,13 @@ class Record(Protocol):
     def load_checkpoint(self) -> tuple[dict | None, list[str]]: ...
 
 
-def checkpoint_every() -> float:
-    """Seconds between checkpoints where epochs are short: ``$SHATTERING_CHECKPOINT_EVERY_S``, else
-    :data:`CHECKPOINT_EVERY_S` (0: after every epoch)."""
+def checkpoint_every() -> float | None:
+    """Seconds between checkpoints where epochs are short, as ``$SHATTERING_CHECKPOINT_EVERY_S`` sets them (0: after
+    every epoch); None where it is not set: :data:`CHECKPOINT_EVERY_S`, or :data:`CHECKPOINT_WORK_RATIO` times the
+    last checkpoint's writing time where that is longer."""
     text = os.environ.get(CHECKPOINT_EVERY_ENV, "")
     if not text:
-        return CHECKPOINT_EVERY_S
+        return None
     try:
         value = float(text)
     except ValueError:
@@ -122,7 +127,8 @@ class RunBook:
         self.fit_probes = 0  # epochs the fit probe ran (alike)
         self.extra: dict = {}  # more summary fields (e.g. packing)
         self.history: list[dict] = []  # this process's epochs (what the advice reads; not in the checkpoint)
-        self.checkpoint_every = checkpoint_every()
+        self.checkpoint_every = checkpoint_every()  # None: chosen from the writing time (checkpoint_interval)
+        self.checkpoint_write_seconds = 0.0  # how long this process's last checkpoint took to write
         self._checkpointed_at = time.perf_counter()
         n = data.n_train
         self.chance = float(np.bincount(data.y_train, minlength=data.num_classes).max()) / max(n, 1)
@@ -132,15 +138,26 @@ class RunBook:
             tqdm.write(text, file=sys.stderr)
 
     # -- checkpoint contents -------------------------------------------------------------------------
-    def checkpoint_due(self, ended: bool) -> bool:
-        """Whether the epoch that just ended writes the checkpoint: the run's last one always; the others once
-        :attr:`checkpoint_every` seconds have passed since this process's last checkpoint (or its start), so every
-        epoch where epochs are longer than that. A crash costs at most the epoch in flight, or that many seconds."""
+    def checkpoint_interval(self) -> float:
+        """Seconds from one checkpoint to the next where epochs are shorter: as set
+        (``$SHATTERING_CHECKPOINT_EVERY_S``), else the larger of :data:`CHECKPOINT_EVERY_S` and
+        :data:`CHECKPOINT_WORK_RATIO` times the last writing time."""
+        if self.checkpoint_every is not None:
+            return self.checkpoint_every
+        return max(CHECKPOINT_EVERY_S, CHECKPOINT_WORK_RATIO * self.checkpoint_write_seconds)
+
+    def checkpoint(self, save: Callable[[], None], ended: bool) -> bool:
+        """Call ``save`` (write the checkpoint) if the epoch that just ended is due one, and say whether it was: the
+        run's last epoch always; the others once :meth:`checkpoint_interval` seconds have passed since this
+        process's last checkpoint (or its start), so every epoch where epochs are longer. A crash costs at most the
+        epoch in flight, or that many seconds of training."""
         at = time.perf_counter()
-        if ended or self.done or at - self._checkpointed_at >= self.checkpoint_every:
-            self._checkpointed_at = at
-            return True
-        return False
+        if not (ended or self.done or at - self._checkpointed_at >= self.checkpoint_interval()):
+            return False
+        save()
+        self._checkpointed_at = time.perf_counter()
+        self.checkpoint_write_seconds = self._checkpointed_at - at
+        return True
 
     def counters(self) -> dict:
         return {key: getattr(self, key) for key in _COUNTERS} | {"fingerprint": self.data.fingerprint}

@@ -228,8 +228,7 @@ def _train_packed(packed: PackedMLP, optimizer: torch.optim.SGD, params: list, m
             evaluated = metrics[k] is not None or k in probed
             status = m.book.end_epoch(lr, metrics[k], running[k], rows[k], (t1 - t0) / alive,
                                       (t2 - t1) / measured if evaluated else 0.0, diverged[k])
-            if m.book.checkpoint_due(status is not None):
-                _save_member(m, packed, optimizer, k)
+            m.book.checkpoint(lambda m=m, k=k: _save_member(m, packed, optimizer, k), status is not None)
             if status is None:
                 keep.append(k)
             else:

@@ -185,8 +185,7 @@ class Trainer(abc.ABC):
                 metrics = self._measure() if evaluate else None
                 status = book.end_epoch(lr, metrics, running, step_rows, t1 - t0, time.perf_counter() - t1,
                                         diverged)
-                if book.checkpoint_due(status is not None):
-                    book.record.save_checkpoint(self.state())
+                book.checkpoint(lambda: book.record.save_checkpoint(self.state()), status is not None)
                 progress.update(book.epoch, epoch_text(metrics or running), last=status is not None)
         if self.dist is not None:
             book.extra["distributed"] = self.dist.describe()
