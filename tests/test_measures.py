@@ -162,6 +162,19 @@ def test_pac_bayes_sigma_is_the_edge_of_a_drop_of_a_tenth():
     assert accuracy(net, x, y) == 1.0  # the weights are restored
 
 
+def test_pac_bayes_sigma_is_the_same_whether_the_directions_are_kept_or_drawn_again(monkeypatch):
+    from shattering.measures import flatness
+
+    torch.manual_seed(5)
+    net = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 3))
+    x = torch.randn(300, 6)
+    with torch.no_grad():
+        y = net(x).argmax(1)
+    kept = pac_bayes_sigma(net, x, y)
+    monkeypatch.setattr(flatness, "CACHED_DIRECTION_FLOATS", 0)  # a network too big to keep them
+    assert pac_bayes_sigma(net, x, y) == kept
+
+
 def test_every_run_summary_holds_its_measures_and_measure_run_recomputes_them(tmp_path):
     result = run(**TINY, out=str(tmp_path))
     measures = result.summary["measures"]
