@@ -55,3 +55,16 @@ def test_toml(tmp_path):
     path.write_text('dataset = "digits\n')
     with pytest.raises(ConfigError, match="not valid TOML"):
         RunConfig.from_toml(path)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"quiet": True}, r"run\(\) has no argument 'quiet' \(did you mean 'progress=False, the default'\?\)"),
+    ({"epoch": 3}, r"no argument 'epoch' \(did you mean 'epochs'\?\); it takes progress, .* train_size"),
+    ({"progres": False}, r"did you mean 'progress'"),
+])
+def test_run_refuses_an_argument_it_does_not_take_in_one_sentence(kwargs, match, tmp_path):
+    from shattering import run
+
+    with pytest.raises(ConfigError, match=match):
+        run(out=str(tmp_path), **kwargs)
+    assert not any(tmp_path.iterdir())  # nothing started

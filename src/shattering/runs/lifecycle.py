@@ -4,6 +4,8 @@ the summary (the record's files: :mod:`shattering.runs.record`)."""
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -91,7 +93,21 @@ def as_config(config: RunConfig | dict | None = None, **overrides) -> RunConfig:
     elif not isinstance(config, RunConfig):
         raise ConfigError(must_be("config", "a RunConfig, a dict or None", config, of="run",
                                   shown=type(config).__name__))
+    fields = {f.name for f in dataclasses.fields(RunConfig)}
+    unknown = [k for k in overrides if k not in fields]
+    if unknown:
+        names = [*fields, *RUN_OPTIONS]
+        near = [m for k in unknown
+                for m in ([CLI_ONLY[k]] if k in CLI_ONLY else difflib.get_close_matches(k, names, 1))]
+        raise ConfigError(f"run() has no argument {', '.join(repr(k) for k in unknown)}"
+                          + (f" (did you mean {', '.join(repr(m) for m in near)}?)" if near else "")
+                          + f"; it takes {', '.join(RUN_OPTIONS)} and the fields of RunConfig: "
+                          + f"{', '.join(sorted(fields))}.")
     return config.replace(**overrides) if overrides else config
+
+
+RUN_OPTIONS = ("progress", "data", "rerun", "keep_checkpoints")  # run()'s own keywords, beside the config's fields
+CLI_ONLY = {"quiet": "progress=False, the default", "json": "the RunResult it returns"}  # `shatter run` flags
 
 
 def trainer_class(cfg: RunConfig) -> type[Trainer]:
