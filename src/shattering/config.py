@@ -297,15 +297,18 @@ class RunConfig:
         side = r.crop
         return (info.shape[0], side, side) if side else tuple(info.shape)
 
+    def known_train_size(self) -> int | None:
+        """The training images of the run before its data loads: ``train_size``, else the catalogue's size (None
+        where the data set's size is known only once it loads)."""
+        try:
+            return self.train_size or dataset_info(self.dataset).n_train
+        except ShatteringError:
+            return None
+
     def step_batch(self, n_train: int | None = None) -> int:
         """The examples of one training step: ``batch_size``, or the whole training set where it is smaller
-        (``n_train``: its size where the data is loaded; else ``train_size`` or the catalogue's)."""
-        n = n_train
-        if n is None:
-            try:
-                n = self.train_size or dataset_info(self.dataset).n_train
-            except ShatteringError:  # a data set whose size is not known before it loads
-                n = None
+        (``n_train``: its size where the data is loaded; else :meth:`known_train_size`)."""
+        n = n_train if n_train is not None else self.known_train_size()
         return min(self.batch_size, int(n)) if n else self.batch_size
 
     def hashed_dict(self) -> dict[str, Any]:

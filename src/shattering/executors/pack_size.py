@@ -28,7 +28,6 @@ import torch
 
 from ..config import RunConfig
 from ..data.catalogue import dataset_info
-from ..errors import ShatteringError
 from ..models import build_model
 from ..train.packed import packed_step_seconds
 from ..tuning import ROUNDS, cached_timings
@@ -56,9 +55,8 @@ class PackChoice:
 def budget_steps(cfg: RunConfig) -> int | None:
     """The training steps of ``cfg``'s epoch budget (None where the data set's size is not known before it loads)."""
     r = cfg.resolved()
-    try:
-        n = r.train_size or dataset_info(r.dataset).n_train
-    except ShatteringError:
+    n = r.known_train_size()
+    if n is None:
         return None
     return r.epochs * math.ceil(max(int(n), 1) / r.batch_size)
 

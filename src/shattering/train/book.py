@@ -56,8 +56,8 @@ CHECKPOINT_EVERY_ENV = "SHATTERING_CHECKPOINT_EVERY_S"
 # of MLP 1x512 on Fashion-MNIST (3.3 MB) took 8.3 ms to write, and an epoch of 500 images about 15 ms, so writing one
 # every epoch made the 18 runs of `shatter sweep fig1bc --scale quick --seeds 3` spend about 10 s of their 35 s on it.
 CHECKPOINT_EVERY_S = 1.0
-# ... and at least this many times the last checkpoint's writing time: a WRN-28-10 checkpoint (146 MB) took 1.6 s
-# to write on the same machine, as long as an epoch of 40 images, so writing one every epoch doubled the run.
+# ... and at least this many times the last checkpoint's writing time: a WRN-28-10 checkpoint (292 MB with its
+# momenta) took 1.6 s to write on the same machine, as long as an epoch of 40 images: one every epoch doubled the run.
 CHECKPOINT_WORK_RATIO = 10  # checkpoints cost at most about a tenth of the training
 STUCK_EPOCHS = 5  # after this many epochs at chance, print the usual causes
 _COUNTERS = ("epoch", "steps", "seconds", "train_seconds", "eval_seconds", "best_test_acc", "fit_at", "warnings",
