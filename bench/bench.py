@@ -62,6 +62,7 @@ from shattering.config import RunConfig
 from shattering.data.dataset import ImageData
 from shattering.devices import cpu_has_native_bf16, resolve_precision
 from shattering.executors.sweep import run_sweep
+from shattering.executors.wait_policy import measure_wait_policy
 from shattering.models import MODELS, build_model
 from shattering.runs import RunRecord
 from shattering.train.evaluate import predict
@@ -546,14 +547,16 @@ def _timed_jobs(job: list[str], env_extra: dict, delays: tuple[float, ...]) -> l
 
 
 def bench_wait_policy(quick: bool) -> dict:
-    """OpenMP's wait policy as shattering chooses it (libgomp's spinning for a process alone, PASSIVE for one
-    that starts while another holds the cores; a holder gives a waiting process a core) against
-    ``OMP_WAIT_POLICY=PASSIVE`` for every process: one Fashion-MNIST MLP job alone, and two of them, the second
-    started 3 s after the first."""
+    """OpenMP's wait policy for a process that starts alone, spinning (libgomp's default; one that starts while
+    another holds the cores sleeps, and a holder gives it a core) against ``OMP_WAIT_POLICY=PASSIVE`` for every
+    process: one Fashion-MNIST MLP job alone, and two of them, the second started 3 s after the first. Then what
+    ``shatter tune --wait-policy`` measures and chooses on this machine (the README's digits job), so the two
+    jobs' verdicts can be compared."""
     job = QUICK_JOB if quick else FASHION_JOB
     repeats = 1 if quick else 3
     row = {"job": "shatter run " + " ".join(job)}
-    for label, env in (("shattering", OWN_POLICY), ("PASSIVE", OWN_POLICY | {"OMP_WAIT_POLICY": "PASSIVE"})):
+    rule = OWN_POLICY | {"SHATTERING_OPENMP_WAIT": "rule"}  # the measured choice ignored: spinning alone
+    for label, env in (("spin", rule), ("PASSIVE", rule | {"OMP_WAIT_POLICY": "PASSIVE"})):
         _timed_jobs(job, env, (0.0,))  # the tuning measurement of this policy is not what we time
         alone = [_timed_jobs(job, env, (0.0,))[0] for _ in range(repeats)]
         row[label] = {"alone_wall_s": statistics.median(r["wall_s"] for r in alone),
@@ -564,6 +567,10 @@ def bench_wait_policy(quick: bool) -> dict:
         print(f"wait-policy {label}: alone {x['alone_wall_s']:.1f} s wall ({x['alone_seconds']:.1f} s training, "
               f"{x['alone_threads']} threads); two, the second 3 s later: "
               + " and ".join(f"{r['wall_s']:.1f} s" for r in x["staggered"]), flush=True)
+    if not quick:
+        chosen = measure_wait_policy()
+        row["chosen"] = {k: chosen[k] for k in ("policy", "why", "timings", "job")}
+        print(f"wait-policy chosen by `shatter tune --wait-policy`: {chosen['why']}", flush=True)
     return row
 
 
@@ -718,19 +725,23 @@ def render_part(name: str, r, m: dict, load: tuple[float, float], date: str) -> 
                   f"| two together, {r['half']} threads each | "
                   f"{' and '.join(f'{t:.1f}' for t in r['together_half_s'])} |"]
     elif name == "wait-policy":
-        lines += ["### OpenMP's wait policy: shattering's choice against PASSIVE everywhere", "",
+        lines += ["### OpenMP's wait policy: spinning alone against PASSIVE everywhere", "",
                   measured_line(m, load, date), "",
                   f"`{r['job']}`, each in its own process; wall time from its start (torch import, data, tuning "
                   "from the cache, training, records) and the summary's training seconds.", "",
                   "| policy | alone: wall s (training s, threads) | two, the second 3 s later: wall s each | "
                   "the lease's changes |", "|---|---|---|---|"]
-        for label in ("shattering", "PASSIVE"):
-            x = r[label]
+        for label in ("spin", "PASSIVE"):
+            x = r.get(label) or r["shattering"]  # "shattering": the label of results measured before 2026-12-03
+            label = label if label in r else "shattering's rule"
             changes = "; ".join(f"run {i + 1} at {c['after_s']:.1f} s: {c['threads']} thread(s), {c['why']}"
                                 for i, one in enumerate(x["staggered"]) for c in one["changes"]) or "none"
             walls = " and ".join(f"{o['wall_s']:.1f}" for o in x["staggered"])
             lines.append(f"| {label} ({x['openmp_wait']}) | {x['alone_wall_s']:.1f} ({x['alone_seconds']:.1f}, "
                          f"{x['alone_threads']}) | {walls} | {changes} |")
+        if r.get("chosen"):
+            lines += ["", f"`shatter tune --wait-policy` on this machine (`shatter run {' '.join(r['chosen']['job'])}`,"
+                          f" training seconds): **{r['chosen']['policy']}**, {r['chosen']['why']}."]
     elif name == "eval-quick":
         lines += ["### Evaluation's share of short runs to fit (500 Fashion-MNIST images)", "",
                   measured_line(m, load, date), "",

@@ -7,20 +7,87 @@ on 10,000 Fashion-MNIST images one after another took 6.7 s spinning and 12.5 s 
 spinning burns them: two torch processes of 2 threads each on 2 cores measured 15x slower than either alone.
 
 So the policy follows the core lease (:mod:`shattering.lease`): a process that starts while another process
-holds a shattering core lease on this machine sleeps (``PASSIVE``); one that starts alone keeps libgomp's
-default, and gives a core back when a later process waits for one (:func:`shattering.lease.rebalance`). The
-workers a sweep starts on cores nobody else holds spin (:data:`PLANNED_ENV`: their plan never puts more threads
-than cores). A value the user set (``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT``) is kept, and importing torch before
-shattering leaves the runtime as it loaded. :data:`WAIT_POLICY` says which, for the run records.
+holds a shattering core lease on this machine sleeps (``PASSIVE``), and the holder gives it a core
+(:func:`shattering.lease.rebalance`). A process that starts alone takes the policy measured on this machine
+(``shatter tune --wait-policy``, :mod:`shattering.executors.wait_policy`, kept in ``<cache>/openmp_wait.json``
+per CPU, cores and torch version): on a 2-core AVX2 AMD EPYC sleeping cost nothing alone and won in company,
+on the Xeon spinning won both. Where nothing was measured it keeps libgomp's default (spinning). The workers a
+sweep starts on cores nobody else holds spin (:data:`PLANNED_ENV`: their plan never puts more threads than
+cores). A value the user set (``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT``) is kept, and importing torch before
+shattering leaves the runtime as it loaded. :data:`WAIT_POLICY` says which, and :data:`WAIT_WHY` why, for the
+run records.
 """
 
+import hashlib
+import importlib.metadata
+import json
 import os
 import sys
+from pathlib import Path
 
-from . import lease
+from . import lease  # imports no torch (nor may anything else here: shattering.files does, through faults)
 
 PLANNED_ENV = "SHATTERING_PLANNED_CORES"  # set by the local executor for workers it planned on free cores
-_SET_ENV = "SHATTERING_SET_OMP_WAIT"  # marks an OMP_WAIT_POLICY that shattering set (children inherit it)
+SET_ENV = "SHATTERING_SET_OMP_WAIT"  # marks an OMP_WAIT_POLICY that shattering set (children inherit it)
+CHOICE_ENV = "SHATTERING_OPENMP_WAIT"  # "rule": ignore the measured choice (the measurement's own jobs set it)
+CHOICE_NAME = "openmp_wait.json"
+MEASURE_HINT = "`shatter tune --wait-policy` measures it"
+
+
+def cpu_identity() -> str:
+    """The CPU's model name, a hash of its flags and the cores this process may use (read without torch)."""
+    name, flags = "unknown CPU", ""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and name == "unknown CPU":
+                    name = value.strip()
+                elif key.strip() == "flags" and not flags:
+                    flags = value.strip()
+    except OSError:
+        pass
+    return f"{name} flags {hashlib.sha256(flags.encode()).hexdigest()[:8]} x{lease.cpu_cores()}"
+
+
+def machine_key() -> str:
+    """What a measured wait policy holds for: the CPU (:func:`cpu_identity`) and the installed torch."""
+    try:
+        version = importlib.metadata.version("torch")
+    except importlib.metadata.PackageNotFoundError:
+        version = "unknown"
+    return f"{cpu_identity()} | torch {version}"
+
+
+def choice_path() -> Path:
+    return lease.cache_dir() / CHOICE_NAME
+
+
+def measured_choice() -> dict | None:
+    """The wait policy measured on this machine (``policy``, ``why``, ``timings``, ``measured_at``), or None where
+    none was measured, :data:`CHOICE_ENV` is ``rule``, or the file cannot be read (one warning line)."""
+    if os.environ.get(CHOICE_ENV) == "rule":
+        return None
+    path = choice_path()
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        data = None
+    entry = data.get(machine_key()) if isinstance(data, dict) else None
+    if not isinstance(data, dict) or (entry is not None and (not isinstance(entry, dict) or entry.get("policy")
+                                                             not in ("spin", "PASSIVE"))):
+        lease.warn(f"the measured OpenMP wait policy in {path} is not readable; spinning alone until "
+                   f"{MEASURE_HINT} again.")
+        return None
+    return entry
+
+
+def _passive(why: str) -> tuple[str, str]:
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    os.environ[SET_ENV] = "1"
+    return "PASSIVE", why
 
 
 def _decide() -> tuple[str, str]:
@@ -28,7 +95,7 @@ def _decide() -> tuple[str, str]:
     if "torch" in sys.modules:
         policy = os.environ.get("OMP_WAIT_POLICY", "default")
         return policy, f"as torch loaded it, before shattering (OMP_WAIT_POLICY {policy})"
-    if os.environ.get(_SET_ENV) and os.environ.get("OMP_WAIT_POLICY") == "PASSIVE":
+    if os.environ.get(SET_ENV) and os.environ.get("OMP_WAIT_POLICY") == "PASSIVE":
         return "PASSIVE", "PASSIVE: inherited from the shattering process that started this one"
     for name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT"):
         if name in os.environ:
@@ -39,10 +106,15 @@ def _decide() -> tuple[str, str]:
     if held:
         if held >= lease.cpu_cores():  # every core held: the holders give one back while this process loads
             lease.announce_arrival()
-        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
-        os.environ[_SET_ENV] = "1"
-        return "PASSIVE", f"PASSIVE: another shattering process held {held} core(s) when this one started"
-    return "default", "spin (libgomp's default): no other shattering process held a core when this one started"
+        return _passive(f"PASSIVE: another shattering process held {held} core(s) when this one started")
+    choice = measured_choice()
+    if choice is None:
+        return "default", ("spin (libgomp's default): no other shattering process held a core when this one "
+                           f"started, and no wait policy was measured on this machine ({MEASURE_HINT})")
+    when = f"measured on this machine at {choice.get('measured_at', 'an unknown time')}: {choice.get('why', '')}"
+    if choice["policy"] == "PASSIVE":
+        return _passive(f"PASSIVE, alone on the cores: {when}")
+    return "default", f"spin (libgomp's default), alone on the cores: {when}"
 
 
 WAIT_POLICY, WAIT_WHY = _decide()

@@ -16,7 +16,6 @@ measures again (or keeps what it measured) and goes on.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -67,20 +66,8 @@ def machine_key(device: str = "cpu") -> str:
     this process may use and OpenMP's wait policy; the torch version."""
     if device == "cuda":
         return f"cuda {torch.cuda.get_device_name()} | torch {torch.__version__}"
-    name, flags = "unknown CPU", ""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                key, _, value = line.partition(":")
-                if key.strip() == "model name" and name == "unknown CPU":
-                    name = value.strip()
-                elif key.strip() == "flags" and not flags:
-                    flags = value.strip()
-    except OSError:
-        pass
-    digest = hashlib.sha256(flags.encode()).hexdigest()[:8]
     wait = _openmp.WAIT_POLICY  # spinning or sleeping threads time differently
-    return f"{name} flags {digest} x{cpu_cores()} | torch {torch.__version__} | OpenMP wait {wait}"
+    return f"{_openmp.cpu_identity()} | torch {torch.__version__} | OpenMP wait {wait}"
 
 
 def thread_candidates(cores: int) -> list[int]:
@@ -192,6 +179,11 @@ def cached_timings(ident: str, wanted: list[str], measure: Callable[[list[str]],
         cache.setdefault(machine, {})[ident] = known
         _write_cache(cache)
     return {k: known[k] for k in wanted}, bool(missing)
+
+
+def cached_entries(device_type: str = "cpu") -> dict:
+    """Every measurement cached for this machine (``machine_key(device_type)``): {ident: {candidate: seconds}}."""
+    return dict(_read_cache().get(machine_key(device_type), {}))
 
 
 def _build(model: str, input_shape, num_classes: int, model_args: dict | None) -> torch.nn.Module:

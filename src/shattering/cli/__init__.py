@@ -13,11 +13,11 @@ from collections.abc import Sequence
 
 from .._version import __version__
 from ..errors import ShatteringError
-from . import data, measures, presets, report, run, runs, theory
+from . import data, measures, presets, report, run, runs, theory, tune
 from .common import EXIT_USAGE, ArgumentParser, one_line
 
 # Every command group, in the order `shatter --help` lists them; each module has ``register(subparsers)``.
-COMMAND_GROUPS = (run, data, presets, runs, measures, report, theory)
+COMMAND_GROUPS = (run, data, presets, runs, measures, report, theory, tune)
 
 
 def build_parser() -> ArgumentParser:
