@@ -91,9 +91,9 @@ def test_the_cheaper_policy_is_chosen_and_spinning_keeps_a_near_tie():
                  "PASSIVE": {"alone_s": 7.2, "together_s": [7.7, 7.9]}}  # the Xeon
     assert wait_policy.choose_policy(spin_wins)[0] == "spin"
     near_tie = {"spin": {"alone_s": 10.0, "together_s": [10.0, 10.0]},
-                "PASSIVE": {"alone_s": 9.95, "together_s": [9.95, 9.95]}}  # 0.5% cheaper: noise
+                "PASSIVE": {"alone_s": 9.6, "together_s": [9.6, 9.6]}}  # 4% cheaper: noise
     policy, why = wait_policy.choose_policy(near_tie)
-    assert policy == "spin" and "2% less" in why
+    assert policy == "spin" and "5% less" in why
 
 
 def test_the_measurement_refuses_a_machine_where_another_process_holds_cores():
@@ -109,7 +109,7 @@ def test_the_measurement_refuses_a_machine_where_another_process_holds_cores():
 @pytest.mark.slow
 def test_the_measured_wait_policy_is_kept_and_reported_by_shatter_tune(capsys):
     short = ["--until", "epochs", "--epochs", "40"]  # `shatter tune --wait-policy` trains to fit: too long here
-    measured = wait_policy.measure_wait_policy(until=short)
+    measured = wait_policy.measure_wait_policy(until=short, repeats=1)
     assert main(["tune", "--json"]) == 0
     facts = json.loads(capsys.readouterr().out)
     choice = facts["measured_wait_policy"]

@@ -17,12 +17,12 @@ def register(sub) -> None:
                                    "process that starts alone takes, and how many (model, input, batch) step "
                                    "timings are cached (layout and threads are measured on a run's first use). "
                                    "--wait-policy measures the wait policy: an MLP 1x512 fitting random labels on "
-                                   "digits, alone and two at once, spinning against PASSIVE (about a minute on 2 cores; run it when "
-                                   "nothing else runs).")
+                                   "digits, alone and two at once, spinning against PASSIVE, in alternating rounds "
+                                   "(about three minutes on 2 cores; run it when nothing else runs).")
     p.add_argument("--wait-policy", action="store_true",
                    help="measure OpenMP's wait policy on this machine and keep the faster one for later processes")
-    p.add_argument("--repeats", type=int, default=1, metavar="N",
-                   help="with --wait-policy: time the job alone N times and keep the median (default 1)")
+    p.add_argument("--repeats", type=int, default=2, metavar="N",
+                   help="with --wait-policy: rounds of timings, each policy in turn; the medians are kept (default 2)")
     json_flag(p, "what was measured")
     p.set_defaults(func=_cmd_tune)
 
