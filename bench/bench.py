@@ -28,6 +28,10 @@ What is measured (each figure the median of several repeats, the baseline in the
 - ``eval-epoch``: seconds of whole-training-set evaluation per epoch as a share of the epoch, per model.
 - ``concurrent``: two README main jobs started together as two processes against one alone (each one's wall
   time), and the two together with the cores split between them.
+- ``kernel-products``: the exact kernel of Section 5 on 5,000 Fashion-MNIST images (784 raw pixels, MNIST's size:
+  ``shatter kernel --dataset mnist``'s 5,000 points): the 5,000 x 5,000 Gaussian kernel filled by each exact
+  product of pixel codes (int8 ``torch._int_mm``, float32 in blocks, float64) and by the one
+  ``shattering.theory.kernel_evaluator.pixel_product`` chooses on this machine.
 - ``sweep-workers``: a 6-level x 3-seed MLP 1x512 digits sweep through ``shatter sweep`` as the CLI runs it
   against the same configs with ``--pack 1 --local-workers 1``, one at a time (all as subprocesses).
 
@@ -458,6 +462,26 @@ QUICK_JOB = ["--dataset", "digits", "--model", "mlp-1x512", "--corruption", "ran
              "--epochs", "2"]
 
 
+def bench_kernel_products(quick: bool) -> dict:
+    """The 5,000-point kernel filled by each exact product of pixel codes, and the product chosen here (median of
+    repeats, each in this process)."""
+    from shattering.data.dataset import load_dataset
+    from shattering.theory.kernel_evaluator import PRODUCTS, KernelEvaluator, pixel_product
+
+    n = 500 if quick else 5000
+    data = load_dataset("fashion-mnist", train_size=n, whitening="none", progress=False)
+    x = torch.from_numpy(data.x_train.reshape(n, -1)).double()  # raw pixels / 255: the exact path
+    out = torch.empty((n, n), dtype=torch.float64)
+    seconds = {}
+    for product in PRODUCTS:
+        evaluator = KernelEvaluator(x, "gaussian", 10.0, product=product)
+        seconds[product] = median_time(lambda e=evaluator: e.fill(out), 1 if quick else 3, warmup=0)
+    pixel_product.cache_clear()
+    choice = pixel_product()
+    return {"n": n, "d": x.shape[1], "seconds": seconds, "chosen": choice["product"],
+            "tile_seconds": choice["seconds"], "choice_source": choice["source"]}
+
+
 def _shatter(args: list[str], threads: int | None = None, env_extra: dict | None = None) -> subprocess.Popen:
     """``shatter ARGS`` as a child process of this interpreter (this checkout's package first on the path);
     ``env_extra``: variables to set (a value of None removes the variable)."""
@@ -771,6 +795,21 @@ def render_part(name: str, r, m: dict, load: tuple[float, float], date: str) -> 
             lines.append(f"| {row['model']} | {row['corruption']} | {row['status']} | {row['epochs']} | "
                          f"{row['passes']} | {row['fit_probes']} | {row['seconds']:.1f} | "
                          f"**{100 * row['share']:.1f}%** |")
+    elif name == "kernel-products":
+        best = min(r["seconds"], key=r["seconds"].get)
+        lines += [f"### The exact kernel of {r['n']:,} points ({r['d']} raw pixels): which product of pixel codes",
+                  "", measured_line(m, load, date), "",
+                  "Seconds to fill the Gaussian kernel matrix (`KernelEvaluator.fill`, float64 values, exact integer "
+                  "squared distances) by each exact product of the pixel codes; the product `pixel_product` chose "
+                  f"on this machine from its own 512 x 512 x 784 tile timing: **{r['chosen']}** "
+                  f"({r['choice_source']}; tile ms: "
+                  + ", ".join(f"{k} {1000 * v:.1f}" for k, v in r["tile_seconds"].items()) + ").", "",
+                  "| product | fill s | against int8 (the path before the measured choice) |", "|---|---|---|"]
+        for product, sec in r["seconds"].items():
+            mark = "**" if product == best else ""
+            lines.append(f"| {product}{' (chosen)' if product == r['chosen'] else ''} | {mark}{sec:.2f}{mark} | "
+                         f"{r['seconds']['int8'] / sec:.2f}x |" if "int8" in r["seconds"] else
+                         f"| {product} | {sec:.2f} | - |")
     elif name == "sweep-workers":
         lines += ["### A 6-level x 3-seed MLP sweep through the CLI", "", measured_line(m, load, date), "",
                   f"`{r['command']}` (18 runs) as the CLI runs it by default: **{r['default']:.1f} s**; the same "
@@ -804,7 +843,7 @@ def write_part(text: str, slug: str, title: str, part: str, body: list[str]) -> 
 
 
 PARTS = ("peak", "train", "profile", "layouts", "kernels", "sweep", "eval", "eval-epoch", "eval-quick", "concurrent",
-         "wait-policy", "sweep-workers")
+         "wait-policy", "sweep-workers", "kernel-products")
 
 
 def main(argv=None) -> int:
@@ -856,6 +895,8 @@ def main(argv=None) -> int:
             result = bench_concurrent(quick)
         elif part == "wait-policy":
             result = bench_wait_policy(quick)
+        elif part == "kernel-products":
+            result = bench_kernel_products(quick)
         else:
             result = bench_sweep_workers(quick)
         measured.append((part, result, (before, load_average())))

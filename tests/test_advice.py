@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 
 import pytest
+import torch
 
 import shattering
 from shattering.cli import main
@@ -37,6 +38,8 @@ def test_a_tiny_budget_while_accuracy_rises_says_the_budget_was_too_short():
     (f,) = diagnose(cfg(epochs=3), epochs([0.1, 0.15, 0.2]), 10, "not-fit")
     assert "only 3 epochs" in f.fact and "10.0% at epoch 1, 20.0% at epoch 3" in f.fact
     assert f.change == {"epochs": 30}
+    (f,) = diagnose(cfg(epochs=1), epochs([0.1]), 10, "not-fit")
+    assert f.fact.endswith("(training accuracy 10.0% at epoch 1)")  # one epoch, said once
     assert "too high" not in f.fact and "ln K" not in f.fact  # the loss is near ln K, but after 3 epochs
 
 
@@ -73,6 +76,36 @@ def test_regularizers_and_divergence_are_named_with_their_values():
     assert "weight decay is on (0.0005)" in found[1].fact
     (f,) = diagnose(cfg(epochs=40, lr=10.0), epochs([0.1], [math.nan]), 10, "diverged")
     assert "NaN or infinite at epoch 1" in f.fact and f.change == {"lr": 1.0}
+
+
+def test_a_loss_far_above_chance_says_the_learning_rate_overshoots_not_that_the_budget_was_short():
+    (f,) = diagnose(cfg(epochs=2, lr=1e6), epochs([0.1, 0.1], [1e20, 1.4e23]), 10, "not-fit", first_loss=2.31)
+    assert "the training loss is 1.4e+23 at epoch 2" in f.fact and "the learning rate 1e+06 is too high" in f.fact
+    assert "too few" not in f.fact and f.change == {"lr": 1e4}
+
+
+def test_a_model_whose_output_is_not_finite_before_any_step_is_not_told_to_lower_the_learning_rate():
+    (f,) = diagnose(cfg(epochs=40), epochs([0.1], [math.nan]), 10, "diverged", first_loss=math.nan)
+    assert "before any update, was nan" in f.fact and "no learning rate can help" in f.fact and f.change == {}
+
+
+def test_a_nan_model_and_a_huge_learning_rate_end_with_the_right_advice(tmp_path, monkeypatch, capsys):
+    class NaNNet(torch.nn.Module):
+        def __init__(self, input_shape, num_classes):
+            super().__init__()
+            self.fc = torch.nn.Linear(64, num_classes)
+
+        def forward(self, x):
+            return self.fc(x.flatten(1)) * math.nan
+
+    result = shattering.run(model=NaNNet, dataset="digits", train_size=60, test_size=30, epochs=5,
+                            out=str(tmp_path))
+    assert result.status == "diverged" and "no learning rate can help" in result.message
+    assert "Lower the learning rate" not in result.message and "lr=" not in " ".join(result.advice)
+    assert main(["run", "--dataset", "digits", "--train-size", "60", "--test-size", "30", "--lr", "1e6",
+                 "--epochs", "2", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert ("is too high" in out or "NaN or infinite" in out) and "too few epochs" not in out
 
 
 # -- in the syntax of what was used ----------------------------------------------------------------------
@@ -129,3 +162,41 @@ def test_minnorm_states_what_it_measured(capsys):
     assert "interpolates too" not in line and "does not interpolate yet" in line
     norm, star = (float(x) for x in (line.split("with norm ")[1].split(",")[0], line.rsplit("= ", 1)[1]))
     assert norm < star and "smaller than ||w*||" in line
+
+
+# -- what a run prints -------------------------------------------------------------------------------------
+
+
+def test_a_run_that_fit_with_defaults_prints_a_short_summary_saying_why_its_schedule(tmp_path, capsys):
+    assert main(["run", "--dataset", "digits", "--corruption", "random-labels", "--quiet", "--out",
+                 str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert len(out) <= 620, out
+    (schedule,) = [line for line in out.splitlines() if line.startswith("  schedule:")]
+    assert "the default for mlp-1x512 on digits: the paper's x0.95 per epoch stalls on small data" in schedule
+
+
+def test_a_schedule_the_user_set_is_not_explained_as_a_default():
+    from shattering.train.schedule import describe_schedule
+
+    text = describe_schedule(cfg(lr=0.05, lr_decay=0.9, epochs=10))["text"]
+    assert text.startswith("lr 0.05 x0.9 per epoch") and "default" not in text
+    assert text.endswith("(lr, lr_decay, epochs set)") and len(text) < 160
+    text = describe_schedule(cfg(lr=0.05))["text"]
+    assert "the default decay for mlp-1x512 on digits" in text and text.endswith("(lr set)")
+    assert describe_schedule(cfg(lr=0.05, lr_decay=0.9))["why"] is None
+
+
+def test_a_user_models_schedule_does_not_cite_measurements_of_the_papers_models():
+    from shattering.train.schedule import describe_schedule
+
+    class Net(torch.nn.Module):
+        def __init__(self, input_shape, num_classes):
+            super().__init__()
+            self.fc = torch.nn.Linear(64, num_classes)
+
+        def forward(self, x):
+            return self.fc(x.flatten(1))
+
+    text = describe_schedule(RunConfig(model=Net, dataset="digits").resolved())["text"]
+    assert "not measured on this one" in text and "measured on digits" not in text

@@ -5,6 +5,7 @@ a pipe closed early (`shatter ... | head -2`) that ends quietly (`shattering.cli
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import subprocess
@@ -25,7 +26,7 @@ from shattering.train.schedule import describe_schedule
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 ENV = {"PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "SHATTERING_NO_DOWNLOAD": "1"}
-EPOCH_LINE = re.compile(r"^[\w .-]+: epoch \d+/\d+: [^:\[\]]+$")
+EPOCH_LINE = re.compile(r"^[\w .=-]+: epoch \d+/\d+: [^:\[\]]+$")
 SWEEP_LINE = re.compile(r"^\[\d+/\d+\] [^\[\]]+$")
 
 
@@ -78,6 +79,37 @@ def test_a_sweep_log_has_one_line_per_run_and_never_two_things_on_a_line(pack, t
 
 
 # -- a closed pipe ---------------------------------------------------------------------------------------
+
+
+def test_a_pipe_closed_during_a_run_stops_the_printing_not_the_run(tmp_path):
+    out = tmp_path / "runs"
+    proc = shatter_process("run", "--dataset", "digits", "--train-size", "100", "--test-size", "50", "--epochs", "30",
+                           "--until", "epochs", "--out", str(out), tmp_path=tmp_path, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT)
+    assert b": epoch 1/30:" in proc.stdout.readline()  # `shatter run ... 2>&1 | head -1`
+    proc.stdout.close()
+    assert proc.wait(timeout=300) == 0
+    (summary,) = out.rglob("summary.json")
+    assert json.loads(summary.read_text())["epochs"] == 30  # the run went on to its end
+
+
+def test_a_pipe_closed_during_a_sweep_stops_the_printing_not_the_sweep(tmp_path):
+    out = tmp_path / "runs"
+    proc = shatter_process("sweep", "fig1bc", "--scale", "smoke", "--quiet", "--pack", "1", "--out", str(out),
+                           tmp_path=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout.readline().startswith(b"[1/18]")  # `shatter sweep ... | head -1`
+    proc.stdout.close()
+    assert proc.wait(timeout=300) == 0
+    assert len(list(out.rglob("summary.json"))) == 18
+
+
+def test_progress_lines_of_runs_that_differ_in_p_or_seed_read_differently():
+    from shattering.train.book import run_label
+
+    base = RunConfig(corruption="partial-labels", p=0.2)
+    labels = {run_label(c.resolved()) for c in (base, base.replace(p=0.4), base.replace(seed=1))}
+    assert labels == {"digits mlp-1x512 partial-labels p=0.2", "digits mlp-1x512 partial-labels p=0.4",
+                      "digits mlp-1x512 partial-labels p=0.2 seed 1"}
 
 
 @pytest.mark.parametrize("argv", [
@@ -179,3 +211,33 @@ def test_a_smoke_sweep_and_its_runs_name_no_outside_file(tmp_path, capsys):
     assert "schedule:" in got.out and outside_names(got.out + got.err) == []
     records = "\n".join(p.read_text() for p in tmp_path.rglob("*.json"))
     assert records and outside_names(records) == []
+
+
+# -- listings ------------------------------------------------------------------------------------------------
+
+
+def test_presets_line_up_and_say_the_scale_of_their_run_counts(capsys):
+    assert main(["presets"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = [line for line in lines if line.split() and line.split()[0] in PRESETS]
+    assert len(rows) == len(PRESETS)
+    starts = {line.index(PRESETS[line.split()[0]].paper_ref) for line in rows}
+    assert len(starts) == 1  # every paper reference starts in one column, the longest names included
+    slowdown = next(line for line in rows if line.startswith("slowdown"))
+    counts = [len(PRESETS["slowdown"].configs(s)) for s in SCALES]
+    assert "/".join(map(str, counts)) + " runs" in slowdown
+    assert any("per seed" in line and "/".join(SCALES) in line for line in lines)
+
+
+@pytest.mark.parametrize("command", ["sweep", "reproduce"])
+def test_the_default_scale_is_said_before_anything_trains(command, monkeypatch, capsys):
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("shattering.cli.presets.reproduce", stop)
+    monkeypatch.setattr("shattering.executors.sweep.run_sweep", stop)
+    assert main([command, "fig1a", "--quiet"]) == 130
+    err = capsys.readouterr().err
+    assert err.startswith(f"shatter {command} fig1a: scale quick (up to about 30 minutes on 2 cores; the default")
+    assert main([command, "fig1a", "--scale", "smoke", "--quiet"]) == 130
+    assert "scale quick" not in capsys.readouterr().err

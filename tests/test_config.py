@@ -23,13 +23,13 @@ def test_run_id_ignores_paths_and_explicit_defaults():
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    ({"lr": -0.1}, "'lr' parameter of RunConfig must be positive"),
-    ({"model": "resnet"}, "'model' parameter of RunConfig must be one of"),
-    ({"batch_size": 0}, "'batch_size' parameter of RunConfig must be positive"),
-    ({"epochs": 2.5}, "'epochs' parameter of RunConfig must be an integer"),
-    ({"random_crop": "False"}, "'random_crop' parameter of RunConfig must be true or false"),
+    ({"lr": -0.1}, "run setting 'lr' \\(--lr\\) must be positive"),
+    ({"model": "resnet"}, "run setting 'model' \\(--model\\) must be one of"),
+    ({"batch_size": 0}, "run setting 'batch_size' \\(--batch-size\\) must be positive"),
+    ({"epochs": 2.5}, "run setting 'epochs' \\(--epochs\\) must be an integer"),
+    ({"random_crop": "False"}, "run setting 'random_crop' \\(--random-crop\\) must be true or false"),
     ({"corruption": "partial-labels", "p": 1.5}, r"\[0, 1\]"),
-    ({"lr_decay": 1.5}, r"'lr_decay' parameter of RunConfig must be in \(0, 1\]"),
+    ({"lr_decay": 1.5}, r"run setting 'lr_decay' \(--lr-decay\) must be in \(0, 1\]"),
     ({"momentum": float("nan")}, "finite"),
 ])
 def test_bad_values_are_refused_with_one_sentence(kwargs, match):

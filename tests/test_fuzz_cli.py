@@ -277,3 +277,47 @@ def test_report_on_a_folder_with_nothing_or_a_file(tripwires, tmp_path):
     for target in ("missing", "empty", "file"):
         assert_refused(["report", str(tmp_path / target)])
     tally("fuzz-cli", examples=3, command="report (no records)")
+
+
+OUT_COMMANDS = {
+    "run": ["run", "--dataset", "digits", "--epochs", "1"],
+    "sweep": ["sweep", "fig1bc", "--scale", "smoke"],
+    "reproduce": ["reproduce", "fig1bc", "--scale", "smoke"],
+    "minnorm": ["minnorm", "--dataset", "digits", "--train-size", "20", "--test-size", "10", "--epochs", "1"],
+    "kernel": ["kernel", "--dataset", "digits", "--train-size", "20", "--test-size", "10"],
+}
+
+
+@pytest.mark.parametrize("command", list(OUT_COMMANDS))
+@pytest.mark.parametrize("where", ["file", "under a file"])
+def test_an_out_folder_that_is_a_file_is_refused_before_any_work(tripwires, tmp_path, command, where):
+    (tmp_path / "taken").write_text("x")
+    out = tmp_path / "taken" if where == "file" else tmp_path / "taken" / "runs"
+    err = assert_refused([*OUT_COMMANDS[command], "--out", str(out)])
+    expected = "is a file, not a folder" if where == "file" else f"lies under {tmp_path / 'taken'}, which is a file"
+    assert f"--out {out} {expected}" in err and "permissions" not in err, err
+
+
+def test_a_report_out_that_is_a_folder_or_under_a_file_is_refused(tripwires, tmp_path):
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "taken").write_text("x")
+    err = assert_refused(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "runs")])
+    assert "is a folder; give the name of a file to write" in err
+    err = assert_refused(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "taken" / "page.html")])
+    assert "lies under a file" in err
+
+
+def test_a_typo_in_a_config_file_is_answered_with_the_key_it_means(tripwires, tmp_path):
+    path = tmp_path / "run.toml"
+    path.write_text("learning_rate = 0.1\nepoch = 3\n")
+    err = assert_refused(["run", "--config", str(path)])
+    assert "(did you mean 'lr' for 'learning_rate', 'epochs' for 'epoch'?)." in err and "known keys" not in err
+    path.write_text("zzz_qqq = 1\n")
+    assert "known keys: aux_logits," in assert_refused(["run", "--config", str(path)])
+
+
+def test_help_texts_show_no_doubled_percent_signs():
+    for argv in (["run", "--help"], ["sweep", "--help"], ["reproduce", "--help"]):
+        code, out, _ = call(argv)
+        assert code == 0 and "%%" not in out
+        assert "100% training accuracy" in out or argv[0] != "run"

@@ -190,13 +190,13 @@ def test_garbage_bytes(counts):
     (b"run = 5\n", "one \\[run\\] table"),
     (b'seed = 3\n[run]\ndataset = "digits"\n', "beside 'seed'"),
     (b'"a\\nb" = 1\n', "Unknown key\\(s\\) 'a\\\\nb'"),
-    (b"seed = -1\n", "'seed' parameter of RunConfig must be an integer in \\[0, 2\\*\\*64 - 1\\]"),
+    (b"seed = -1\n", "run setting 'seed' \\(--seed\\) must be an integer in \\[0, 2\\*\\*64 - 1\\]"),
     (b"seed = 18446744073709551616\n",
-     "'seed' parameter of RunConfig must be an integer in \\[0, 2\\*\\*64 - 1\\]; got 18446744073709551616 instead"),
-    (b"data-seed = -1\n", "'data_seed' parameter of RunConfig must be zero or positive"),
-    (b"lr = 1e308\n", "'lr' parameter of RunConfig must be positive and at most 3.4e38"),
+     "run setting 'seed' \\(--seed\\) must be an integer in \\[0, 2\\*\\*64 - 1\\]; got 18446744073709551616 instead"),
+    (b"data-seed = -1\n", "run setting 'data_seed' \\(--data-seed\\) must be zero or positive"),
+    (b"lr = 1e308\n", "run setting 'lr' \\(--lr\\) must be positive and at most 3.4e38"),
     (b"weight_decay = 1e39\n",
-     "'weight_decay' parameter of RunConfig must be zero or positive and at most 3.4e38"),
+     "run setting 'weight_decay' \\(--weight-decay\\) must be zero or positive and at most 3.4e38"),
 ])
 def test_inputs_that_escaped_as_tracebacks_before(tmp_path, content, match):
     """Found by the fuzzing above: each of these ended in a traceback (AttributeError, ValueError or

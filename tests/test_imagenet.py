@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import sys
 
 import numpy as np
@@ -170,21 +171,48 @@ def _torchvision_problem() -> str | None:
 
 
 TORCHVISION_PROBLEM = _torchvision_problem()
+# CI's torchvision environment sets this: there a test that needs torchvision fails instead of skipping.
+REQUIRED = os.environ.get("SHATTERING_REQUIRE_TORCHVISION") == "1"
 
 
-@pytest.mark.skipif(TORCHVISION_PROBLEM is not None,
+@pytest.mark.torchvision
+@pytest.mark.skipif(TORCHVISION_PROBLEM is not None and not REQUIRED,
                     reason=f"torchvision cannot be imported here ({TORCHVISION_PROBLEM}); Inception V3 is "
                            "torchvision's (pip install 'shattering[imagenet]' with a torchvision matching torch)")
-def test_inception_v3_builds_and_runs_forward():
+def test_inception_v3_builds_and_runs_forward_at_its_smallest_input_for_each_option():
     model = shattering.build_model("inception-v3", (3, 75, 75), 10, dropout=0.2)
     model.eval()
     with torch.no_grad():
         assert model(torch.randn(2, 3, 75, 75)).shape == (2, 10)
-    aux = shattering.build_model("inception-v3", (3, 75, 75), 10, aux_logits=True).train()
-    logits, aux_logits = aux(torch.randn(2, 3, 75, 75))
+    with pytest.raises(ConfigError, match=r"at least 75x75 pixels \(299x299 with --aux-logits\)"):
+        shattering.build_model("inception-v3", (3, 74, 74), 10)
+    aux = shattering.build_model("inception-v3", (3, 299, 299), 10, aux_logits=True).train()
+    logits, aux_logits = aux(torch.randn(2, 3, 299, 299))
     assert logits.shape == aux_logits.shape == (2, 10)
-    with pytest.raises(ConfigError, match="at least 75x75"):
-        shattering.build_model("inception-v3", (3, 32, 32), 10)
+    with pytest.raises(ConfigError, match=r"at least 299x299 pixels with its auxiliary classifier"):
+        shattering.build_model("inception-v3", (3, 298, 298), 10, aux_logits=True)
+
+
+def test_the_smallest_sides_follow_from_the_strides():
+    """The docstring's arithmetic, computed here independently of torchvision: the side of Mixed_6e's map, and
+    what the main path and the auxiliary classifier need of it."""
+    from shattering.models.inception_v3 import MIN_SIZE, MIN_SIZE_AUX
+
+    def mixed6(h):
+        h = (h - 3) // 2 + 1 - 2  # Conv2d_1a (stride 2), Conv2d_2a
+        h = (h - 3) // 2 + 1 - 2  # max pool, Conv2d_4a
+        h = (h - 3) // 2 + 1  # max pool: Mixed_5*
+        return (h - 3) // 2 + 1  # Mixed_6a: Mixed_6*
+
+    main_ok = [h for h in range(10, 400) if (mixed6(h) - 3) // 2 + 1 >= 1]
+    aux_ok = [h for h in range(10, 400) if mixed6(h) >= 5 and (mixed6(h) - 5) // 3 + 1 >= 5]
+    assert (main_ok[0], aux_ok[0], mixed6(299)) == (MIN_SIZE, MIN_SIZE_AUX, 17)
+
+
+def test_aux_logits_on_small_images_is_refused_when_the_config_is_made(folder):
+    with pytest.raises(ConfigError, match="--aux-logits needs images of at least 299 pixels"):
+        shattering.RunConfig(dataset="imagenet", data_dir=str(folder), model="inception-v3", aux_logits=True,
+                             image_size=80)
 
 
 def test_inception_v3_without_torchvision_names_the_extra(monkeypatch):

@@ -202,11 +202,12 @@ def test_a_packed_member_is_measured_as_its_separate_run(tmp_path):
 
 def test_a_run_without_checkpoint_cannot_be_measured_and_says_so_in_one_sentence(tmp_path, capsys):
     result = run(**TINY, out=str(tmp_path), keep_checkpoints="none")
-    with pytest.raises(RecordError, match="kept no checkpoint .* keep_checkpoints 'last'"):
+    with pytest.raises(RecordError, match=r"has no intact checkpoint \(it was made with keep_checkpoints 'none'\); "
+                                          "train the run again with --rerun"):
         measure_run(result.run_dir)
     assert main(["measures", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("shatter measures: The run in") and "kept no checkpoint" in err and "\n" not in err
+    assert err.startswith("shatter measures: The run in") and "has no intact checkpoint" in err and "\n" not in err
     other = run(**TINY, seed=1, out=str(tmp_path))  # a folder of runs: the others are measured
     assert main(["measures", str(tmp_path)]) == 2
     captured = capsys.readouterr()

@@ -71,8 +71,8 @@ def test_subset_sizes_and_bad_sizes():
     d = load_dataset("digits", train_size=100, test_size=50, subset_seed=3)
     assert (d.n_train, d.n_test) == (100, 50)
     assert np.bincount(d.y_train).min() == 10
-    with pytest.raises(ConfigError, match="'train_size' parameter of prepare must be between 1 and 1437 for digits; "
-                                          "got 5000 instead"):
+    with pytest.raises(ConfigError, match="run setting 'train_size' \\(--train-size\\) must be between 1 and 1437 for "
+                                          "digits; got 5000 instead"):
         load_dataset("digits", train_size=5000)
 
 

@@ -37,7 +37,7 @@ NOTES = ["data set: scikit-learn digits instead of the paper's CIFAR-10", "120 t
 def fake_outcome(out: Path, *, model: str = "mlp-1x512", corruption: str = "true-labels", p: float | None = None,
                  seed: int = 0, status: str = "fit", epochs: int = 5, train_acc: float | None = None,
                  test_acc: float = 0.5, error: str | None = None, **fields) -> Outcome:
-    """An :class:`Outcome` whose record on disk holds a summary, metrics and steps with the given numbers.
+    """An :class:`Outcome` whose record on disk holds a config, summary, metrics and steps with the given numbers.
 
     ``status`` is ``fit``, ``not-fit``, ``diverged`` or ``failed`` (no record at all, ``error`` set).
     """
@@ -72,6 +72,8 @@ def fake_outcome(out: Path, *, model: str = "mlp-1x512", corruption: str = "true
         "versions": {"shattering": "0.1.0+gtest", "torch": "x"}, "device": "cpu", "precision": "fp32",
         "schedule": {"text": "lr 0.01 constant"},
     }
+    record.write_config({"config": cfg.to_dict(), "run_id": cfg.run_id(), "data": summary["data"],
+                         "data_fingerprint": summary["data_fingerprint"], "versions": summary["versions"]})
     record.write_summary(summary)
     return Outcome(cfg, run_dir, summary=summary)
 
@@ -454,14 +456,16 @@ def test_report_shows_every_run_as_what_it_is_and_averages_only_fits(tmp_path):
     assert "Inception: fit (2 runs)" in svg and "seed 3: diverged" in svg and "seed 2: did not fit" in svg
 
     statuses = {r["run_name"]: r["status"] for r in find_runs(runs)}
-    expected = {o.run_dir.name: o.status for o in outcomes if o.summary} | {d.name: "unfinished" for d in unfinished}
-    assert statuses == expected  # the failed run left no record; the four without a whole summary: unfinished
+    expected = {o.run_dir.name: o.status for o in outcomes if o.summary} | {
+        d.name: "damaged" if how in ("cut", "foreign") else "unfinished"
+        for d, how in zip(unfinished, ("killed", "cut", "temporary", "foreign"), strict=True)}
+    assert statuses == expected  # the failed run left no record; killed: unfinished; a summary not whole: damaged
     page = build_report(runs)
     for name, status in expected.items():  # each row carries its status badge, and a title saying what it is
         assert re.search(rf'<tr[^>]* class="{status}"[^>]*><td><span class="badge {status}">[^<]*</span></td>'
                          rf"<td>{re.escape(name)}</td>", page), name
-    assert "All runs found (8: diverged 1, fit 2, did not fit 1, unfinished 4)" in page
-    assert "4 unfinished run(s)" in page and "Not a result" in page
+    assert "All runs found (8: damaged 2, diverged 1, fit 2, did not fit 1, unfinished 2)" in page
+    assert "2 unfinished run(s)" in page and "2 damaged run(s)" in page and "Not a result" in page
 
 
 @pytest.mark.parametrize("preset", [name for name in RENDERERS if not PRESETS[name].computed])  # trained presets

@@ -156,13 +156,31 @@ def test_shatter_runs_prints_the_table(out, capsys):
     rc, text, err = shatter(capsys, "runs", str(out))
     assert rc == 0 and err == ""
     lines = text.splitlines()
-    assert lines[0].split()[:4] == ["run_id", "dataset", "model", "corruption"]
+    heading = lines[0].split()
+    assert heading[0] == "run_id" and {"corruption", "p", "model", "train_size"} <= set(heading)
+    assert "dataset" not in heading and "out" not in heading  # every run is on digits: nothing to tell apart
     assert len(lines) == 1 + 20 + 1 and lines[-1] == f"20 run(s) under {out}"
     for run_id in load_runs(out)["run_id"]:
         assert sum(run_id in line for line in lines) == 1
     fit_line = next(line for line in lines if RunConfig(**FIT).run_id() in line)
     assert " fit " in fit_line and "100.00%" in fit_line
     assert len({len(line) for line in lines[:-1]}) <= 2  # fixed width (trailing blanks stripped)
+
+
+def test_the_default_columns_are_what_varies_and_columns_chooses(tmp_path, capsys):
+    base = {**FIT, "epochs": 2, "until": "epochs"}
+    for size in (40, 50):
+        shattering.run(**{**base, "train_size": size}, out=str(tmp_path))
+    rc, text, _ = shatter(capsys, "runs", str(tmp_path))
+    heading = text.splitlines()[0].split()
+    assert rc == 0 and heading[:2] == ["run_id", "train_size"] and "model" not in heading
+    assert {line.split()[1] for line in text.splitlines()[1:3]} == {"40", "50"}  # the two rows read differently
+    rc, text, _ = shatter(capsys, "runs", str(tmp_path), "--columns", "train_size,test_acc")
+    assert rc == 0 and text.splitlines()[0].split() == ["train_size", "test"]
+    rc, text, _ = shatter(capsys, "runs", str(tmp_path), "--columns", "train_size,status", "--csv")
+    assert rc == 0 and text.splitlines()[0] == "train_size,status"
+    rc, _, err = shatter(capsys, "runs", str(tmp_path), "--columns", "trainsize")
+    assert rc == 2 and "did you mean 'train_size'" in err and err.count("\n") == 1
 
 
 def test_where_filters_on_any_column(out, capsys):
@@ -235,18 +253,19 @@ def copy_record(out: Path, dest: Path, status: str = "fit") -> Path:
     return target
 
 
-def test_a_record_without_its_summary_is_unfinished(out, tmp_path, capsys):
+def test_a_record_without_its_summary_is_unfinished_and_a_torn_one_damaged(out, tmp_path, capsys):
     gone = copy_record(out, tmp_path / "a")
     (gone / "summary.json").unlink()
     torn = copy_record(out, tmp_path / "b", status="not-fit")
     text = (torn / "summary.json").read_text()
     (torn / "summary.json").write_text(text[:len(text) // 2])  # half-written
-    for folder, note in ((gone, "no summary"), (torn, "damaged or half-written")):
+    for folder, status, note in ((gone, "unfinished", "no summary"),
+                                 (torn, "damaged", "summary.json is not a complete summary")):
         df = load_runs(folder.parent)
         assert len(df) == 1
         row = df.iloc[0]
         metrics = RunRecord(folder).read_metrics()
-        assert (row["status"], row["fit"], row["epochs_trained"]) == ("unfinished", False, len(metrics))
+        assert (row["status"], row["fit"], row["epochs_trained"]) == (status, False, len(metrics))
         assert pd.isna(row["fit_epoch"]) and pd.isna(row["finished_at"]) and note in row["message"]
         assert row["train_acc"] == metrics[-1]["train_acc"] and row["run_id"] == RunRecord(folder).read_config()[
             "run_id"]
@@ -255,8 +274,8 @@ def test_a_record_without_its_summary_is_unfinished(out, tmp_path, capsys):
         assert len(load_curves(folder.parent)) == len(evaluated(metrics))
         assert len(load_curves(folder.parent, running=True)) == len(metrics)
     rc, text, _ = shatter(capsys, "runs", str(tmp_path))
-    assert rc == 0 and text.count(" unfinished ") == 2
-    assert len(select_runs(load_runs(tmp_path), ["status=unfinished"])) == 2
+    assert rc == 0 and text.count(" unfinished ") == 1 and text.count(" damaged ") == 1
+    assert len(select_runs(load_runs(tmp_path), ["status=unfinished"])) == 1
 
 
 def test_what_is_not_a_record_is_skipped(out, tmp_path, capsys):

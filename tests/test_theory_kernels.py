@@ -21,7 +21,14 @@ from shattering.report.table3 import render_table3
 from shattering.theory import features as feat
 from shattering.theory import kernel_functions, kernel_solver, memory
 from shattering.theory.fixed_point import FixedPointUpper
-from shattering.theory.kernel_evaluator import KernelEvaluator, kernel_matrix
+from shattering.theory.kernel_evaluator import (
+    PRODUCTS,
+    KernelEvaluator,
+    codes_as,
+    codes_product,
+    kernel_matrix,
+    pixel_product,
+)
 from shattering.theory.kernel_functions import default_bandwidth, median_bandwidth
 from shattering.theory.kernel_solver import KernelSolver, fit_label_sets
 from shattering.theory.linear_algebra import (
@@ -111,13 +118,14 @@ def pixels(n: int, d: int, seed: int = 0) -> np.ndarray:
     return (np.random.default_rng(seed).integers(0, 256, (n, d)) / 255).astype(np.float32)
 
 
+@pytest.mark.parametrize("product", PRODUCTS)
 @pytest.mark.parametrize("kernel", ["gaussian", "laplacian"])
-def test_exact_pixel_arithmetic_matches_float64(kernel):
+def test_exact_pixel_arithmetic_matches_float64(kernel, product):
     x, z = pixels(70, 30), pixels(23, 30, seed=1)
-    exact = np.rint(x.astype(np.float64) * 255) / 255  # the values the int8 path stands for
+    exact = np.rint(x.astype(np.float64) * 255) / 255  # the values the pixel-code path stands for
     sigma = 1.3
-    ev = KernelEvaluator(x, kernel, sigma)
-    assert ev.mode == "int8 pixels"
+    ev = KernelEvaluator(x, kernel, sigma, product=product)
+    assert ev.mode == "pixel codes" and ev.code_product == product
     d = cdist(exact, exact)
     expected = np.exp(-d ** 2 / (2 * sigma ** 2)) if kernel == "gaussian" else np.exp(-d / sigma)
     k = ev.fill(torch.empty(70, 70, dtype=torch.float64), tile=16).numpy()
@@ -475,3 +483,43 @@ def test_compute_and_render_table3_smoke(tmp_path):
 def test_table3_bad_scale():
     with pytest.raises(ConfigError, match="scale"):
         table3.compute_table3("huge")
+
+
+@pytest.mark.parametrize("d", [30, 1024, 2500])
+def test_every_product_of_pixel_codes_is_exact(d):
+    """The int8, float32-in-blocks and float64 products of codes in [-128, 127] give the same integers as an int64
+    product, extremes included (every code -128: the largest partial sums)."""
+    rng = np.random.default_rng(d)
+    codes = torch.from_numpy(rng.integers(-128, 128, (40, d), dtype=np.int8))
+    codes[0] = -128
+    codes[1] = 127
+    want = (codes.to(torch.int64) @ codes.to(torch.int64).T).to(torch.float64)
+    for product in PRODUCTS if d * 128 ** 2 < 2 ** 31 else PRODUCTS[1:]:
+        held = codes_as(codes, product)
+        got = codes_product(held, held, torch.empty(40, 40, dtype=torch.float64), product)
+        assert torch.equal(got, want), product
+
+
+def test_the_product_is_chosen_by_a_measurement_cached_per_machine(tmp_path, monkeypatch):
+    monkeypatch.setenv("SHATTERING_CACHE_DIR", str(tmp_path))
+    pixel_product.cache_clear()
+    try:
+        first = pixel_product()
+        assert first["source"] == "measured" and first["product"] in PRODUCTS
+        assert first["product"] == min(first["seconds"], key=first["seconds"].get)  # the fastest measured
+        assert set(first["seconds"]) >= {"float32", "float64"}
+        pixel_product.cache_clear()
+        again = pixel_product()
+        assert again["source"] == "cache" and again["product"] == first["product"]
+        assert KernelEvaluator(pixels(10, 8), "gaussian", 1.0).code_product == first["product"]
+        cached = json.loads((tmp_path / "kernel_product.json").read_text())
+        assert len(cached) == 1 and "torch" in next(iter(cached))  # keyed by the CPU and the torch version
+    finally:
+        pixel_product.cache_clear()
+
+
+def test_int8_is_never_chosen_where_its_sums_could_overflow():
+    x = pixels(5, 140_000)  # d 128^2 >= 2^31
+    with pytest.raises(ConfigError, match="'product' parameter of KernelEvaluator must be one of float32, float64"):
+        KernelEvaluator(x, "gaussian", 1.0, product="int8")
+    assert KernelEvaluator(x, "gaussian", 1.0).code_product in ("float32", "float64")

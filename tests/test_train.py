@@ -58,7 +58,8 @@ def test_not_fit_is_reported_with_numbers_not_rounded(tmp_path):
 def test_divergence_ends_the_run_with_a_hint(tmp_path):
     result = shattering.run(dataset="digits", model="mlp-3x512", lr=1e6, epochs=20, precision="fp32",
                             out=str(tmp_path))
-    assert result.status == "diverged" and "Lower the learning rate" in result.message
+    assert result.status == "diverged" and "the training loss became NaN or infinite at epoch" in result.message
+    assert result.advice[0].endswith("(try lr=100000.0)")  # measured: the first step was finite, then it blew up
     assert result.summary["epochs"] < 20
 
 

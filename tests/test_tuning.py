@@ -93,7 +93,7 @@ def test_a_run_on_fewer_images_than_a_batch_is_timed_at_its_own_step(machine, mo
 
 
 def test_bad_threads_is_refused_with_the_fix():
-    with pytest.raises(ConfigError, match="'threads' parameter of RunConfig must be auto or a positive whole"):
+    with pytest.raises(ConfigError, match="run setting 'threads' \\(--threads\\) must be auto or a positive whole"):
         RunConfig(threads="many")
     assert RunConfig(threads=3).threads == "3"  # TOML's threads = 3
 

@@ -284,15 +284,28 @@ def _folder(tmp_path, sizes=((6, 6), (6, 6)), garbage=False):
 BAD = {
     "npz missing an array": (lambda t: _bad_npz(t, y_test=None), r"lacks the array\(s\) y_test; save x_train"),
     "labels out of range": (lambda t: _bad_npz(t, class_names=np.array(["a", "b"])),
-                            r"y_train has labels in \[0, 9\], outside the 2 classes 0..1; give labels 0..K-1"),
-    "negative labels": (lambda t: _bad_npz(t, y_test=-np.ones(10, np.int64)), r"y_test has labels in \[-1, -1\]"),
+                            r"y_train has 16 label\(s\) outside the 2 classes 0..1 \(values 2, 3, 4, 5, 6 and 3 "
+                            r"more\); give labels 0..K-1"),
+    "negative labels": (lambda t: _bad_npz(t, y_test=-np.ones(10, np.int64)),
+                        r"y_test has 10 label\(s\) outside 0..K-1 \(values -1\)"),
+    "a label beyond the classes": (lambda t: _bad_npz(t, y_train=np.where(np.arange(20) == 4, 57, np.arange(20) % 10)),
+                                   r"bad.npz:y_train and .*y_test hold 11 distinct labels, so K = 11 classes 0..10, "
+                                   r"but 1 label\(s\) lie outside them \(values 57\): as they are, 47 of 58 classes "
+                                   r"would have no example and chance would be 1/58; relabel the classes 0..10, or "
+                                   r"give num_classes=58"),
+    "num_classes below the labels": (lambda t: _bad_npz(t, num_classes=np.array(5)),
+                                     r"y_train has 10 label\(s\) outside the 5 classes 0..4 \(values 5, 6, 7, 8, 9\)"),
+    "num_classes and class_names disagree": (lambda t: _bad_npz(t, num_classes=np.array(12),
+                                                                class_names=np.array([str(i) for i in range(10)])),
+                                             "class_names names 10 classes but .*num_classes is 12"),
     "labels of the wrong length": (lambda t: _bad_npz(t, y_train=np.zeros(7, np.int64)),
                                    "y_train holds 7 labels for 20 images; give one label per image"),
     "mismatched image shapes": (lambda t: _bad_npz(t, x_test=np.zeros((10, 1, 7, 7), np.uint8)),
                                 r"x_train holds images of shape \[1, 8, 8\] but .*x_test \[1, 7, 7\]; give both"),
     "ambiguous shape": (lambda t: _bad_npz(t, x_train=np.zeros((20, 3, 8, 3), np.uint8)),
                         "where the channel axis cannot be told"),
-    "not an npz": (lambda t: _garbage(t / "x.npz"), "is not a readable .npz file"),
+    "not an npz": (lambda t: _garbage(t / "x.npz"), r"x.npz is not an .npz file \(an .npz is a zip archive, and this "
+                                                    r"file is not one\); save the arrays with numpy.savez"),
     "folder without train and test": (_folder_without_test, r"holds no train/ and test/ \(or val/\) sub-folders"),
     "unreadable image": (lambda t: _folder(t, garbage=True), r"broken.png is not a readable image .*; remove it"),
     "images of two sizes": (lambda t: _folder(t, sizes=((6, 6), (5, 7))),
@@ -314,6 +327,43 @@ def test_bad_user_data_is_refused_in_one_sentence_with_exit_2_and_no_record(tmp_
     with pytest.raises(ConfigError):  # the same sentence from Python
         shattering.run(dataset=str(path), out=str(out))
     assert not out.exists()
+
+
+def test_no_refusal_quotes_numpys_allow_pickle_advice(tmp_path, capsys):
+    pickled = tmp_path / "pickled.npz"
+    pickled.write_bytes(b"\x80\x04K\x01.")  # a pickle, as numpy would read it with allow_pickle=True
+    code, _, err = run_cli(capsys, "run", "--dataset", str(pickled), *FAST, "--out", str(tmp_path / "runs"))
+    assert code == 2 and "allow_pickle" not in err and "is not an .npz file" in err
+
+
+def test_an_explicit_num_classes_keeps_classes_without_examples(tmp_path, capsys):
+    arrays = digits_arrays(60, 20)
+    arrays["y_train"] = np.where(arrays["y_train"] == 9, 11, arrays["y_train"])  # class 9 missing, 11 present
+    arrays["y_test"] = np.where(arrays["y_test"] == 9, 0, arrays["y_test"])
+    path = write_npz(tmp_path / "sparse.npz", **arrays, num_classes=np.array(12))
+    code, out, _ = run_cli(capsys, "data", "show", "--dataset", str(path), "--json")
+    shown = json.loads(out)
+    assert code == 0 and shown["classes"] == 12
+    assert shown["missing_classes"] == {"train": [9, 10], "test": [9, 10, 11]}
+    assert any("2 of the 12 classes (9, 10) have no example in the training split" in w for w in shown["warnings"])
+    data = shattering.ArrayData(**arrays, num_classes=12)
+    assert len(data.class_names) == 12
+
+
+def test_a_class_missing_from_one_split_is_a_warning_in_the_output_and_the_record(tmp_path, capsys):
+    arrays = digits_arrays(120, 40)
+    keep = arrays["y_train"] != 3  # class 3 only in the test split
+    arrays["x_train"], arrays["y_train"] = arrays["x_train"][keep], arrays["y_train"][keep]
+    path = write_npz(tmp_path / "no3.npz", **arrays)
+    code, out, _ = run_cli(capsys, "run", "--dataset", str(path), *FAST, "--epochs", "2", "--out",
+                           str(tmp_path / "runs"))
+    warning = "1 of the 10 classes (3) has no example in the training split"
+    assert code == 0 and f"warning:  {warning}" in out
+    (summary,) = [json.loads(p.read_text()) for p in (tmp_path / "runs").rglob("summary.json")]
+    assert any(w.startswith(warning) for w in summary["warnings"])
+    assert summary["data"]["missing_classes"] == {"train": [3]}
+    code, out, _ = run_cli(capsys, "data", "show", "--dataset", str(path))
+    assert code == 0 and warning in out
 
 
 def test_an_unknown_name_is_refused_by_the_parser(capsys):

@@ -42,6 +42,17 @@ NETS = textwrap.dedent("""
         return "a string"
 
 
+    def plain(input_shape, num_classes):  # the documented contract: two arguments, nothing else
+        c, h, w = input_shape
+        return nn.Sequential(nn.Flatten(), nn.Linear(c * h * w, 256), nn.ReLU(), nn.Linear(256, num_classes))
+
+
+    def formatted(input_shape, num_classes, width: int = 8):
+        name = "width %d" % width  # fails for text, as a user's code would
+        return nn.Sequential(nn.Flatten(), nn.Linear(input_shape[0] * input_shape[1] * input_shape[2], width),
+                             nn.ReLU(), nn.Linear(width, num_classes))
+
+
     NOT_CALLABLE = 3
 """)
 
@@ -125,7 +136,7 @@ def test_model_args_reach_the_factory(nets, tmp_path):
     ("usernets:not_a_module", r"factory returned a str, not an nn.Module"),
     ("usernets:wrong_output", r"returned \[2, 11\] for a batch of 2 inputs of shape \[1, 8, 8\]; it must return "
                               r"logits of shape \[2, 10\]"),
-    ("no-such-model", r"The 'model' parameter of RunConfig must be one of inception-small, .*, or "
+    ("no-such-model", r"The run setting 'model' \(--model\) must be one of inception-small, .*, or "
                       r"package.module:factory for a model of your own; got 'no-such-model' instead"),
 ])
 def test_bad_models_get_one_sentence_exit_2_and_leave_no_folder(nets, tmp_path, capsys, model, message):
@@ -141,9 +152,9 @@ def test_bad_models_get_one_sentence_exit_2_and_leave_no_folder(nets, tmp_path, 
 
 
 @pytest.mark.parametrize("bad, message", [
-    (["width"], r"'model_args' parameter of RunConfig must be KEY=VALUE"),
-    ({"1x": 2}, r"'model_args' parameter of RunConfig must be a table of keyword arguments"),
-    ("{not json", r"'model_args' parameter of RunConfig must be a JSON object"),
+    (["width"], r"run setting 'model_args' \(--model-arg\) must be KEY=VALUE"),
+    ({"1x": 2}, r"run setting 'model_args' \(--model-arg\) must be a table of keyword arguments"),
+    ("{not json", r"run setting 'model_args' \(--model-arg\) must be a JSON object"),
 ])
 def test_bad_model_args_get_one_sentence(bad, message):
     with pytest.raises(ConfigError, match=message):
@@ -151,12 +162,39 @@ def test_bad_model_args_get_one_sentence(bad, message):
 
 
 def test_model_args_the_factory_does_not_take_are_refused_when_the_config_is_made(nets):
-    with pytest.raises(ConfigError, match=r"'model_args' parameter of RunConfig must be keyword arguments that the "
-                                          r"factory of model 'mlp-1x512' takes"):
+    with pytest.raises(ConfigError, match=r"run setting 'model_args' \(--model-arg\) must be keyword arguments that "
+                                          r"the factory of model 'mlp-1x512' takes"):
         RunConfig(model="mlp-1x512", model_args={"A": False})
     with pytest.raises(ConfigError, match="factory of model 'usernets:tiny' takes"):
         RunConfig(model="usernets:tiny", model_args={"depth": 3})
     assert RunConfig(model="usernets:tiny", model_args={"width": 3}).model_kwargs() == {"width": 3}
+
+
+def test_a_plain_two_argument_factory_trains_from_the_command_line_and_python(nets, tmp_path, capsys):
+    rc = main(["run", "--model", "usernets:plain", *FAST, "--out", str(tmp_path / "cli")])
+    assert rc == 0 and ": FIT (100.0% training accuracy)" in capsys.readouterr().out
+    assert shattering.run(model="usernets:plain", dataset="digits", corruption="random-labels", lr=0.1,
+                          out=str(tmp_path / "py")).fit
+    assert build_model("usernets:plain", (1, 8, 8), 10)[1].out_features == 256
+
+
+def test_a_dropout_a_factory_cannot_take_is_refused_in_one_sentence(nets, tmp_path, capsys):
+    rc = main(["run", "--model", "usernets:plain", *FAST, "--dropout", "0.5", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1
+    assert ("Model 'usernets:plain''s factory takes no 'dropout' argument, so a dropout of 0.5 cannot be applied to "
+            "it; add a dropout keyword to the factory") in err
+    with pytest.raises(ConfigError, match="takes no 'dropout' argument"):
+        build_model("usernets:plain", (1, 8, 8), 10, dropout=0.5)
+
+
+def test_a_model_argument_of_the_wrong_kind_is_refused_naming_it(nets, tmp_path, capsys):
+    rc = main(["run", "--model", "usernets:formatted", "--model-arg", "width=abc", *FAST, "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "TypeError" not in err
+    assert ("The model argument width='abc' is text, but the factory of model 'usernets:formatted' takes an integer "
+            "for 'width'; give one (--model-arg width=8).") in err
+    assert RunConfig(model="usernets:formatted", model_args={"width": 16}).model_kwargs() == {"width": 16}
 
 
 def test_a_registered_model_goes_wherever_a_built_in_goes(tmp_path):

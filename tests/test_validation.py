@@ -25,7 +25,8 @@ from shattering.validation import (
     must_be,
 )
 
-FORM = re.compile(r"^(\S+: )?The '[^']+' parameter( of \w+)? must be .+; got .+ instead\.$")
+FORM = re.compile(r"^(\S+: )?The ('[^']+' parameter( of \w+)?|run setting '[^']+' \(--[\w-]+\)) must be .+; got .+ "
+                  r"instead\.$")
 
 
 def test_must_be_words_the_one_form():
@@ -84,7 +85,7 @@ def test_settings_and_catalogues_refuse_in_the_same_form(call):
     assert FORM.match(str(info.value)), str(info.value)
 
 
-def test_a_run_setting_names_runconfig():
-    with pytest.raises(ConfigError, match=r"^The 'lr' parameter of RunConfig must be positive and at most 3\.4e38 "
+def test_a_run_setting_names_its_flag_not_an_internal_class():
+    with pytest.raises(ConfigError, match=r"^The run setting 'lr' \(--lr\) must be positive and at most 3\.4e38 "
                                           r"\(float32\); got -1\.0 instead\.$"):
         RunConfig(lr=-1.0)

@@ -20,7 +20,9 @@ from .models import register_model as register_model
 from .report.reproduce import reproduce as reproduce
 from .runs import RunResult as RunResult
 from .runs import load_curves as load_curves
+from .runs import load_model as load_model
 from .runs import load_runs as load_runs
 from .runs import measure_run as measure_run
+from .runs import read_checkpoint as read_checkpoint
 from .runs import run as run
 from .train.data import make_data as make_data

@@ -12,6 +12,7 @@ A run is identified by the hash of its resolved config, leaving out fields that 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import inspect
 import json
@@ -33,22 +34,25 @@ from .data.preprocess import WHITENINGS
 from .data.user_data import dataset_key, dataset_label
 from .devices import default_eval_batch_size, resolve_precision
 from .errors import ConfigError, ShatteringError
+from .files import folder_problem
 from .models import (
     MODELS,
     architecture_digest,
+    dropout_refused,
     is_builtin,
     is_import_path,
     model_info,
     model_name_for,
     model_names,
+    takes_keyword,
 )
+from .models.inception_v3 import MIN_SIZE_AUX
 from .tuning import LAYOUTS, check_threads
-from .validation import must_be
+from .validation import setting_must_be
 
 UNTIL = ("fit", "epochs")
 PRECISIONS = ("auto", "fp32", "bf16")
 DEVICES = ("auto", "cpu", "cuda")
-CONFIG_NAME = "RunConfig"  # what a bad setting's message names: "The 'lr' parameter of RunConfig must be ..."
 
 
 def _f(default, help: str, *, check=None, hashed: bool = True, choices=None, section: str = "run",
@@ -118,7 +122,8 @@ class RunConfig:
     # -- model -----------------------------------------------------------------------------------------
     model: str = _f("mlp-1x512", "architecture: a built-in name (" + ", ".join(model_names()) + ") or "
                                  "package.module:factory for your own (called as factory(input_shape, num_classes, "
-                                 "dropout=..., **model_args); returns an nn.Module)", section="model")
+                                 "**model_args), with dropout=... where it takes one; returns an nn.Module)",
+                      section="model")
     model_args: str | None = _f(None, "keyword argument of the model's factory, KEY=VALUE (repeatable; TOML: "
                                       "model_args = {key = value})", section="model", id_when_set=True,
                                 flag="--model-arg")
@@ -127,7 +132,8 @@ class RunConfig:
                                   section="model", id_when_set=True, flag="")
     dropout: float = _f(0.0, "dropout probability before the output layer (the paper: off)",
                         check=(lambda x: 0 <= x < 1, "in [0, 1)"), section="model")
-    aux_logits: bool = _f(False, "inception-v3 only: train its auxiliary classifier too (loss + 0.4 x its loss)",
+    aux_logits: bool = _f(False, "inception-v3 only: train its auxiliary classifier too (loss + 0.4 x its loss; "
+                                    "images of at least 299 pixels, 75 without it)",
                           section="model", id_when_set=True)
     # -- optimization (Section 2.1: SGD, momentum 0.9, lr x0.95 per epoch, batch 128) -----------------------
     lr: float | None = _f(None, "initial learning rate", default_help="the paper's, 0.1 Inception / 0.01 others",
@@ -204,16 +210,18 @@ class RunConfig:
             except ConfigError as exc:
                 problems.append(str(exc))
             if self.model not in MODELS and not is_import_path(self.model):
-                problems.append(must_be("model", f"one of {', '.join(model_names())}, or package.module:factory "
-                                        "for a model of your own", self.model, of=CONFIG_NAME))
+                problems.append(setting_must_be("model", f"one of {', '.join(model_names())}, or "
+                                                "package.module:factory for a model of your own", self.model))
             else:
                 try:
                     info = model_info(self.model)  # a registered name, or an import path that must import
                 except ConfigError as exc:
                     problems.append(str(exc))
                 else:
-                    problems += _model_args_problems(self.model, info.factory, self.model_kwargs())
+                    problems += _model_args_problems(self.model, info.factory, self.model_kwargs(), self.dropout)
             problems += _streaming_problems(self)
+            out = folder_problem(self.out)  # refused now, before a sweep reports each of its runs failing
+            problems += [out] if out else []
             problems += _digest_problems(self)
         if problems:
             raise ConfigError(" ".join(problems))
@@ -227,8 +235,7 @@ class RunConfig:
             name = str(key).replace("-", "_")
             (clean.__setitem__(name, value) if name in known else unknown.append(str(key)))
         if unknown:
-            raise ConfigError(f"Unknown key(s) {', '.join(repr(k) for k in sorted(unknown))} in {where}; known keys: "
-                              f"{', '.join(sorted(known))}.")
+            raise ConfigError(unknown_keys(unknown, known, where))
         if where == "config":
             return cls(**clean)
         try:
@@ -337,6 +344,28 @@ class RunConfig:
         return Path(os.path.expanduser(self.out)) / self.run_name()
 
 
+# What other tools call some settings: an unknown key among these is answered with the name here.
+ALIASES = {"learning_rate": "lr", "lr0": "lr", "decay": "lr_decay", "gamma": "lr_decay", "n_epochs": "epochs",
+           "num_epochs": "epochs", "max_epochs": "epochs", "batch": "batch_size", "bs": "batch_size",
+           "wd": "weight_decay", "l2": "weight_decay", "label_noise": "p", "corrupt_prob": "p", "data": "dataset",
+           "arch": "model", "architecture": "model", "augment": "random_crop", "output": "out", "out_dir": "out"}
+
+
+def unknown_keys(unknown: list[str], known: set[str], where: str) -> str:
+    """The one sentence refusing unknown keys: each with the known key it most likely means, else every known key."""
+    guesses = {}
+    for key in unknown:
+        name = key.replace("-", "_").lower()
+        near = [ALIASES[name]] if name in ALIASES else difflib.get_close_matches(name, known, 1, 0.6)
+        if near:
+            guesses[key] = near[0]
+    text = f"Unknown key(s) {', '.join(repr(k) for k in sorted(unknown))} in {where}"
+    if len(guesses) == len(unknown):
+        return text + " (did you mean " + ", ".join(f"{v!r} for {k!r}" if len(unknown) > 1 else repr(v)
+                                                      for k, v in guesses.items()) + "?)."
+    return text + f"; known keys: {', '.join(sorted(known))}."
+
+
 def _model_arg_value(text: str) -> Any:
     """A ``--model-arg`` value: an integer, a number, true/false, none, else the text itself."""
     lowered = text.strip().lower()
@@ -352,9 +381,12 @@ def _model_arg_value(text: str) -> Any:
     return text
 
 
-def _model_args_problems(model: str, factory, kwargs: dict) -> list[str]:
-    """The factory must take ``model_args`` as keywords: refused here, when the config is made, not when the model
-    is first built."""
+def _model_args_problems(model: str, factory, kwargs: dict, dropout: float) -> list[str]:
+    """The factory must take ``model_args`` as keywords, and ``dropout`` where it is set: refused here, when the
+    config is made, not when the model is first built."""
+    takes_dropout = takes_keyword(factory, "dropout")
+    if dropout and not takes_dropout:
+        return [dropout_refused(model, dropout)]
     if not kwargs:
         return []
     try:
@@ -362,11 +394,52 @@ def _model_args_problems(model: str, factory, kwargs: dict) -> list[str]:
     except (TypeError, ValueError):  # no signature to read (a builtin): building it will tell
         return []
     try:
-        signature.bind((1, 1, 1), 1, dropout=0.0, **kwargs)
+        signature.bind((1, 1, 1), 1, **({"dropout": 0.0} if takes_dropout else {}), **kwargs)
     except TypeError as exc:
-        return [must_be("model_args", f"keyword arguments that the factory of model {model!r} takes ({exc})",
-                        kwargs, of=CONFIG_NAME)]
-    return []
+        return [setting_must_be("model_args", f"keyword arguments that the factory of model {model!r} takes ({exc})",
+                        kwargs)]
+    problems = []
+    for key, value in kwargs.items():
+        kind = _declared_kind(signature.parameters.get(key))
+        if kind is not None and value is not None and not _kind_ok(kind, value):
+            problems.append(f"The model argument {key}={value!r} is {_kind_words(value)}, but the factory of model "
+                            f"{model!r} takes {_kind_words(kind)} for {key!r}; give one (--model-arg {key}="
+                            f"{_kind_example(kind)}).")
+    return problems
+
+
+_KINDS = (bool, int, float, str)
+
+
+def _declared_kind(parameter: inspect.Parameter | None) -> type | None:
+    """The kind of value a factory parameter takes, by its annotation or its default (None: not declared)."""
+    if parameter is None:
+        return None
+    annotation = parameter.annotation
+    if isinstance(annotation, str):  # postponed annotations: "int", "float | None"
+        names = {part.strip() for part in annotation.split("|")} - {"None", "Optional"}
+        annotation = next((k for k in _KINDS if names == {k.__name__}), None)
+    if annotation in _KINDS:
+        return annotation
+    default = parameter.default
+    return type(default) if type(default) in _KINDS else None
+
+
+def _kind_ok(kind: type, value) -> bool:
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, kind)
+
+
+def _kind_words(kind_or_value) -> str:
+    kind = kind_or_value if isinstance(kind_or_value, type) else type(kind_or_value)
+    return {bool: "true or false", int: "an integer", float: "a number", str: "text"}.get(kind, kind.__name__)
+
+
+def _kind_example(kind: type) -> str:
+    return {bool: "true", int: "8", float: "0.5", str: "name"}[kind]
 
 
 def canonical_model_args(value: Any) -> str | None:
@@ -378,7 +451,7 @@ def canonical_model_args(value: Any) -> str | None:
         try:
             value = json.loads(value)
         except ValueError as exc:
-            raise ConfigError(must_be("model_args", "a JSON object", value, of=CONFIG_NAME) + f" ({exc})") from None
+            raise ConfigError(setting_must_be("model_args", "a JSON object", value) + f" ({exc})") from None
     if isinstance(value, str):
         value = [value]
     if isinstance(value, (list, tuple)):
@@ -386,18 +459,18 @@ def canonical_model_args(value: Any) -> str | None:
         for item in value:
             key, sep, text = str(item).partition("=")
             if not sep or not key.strip().isidentifier():
-                raise ConfigError(must_be("model_args", "KEY=VALUE with KEY a Python name (--model-arg depth=18)",
-                                          item, of=CONFIG_NAME))
+                raise ConfigError(setting_must_be("model_args", "KEY=VALUE with KEY a Python name "
+                                                  "(--model-arg depth=18)", item))
             pairs[key.strip()] = _model_arg_value(text)
         value = pairs
     if not isinstance(value, dict) or not all(isinstance(k, str) and k.isidentifier() for k in value):
-        raise ConfigError(must_be("model_args", "a table of keyword arguments (KEY = VALUE)", value,
-                                  of=CONFIG_NAME))
+        raise ConfigError(setting_must_be("model_args", "a table of keyword arguments (KEY = VALUE)", value,
+                                  ))
     try:
         return json.dumps(value, sort_keys=True, separators=(",", ":")) if value else None
     except (TypeError, ValueError):
-        raise ConfigError(must_be("model_args", "numbers, strings, booleans or lists of them", value,
-                                  of=CONFIG_NAME)) from None
+        raise ConfigError(setting_must_be("model_args", "numbers, strings, booleans or lists of them", value,
+                                  )) from None
 
 
 def _streaming_problems(cfg: RunConfig) -> list[str]:
@@ -409,6 +482,11 @@ def _streaming_problems(cfg: RunConfig) -> list[str]:
                         "by --crop.")
     if cfg.aux_logits and cfg.model != "inception-v3":
         problems.append(f"--aux-logits applies to inception-v3 only; got model {cfg.model}.")
+    side = cfg.image_size or dataset_info(cfg.dataset).extra.get("image_size")
+    if cfg.aux_logits and streamed and side is not None and side < MIN_SIZE_AUX:
+        problems.append(f"--aux-logits needs images of at least {MIN_SIZE_AUX} pixels (Inception V3's auxiliary "
+                        f"classifier); got --image-size {side}: raise it, or leave --aux-logits out (75 pixels "
+                        "suffice without it).")
     if streamed:
         if cfg.corruption not in ("true-labels", "partial-labels", "random-labels"):
             problems.append(f"{cfg.dataset} is streamed from disk and takes label corruptions only (true-labels, "
@@ -468,15 +546,15 @@ def field_choices(f: dataclasses.Field) -> tuple[str, ...] | None:
 
 def _check_field(f: dataclasses.Field, value) -> str | None:
     if not _type_ok(f, value):
-        return must_be(f.name, _type_name(f), value, of=CONFIG_NAME)
+        return setting_must_be(f.name, _type_name(f), value)
     if value is None:
         return None
     choices = field_choices(f)
     if choices and value not in choices:
-        return must_be(f.name, f"one of {', '.join(choices)}", value, of=CONFIG_NAME)
+        return setting_must_be(f.name, f"one of {', '.join(choices)}", value)
     if isinstance(value, float) and not math.isfinite(value):
-        return must_be(f.name, "a finite number", value, of=CONFIG_NAME)
+        return setting_must_be(f.name, "a finite number", value)
     check = f.metadata.get("check")
     if check is not None and not check[0](value):
-        return must_be(f.name, check[1], value, of=CONFIG_NAME)
+        return setting_must_be(f.name, check[1], value)
     return None

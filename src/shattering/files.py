@@ -26,7 +26,34 @@ FSYNC = os.environ.get("SHATTERING_FSYNC", "") not in ("", "0")
 def space_hint(exc: OSError) -> str:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
         return "the disk is full or a file-size limit was hit; free space and start the same command again"
+    if exc.errno in (errno.ENOTDIR, errno.EEXIST):
+        return "a part of the path is a file, not a folder; give a folder"
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "this user may not write there; give a folder you can write to"
     return "check the folder's permissions and free space"
+
+
+def folder_problem(path: str | Path, what: str = "--out") -> str | None:
+    """Why ``path`` cannot be a folder (it, or a folder above it, is a file), in one sentence naming ``what`` (the
+    option that gave it); None when it is a folder or can be made one."""
+    path = Path(path).expanduser()
+    for part in (path, *path.parents):
+        if part.exists() or part.is_symlink():
+            if part.is_dir():
+                return None
+            where = "is a file" if part == path else f"lies under {part}, which is a file"
+            return f"{what} {path} {where}, not a folder; give a folder (it is created if missing)."
+    return None
+
+
+def file_problem(path: str | Path, what: str = "--out") -> str | None:
+    """Why ``path`` cannot be written as a file (it is a folder, or lies under a file); None when it can."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        return f"{what} {path} is a folder; give the name of a file to write."
+    problem = folder_problem(path.parent, what)
+    return None if problem is None else (f"{what} {path} lies under a file, not a folder; give a file name in a "
+                                         "folder.")
 
 
 def umask_mode() -> int:

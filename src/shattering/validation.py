@@ -28,6 +28,17 @@ def must_be(name: str, what: str, got: object, *, of: str | None = None, shown: 
     return f"{where} must be {what}; got {repr(got) if shown is None else shown} instead."
 
 
+FLAGS = {"model_args": "--model-arg"}  # run settings the command line spells otherwise than --name-with-dashes
+
+
+def setting_must_be(name: str, what: str, got: object, *, shown: str | None = None) -> str:
+    """The one sentence that refuses a bad run setting, in the words of every way to give it (the ``shatter``
+    flag, the TOML key, the keyword of ``shattering.run``): "The run setting 'lr' (--lr) must be WHAT; got GOT
+    instead." """
+    flag = FLAGS.get(name, "--" + name.replace("_", "-"))
+    return f"The run setting {name!r} ({flag}) must be {what}; got {repr(got) if shown is None else shown} instead."
+
+
 def check_int(value, name: str, *, minimum: int = 1, maximum: int | None = None, of: str | None = None) -> int:
     """``value`` as an int in [minimum, maximum]."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):

@@ -2,7 +2,8 @@
 parses, calls one library function and prints; the list below is every command there is.
 
 Every problem with the input ends in one sentence on stderr and exit status 2; a traceback is a bug. A reader
-that closes the pipe early (``shatter ... | head -2``) ends the command quietly, with exit status 0.
+that closes the pipe early (``shatter ... | head -2``) stops the printing, not the work: a run or sweep goes on to
+its end, quietly, and the command exits as it would have.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Sequence
 
 from .._version import __version__
 from ..errors import ShatteringError
+from ..formatting import guard_closed_pipes
 from . import data, measures, presets, report, run, runs, theory, tune
 from .common import EXIT_USAGE, ArgumentParser, one_line
 
@@ -31,6 +33,7 @@ def build_parser() -> ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    guard_closed_pipes()  # a reader that closes the pipe stops the printing, not the run
     try:
         args = build_parser().parse_args(argv)  # inside the try: --help into a closed pipe is one too
         status = int(args.func(args) or 0)

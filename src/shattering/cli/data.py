@@ -59,6 +59,8 @@ def _cmd_data_show(args) -> int:
         print(json_text(info, sort_keys=False), end="")
         return 0
     for key, value in info.items():
-        if key != "class_names":
+        if key not in ("class_names", "warnings", "missing_classes"):
             print(f"{key:>22}: {value}")
+    for warning in info["warnings"]:
+        print(f"{'warning':>22}: {warning}")
     return 0

@@ -12,10 +12,11 @@ with a note, when the images are not found).
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from ..config import RunConfig
-from ..errors import ConfigError
+from ..errors import ConfigError, ShatteringError
 from ..executors import EXECUTORS, sweep
 from ..executors.outcome import Outcome, describe, failed, summary_table
 from ..experiments.presets import PRESETS, SCALES, get_preset
@@ -45,8 +46,8 @@ CONFIG_HELP = ("settings for every run of the preset, from a TOML file (the keys
 
 def add_sweep_options(p, extra_names: tuple[str, ...] = ()) -> None:
     p.add_argument("preset", help=f"one of: {', '.join((*PRESETS, *extra_names))}")
-    p.add_argument("--scale", choices=SCALES, default="quick", help="smoke (seconds), quick (<= ~30 min on a "
-                   "2-core CPU), paper (the paper's data and schedule; a GPU) (default: quick)")
+    p.add_argument("--scale", choices=SCALES, default=None, help="smoke (seconds), quick (<= ~30 min on a "
+                   "2-core CPU), paper (the paper's data and schedule; a GPU) (default: quick, said when it starts)")
     p.add_argument("--seeds", type=int, default=1, metavar="N", help="repeat every run N times, with seeds "
                    "SEED..SEED+N-1 and data seeds DATA_SEED..DATA_SEED+N-1 (default: 1)")
     p.add_argument("--models", default=None, metavar="M1,M2,...",
@@ -131,7 +132,22 @@ def run_options(args) -> dict:
             "keep_checkpoints": args.keep_checkpoints}
 
 
+SCALE_WORDS = {"smoke": "seconds", "quick": "up to about 30 minutes on 2 cores",
+               "paper": "the paper's data and schedule: hours to days, meant for a GPU"}
+
+
+def announce_scale(args) -> None:
+    """Resolve ``--scale`` (quick when not given) and say on stderr, before anything trains, which scale runs and
+    what it costs, when the default was taken."""
+    if args.scale is None:
+        args.scale = "quick"
+        if not args.json:
+            print(f"shatter {args.command} {args.preset}: scale quick ({SCALE_WORDS['quick']}; the default: "
+                  "--scale smoke takes seconds)", file=sys.stderr, flush=True)
+
+
 def sweep_from_args(args) -> list[Outcome]:
+    announce_scale(args)
     options = run_options(args)
     configs = get_preset(args.preset).configs(args.scale, **preset_request(args))
     check_user_data(configs)
@@ -202,18 +218,43 @@ def register(sub) -> None:
     p.set_defaults(func=_cmd_reproduce)
 
 
+def _run_counts(preset) -> dict[str, int]:
+    """Runs of one seed of ``preset`` at each scale (the grid's rows where its configs need data not here)."""
+    counts = {}
+    for scale in SCALES:
+        try:
+            counts[scale] = len(preset.configs(scale))
+        except ShatteringError:  # the ImageNet presets need their images to make configs
+            counts[scale] = len(preset.rows)
+    return counts
+
+
 def _cmd_presets(args) -> int:
     rows = {name: {"title": p.title, "paper": p.paper_ref, "runs": len(p.rows),
+                   "runs_by_scale": {} if p.computed else _run_counts(p),
                    "claims": [{"id": c.id, "words": c.words, "where": c.where} for c in p.claims]}
             for name, p in PRESETS.items()}
     if args.json:
         print(json_text(rows, sort_keys=False), end="")
         return 0
+    counts = {}
     for name, row in rows.items():
-        runs = f"{row['runs']:>3} runs" if row["runs"] else "computed"
-        print(f"{name:<8} {row['paper']:<32} {runs}  {row['title']}")
+        by_scale = row["runs_by_scale"]
+        if not by_scale:
+            counts[name] = "computed"
+        elif len(set(by_scale.values())) == 1:
+            counts[name] = f"{row['runs']} runs"
+        else:
+            counts[name] = "/".join(str(by_scale[s]) for s in SCALES) + " runs"
+    width = {"name": max(map(len, rows)), "paper": max(len(r["paper"]) for r in rows.values()),
+             "runs": max(map(len, counts.values()))}
+    print(f"{'preset':<{width['name']}}  {'in the paper':<{width['paper']}}  {'runs':>{width['runs']}}  what")
+    for name, row in rows.items():
+        print(f"{name:<{width['name']}}  {row['paper']:<{width['paper']}}  {counts[name]:>{width['runs']}}  "
+              f"{row['title']}")
         if row["claims"]:
-            print(f"{'':<8} claims it tests: {', '.join(c['id'] for c in row['claims'])}")
+            print(f"{'':<{width['name']}}  claims it tests: {', '.join(c['id'] for c in row['claims'])}")
+    print(f"Runs are per seed (--seeds N repeats them); where the scales differ, {'/'.join(SCALES)}.")
     print("groups: " + "; ".join(f"{g} = {' + '.join(members)}" for g, members in GROUPS.items()))
     return 0
 
@@ -234,6 +275,7 @@ def _cmd_sweep(args) -> int:
 
 
 def _cmd_reproduce(args) -> int:
+    announce_scale(args)
     options = run_options(args)
     request = preset_request(args)
     result = reproduce(args.preset, args.scale, **request, **options)

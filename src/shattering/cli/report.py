@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..files import file_problem
 from ..report.common import write_text
-from ..report.html import collect, render_page
+from ..report.html import ReportError, collect, render_page
 
 
 def register(sub) -> None:
@@ -25,8 +26,11 @@ def register(sub) -> None:
 
 def _cmd_report(args) -> int:
     root = Path(args.dir).expanduser()
-    artefacts, runs, theory = collect(root)
     path = Path(args.out).expanduser() if args.out else root / "report.html"
+    problem = file_problem(path)
+    if problem:
+        raise ReportError(problem)
+    artefacts, runs, theory = collect(root)
     write_text(path, render_page(root, artefacts, runs, theory, title=args.title))
     unfinished = sum(r["status"] == "unfinished" for r in runs)
     print(f"report: {path} ({len(artefacts)} artefact(s), {len(theory)} theory result(s), {len(runs)} run record(s)"

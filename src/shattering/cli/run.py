@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..files import json_text
+from ..formatting import plural
 from ..runs import KEEP_CHECKPOINTS, run
 from ..train.advice import advice_lines
 from ..train.distributed import is_main_process
@@ -15,7 +16,7 @@ from .common import add_config_file_option, add_config_options, config_from_args
 
 def register(sub) -> None:
     p = sub.add_parser("run", help="train one randomization test (a paper model on a randomized data set)",
-                       description="Train one run to 100%% training accuracy (--until fit) or for its epoch budget. "
+                       description="Train one run to 100% training accuracy (--until fit) or for its epoch budget. "
                                    "Records go to OUT/<run>/; running the same command again resumes or reuses it "
                                    "(--rerun trains it again). "
                                    "Started by torchrun (torchrun --nproc-per-node N -m shattering run ...), N "
@@ -49,17 +50,17 @@ def _cmd_run(args) -> int:
         return 0
     s = result.summary
     print(result.message)
-    print(f"  data:     {s['data']['name']}, {s['data']['n_train']} train / {s['data']['n_test']} test, "
-          f"shape {s['data']['shape']}, label noise {100 * s['data']['label_noise']:.1f}%, "
-          f"fingerprint {s['data_fingerprint'][:12]}")
+    data = s["data"]
+    print(f"  data:     {data['name']}, {data['n_train']} train / {data['n_test']} test, shape {data['shape']}, label "
+          f"noise {100 * data['label_noise']:.1f}%, fingerprint {s['data_fingerprint'][:12]}")
     print(f"  schedule: {s['schedule']['text']}")
-    print(f"  ran:      {s['epochs']} epochs, {s['steps']} steps, {s['seconds']:.1f} s on {s['device']} "
-          f"({s['precision']})" + (", when the record was made (nothing trained now)" if result.reused else ""))
-    if isinstance(s.get("evaluation"), dict) and s["evaluation"].get("passes") is not None:
-        share = f" ({100 * s['eval_seconds'] / s['seconds']:.1f}% of the run)" if s["seconds"] > 0 else ""
-        print(f"  evaluated: {s['evaluation']['passes']} of {s['epochs']} epochs in full, "
-              f"{s['eval_seconds']:.1f} s{share} (every {s['evaluation']['eval_every']} epoch"
-              f"{'s' * (s['evaluation']['eval_every'] != 1)}, and wherever the fit probe could not rule out fit)")
+    ran = (f"  ran:      {plural(s['epochs'], 'epoch')}, {plural(s['steps'], 'step')}, {s['seconds']:.1f} s on "
+           f"{s['device']} ({s['precision']})")
+    passes = (s.get("evaluation") or {}).get("passes")
+    if passes is not None and not result.reused:  # how often the whole sets were evaluated (the policy: --help)
+        share = f", {100 * s['eval_seconds'] / s['seconds']:.1f}% of the time" if s["seconds"] > 0 else ""
+        ran += f"; {plural(passes, 'full evaluation')}{share}"
+    print(ran + ("; when the record was made (nothing trained now)" if result.reused else ""))
     for warning in s.get("warnings", []):
         print(f"  warning:  {warning}")
     for line in advice_lines(s.get("advice") or [], "flags"):  # why it did not fit, and the options to change

@@ -17,8 +17,8 @@ from ..experiments.expressivity import expressivity
 from ..experiments.kernel_interpolation import kernel_experiment
 from ..experiments.min_norm import min_norm_experiment
 from ..experiments.rademacher import rademacher_probe
-from ..files import atomic_write_json, json_text
-from ..formatting import pct, sci
+from ..files import atomic_write_json, folder_problem, json_text
+from ..formatting import pct, plural, sci
 from ..validation import check_int, check_probability
 
 
@@ -67,6 +67,9 @@ def _out_file(args, command: str) -> Path | None:
     if args.out is None:
         return None
     folder = Path(args.out).expanduser()
+    problem = folder_problem(folder)
+    if problem:
+        raise ConfigError(problem)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -186,7 +189,7 @@ def _cmd_minnorm(args) -> int:
     z, rs, mn = r["from_zero"], r["from_random_start"], r["min_norm"]
     print(f"Minimum norm on {r['dataset']} ({r['features']}): n = {r['n']}, d = {r['d']}, rank {r['rank']}, "
           f"{r['corruption'].replace('-', ' ')}, one-hot targets; cond(X) = {r['singular_values']['cond']:.1f}")
-    print(f"  SGD:            {r['epochs_run']} epochs, batch {r['batch_size']}, lr {r['lr']:.3g}")
+    print(f"  SGD:            {plural(r['epochs_run'], 'epoch')}, batch {r['batch_size']}, lr {r['lr']:.3g}")
     print("  from w = 0:     epoch  ||w - w*||/||w*||  ||Xw - y||/||y||")
     for e, dist, res in zip(z["trace"]["epochs"], z["trace"]["distance"], z["trace"]["residual"], strict=True):
         print(f"                  {e:>5}  {dist:>17.3e}  {res:>16.3e}")

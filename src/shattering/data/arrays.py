@@ -6,7 +6,7 @@ unchanged.
 Images are (N, C, H, W), (N, H, W, C) or grey (N, H, W); the channel axis is the one of axis 1 and axis 3 whose
 size is 1 or 3 (the other two are the image); a shape where both or neither are 1 or 3 is refused. Pixels are
 uint8 (scale 255) or floats (scale 1.0). Labels are integers 0..K-1, where K is the number of ``class_names``
-or, without them, the largest label plus one.
+or ``num_classes``, or without either the number of distinct labels (which must then be exactly 0..K-1).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..errors import DataFormatError
-from .catalogue import CONSTANT_NOTE, INCEPTION_DECAY, DatasetInfo
+from .catalogue import CONSTANT_NOTE, CONSTANT_SHORT, INCEPTION_DECAY, DatasetInfo
 from .dataset import hash_arrays
 
 SPLITS = ("x_train", "y_train", "x_test", "y_test")
@@ -76,10 +76,15 @@ def as_labels(y: np.ndarray, n: int, what: str) -> np.ndarray:
     return y.astype(np.int64)  # a copy
 
 
-def checked_arrays(arrays: dict, class_names=None, where: str = "") -> tuple[dict, tuple[str, ...]]:
+def checked_arrays(arrays: dict, class_names=None, where: str = "", num_classes=None) -> tuple[dict, tuple[str, ...]]:
     """The four arrays (``x_train``, ``y_train``, ``x_test``, ``y_test``) checked and in the form the readers
     give (images N x C x H x W, int64 labels, all read-only), and the class names (given, else "0".."K-1").
-    ``where`` prefixes each array's name in a refusal (a file's path)."""
+    ``where`` prefixes each array's name in a refusal (a file's path).
+
+    K, the number of classes, is ``len(class_names)`` or ``num_classes`` where given; else the number of distinct
+    labels in both splits, which must then be exactly 0..K-1: a label beyond them (one 57 among labels 0-9) would
+    otherwise make K = 58 and the random labels of Section 2.1 fall on 48 classes with no example, so it is
+    refused, naming the values (an explicit ``num_classes`` keeps such empty classes on purpose)."""
     out = {key: as_numpy(arrays[key], f"{where}{key}") for key in SPLITS}
     for split in ("train", "test"):
         out[f"x_{split}"] = as_nchw(out[f"x_{split}"], f"{where}x_{split}")
@@ -91,29 +96,68 @@ def checked_arrays(arrays: dict, class_names=None, where: str = "") -> tuple[dic
     if xtr.dtype != xte.dtype:
         raise DataFormatError(f"{where}x_train holds {xtr.dtype} but {where}x_test {xte.dtype}; give both splits "
                               "one pixel type (uint8 0-255, or floats).")
-    if class_names is not None:
-        names = as_numpy(class_names, f"{where}class_names")
-        if names.ndim != 1 or len(names) < 2:
-            raise DataFormatError(f"{where}class_names has shape {list(names.shape)}; give one name per class, "
-                                  "at least two.")
-        class_names = tuple(str(c) for c in names.tolist())
-    k = len(class_names) if class_names is not None else None
+    k = _explicit_classes(class_names, num_classes, where)
+    if isinstance(k, tuple):
+        class_names, k = k, len(k)
     for key in ("y_train", "y_test"):
         y = out[key]
         low, high = int(y.min()), int(y.max())
         if low < 0 or (k is not None and high >= k):
+            bad = np.unique(y[(y < 0) | (y >= (k if k is not None else np.iinfo(np.int64).max))])
             bound = f"the {k} classes 0..{k - 1}" if k is not None else "0..K-1"
-            raise DataFormatError(f"{where}{key} has labels in [{low}, {high}], outside {bound}; give labels "
-                                  "0..K-1" + (" or one class name per label." if k is not None else "."))
-    if class_names is None:
-        k = int(max(out["y_train"].max(), out["y_test"].max())) + 1
+            raise DataFormatError(f"{where}{key} has {int(np.isin(y, bad).sum())} label(s) outside {bound} "
+                                  f"(values {_values(bad)}); give labels 0..K-1"
+                                  + (" or one class name per label." if class_names is not None else "."))
+    if k is None:
+        distinct = np.union1d(out["y_train"], out["y_test"])
+        k = len(distinct)
         if k < 2:
             raise DataFormatError(f"{where}y_train and {where}y_test hold one class only; a randomization test "
                                   "needs at least two.")
+        if int(distinct[-1]) >= k:
+            bad = distinct[distinct >= k]
+            count = sum(int(np.isin(out[key], bad).sum()) for key in ("y_train", "y_test"))
+            raise DataFormatError(
+                f"{where}y_train and {where}y_test hold {k} distinct labels, so K = {k} classes 0..{k - 1}, but "
+                f"{count} label(s) lie outside them (values {_values(bad)}): as they are, {int(distinct[-1]) + 1 - k}"
+                f" of {int(distinct[-1]) + 1} classes would have no example and chance would be "
+                f"1/{int(distinct[-1]) + 1}; relabel the classes 0..{k - 1}, or give num_classes="
+                f"{int(distinct[-1]) + 1} (an array 'num_classes' in the .npz, ArrayData(num_classes=...)) to keep "
+                "the empty classes.")
+    if class_names is None:
         class_names = tuple(str(i) for i in range(k))
     for key in SPLITS:
         out[key].setflags(write=False)
     return out, class_names
+
+
+def _explicit_classes(class_names, num_classes, where: str) -> tuple[str, ...] | int | None:
+    """The class names (a tuple) or the number of classes (an int) the data states, or None where it states
+    neither; both stated must agree."""
+    names = None
+    if class_names is not None:
+        array = as_numpy(class_names, f"{where}class_names")
+        if array.ndim != 1 or len(array) < 2:
+            raise DataFormatError(f"{where}class_names has shape {list(array.shape)}; give one name per class, "
+                                  "at least two.")
+        names = tuple(str(c) for c in array.tolist())
+    if num_classes is None:
+        return names
+    array = as_numpy(num_classes, f"{where}num_classes")
+    if array.size != 1 or array.dtype.kind not in "iu" or int(array.reshape(-1)[0]) < 2:
+        raise DataFormatError(f"{where}num_classes is {array.tolist()!r}; give one integer of at least 2 (the "
+                              "number of classes, labels 0..num_classes-1).")
+    k = int(array.reshape(-1)[0])
+    if names is not None and len(names) != k:
+        raise DataFormatError(f"{where}class_names names {len(names)} classes but {where}num_classes is {k}; give "
+                              "one of them, or make them agree.")
+    return names if names is not None else k
+
+
+def _values(values: np.ndarray, shown: int = 5) -> str:
+    """Label values in a sentence: the first few, and how many more."""
+    items = [str(int(v)) for v in values[:shown]]
+    return ", ".join(items) + (f" and {len(values) - shown} more" if len(values) > shown else "")
 
 
 def arrays_digest(arrays: dict, class_names: tuple[str, ...]) -> str:
@@ -131,6 +175,7 @@ def user_info(name: str, title: str, arrays: dict, class_names: tuple[str, ...],
         n_train=len(x), n_test=len(arrays["x_test"]), kind="arrays",
         pixel_scale=255.0 if x.dtype == np.uint8 else 1.0, crop=None, whitening="per-image", lr_decay=1.0,
         lr_decay_by_model=INCEPTION_DECAY, epochs=USER_EPOCHS, schedule_note=CONSTANT_NOTE,
+        schedule_short=CONSTANT_SHORT,
         extra={"arrays": arrays, "digest": digest, "label": label, "source": source, "stamp": stamp},
     )
 
@@ -143,7 +188,8 @@ class ArrayData:
     ``x_train``/``x_test``: numpy arrays or torch tensors of images, N x C x H x W, N x H x W x C or grey
     N x H x W (the channel axis is whichever of axis 1 and axis 3 has size 1 or 3; a shape where both or neither
     do is refused); uint8 (pixels 0-255, divided by 255) or floats (used as they are). ``y_train``/``y_test``:
-    integer labels 0..K-1. ``name``: letters, digits, ``.``, ``_``, ``-``. The data set is registered as
+    integer labels 0..K-1 (K: ``len(class_names)``, else ``num_classes``, else the number of distinct labels,
+    which must then be exactly 0..K-1). ``name``: letters, digits, ``.``, ``_``, ``-``. The data set is registered as
     ``<name>-<first 8 hex digits of the arrays' digest>`` (:attr:`dataset_name`), so the same arrays give the same
     run ids and different arrays never share a record. The paper's preprocessing applies: no crop, per-image
     whitening, unless the run says otherwise.
@@ -152,12 +198,12 @@ class ArrayData:
     """
 
     def __init__(self, x_train, y_train, x_test, y_test, name: str = "arrays",
-                 class_names: list[str] | tuple[str, ...] | None = None):
+                 class_names: list[str] | tuple[str, ...] | None = None, num_classes: int | None = None):
         if not isinstance(name, str) or not SAFE_NAME.fullmatch(name):
             raise DataFormatError(f"ArrayData's name must be letters, digits, '.', '_' or '-' (it names the run "
                                   f"folders); got {name!r}.")
         given = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
-        self.arrays, self.class_names = checked_arrays(given, class_names)
+        self.arrays, self.class_names = checked_arrays(given, class_names, num_classes=num_classes)
         self.name = name
         self.digest = arrays_digest(self.arrays, self.class_names)
 

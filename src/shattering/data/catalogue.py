@@ -52,7 +52,8 @@ class DatasetInfo:
     lr_decay_by_model: dict = field(default_factory=dict, compare=False, hash=False)
     epochs: int = 200  # default epoch budget
     paper_data: bool = False  # the paper trained on this data set (its recipe is the default)
-    schedule_note: str = ""
+    schedule_note: str = ""  # why the default schedule, with the measurement behind it
+    schedule_short: str = ""  # the same in a few words, for a run's printed summary (default: schedule_note)
     homepage: str = ""
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
@@ -63,6 +64,10 @@ class DatasetInfo:
     def schedule_reason(self, model: str) -> str:
         """Why ``model`` gets its default schedule on this data set (printed with every run)."""
         return DECAY_NOTE if model in self.lr_decay_by_model else self.schedule_note
+
+    def schedule_reason_short(self, model: str) -> str:
+        """:meth:`schedule_reason` in a few words."""
+        return DECAY_SHORT if model in self.lr_decay_by_model else (self.schedule_short or self.schedule_note)
 
     @property
     def num_classes(self) -> int:
@@ -142,6 +147,8 @@ CONSTANT_NOTE = (f"{_CONSTANT} (measured on digits and Fashion-MNIST: 24.2% and 
                  "at a constant 0.01 both fit)")
 DECAY_NOTE = ("the paper's x0.95 per epoch: with lr0 0.1 its budget of 2.0 fits random labels on small data, where "
               "a constant 0.1 does not settle (measured: 1,000 Fashion-MNIST images fit at epoch 28)")
+CONSTANT_SHORT = "the paper's x0.95 per epoch stalls on small data"
+DECAY_SHORT = "the paper's x0.95 per epoch, which it needs to settle"
 # The Inceptions start at lr 0.1: the paper's decay leaves them a budget of 2.0, enough to fit random labels on
 # small data (measured: 1,000 Fashion-MNIST images fit at epoch 28), and they need the decay to settle.
 INCEPTION_DECAY = {"inception-small": 0.95, "inception-small-nobn": 0.95}
@@ -150,13 +157,14 @@ for _info in (
     DatasetInfo(
         name="digits", title="scikit-learn digits (bundled, 8x8)", shape=(1, 8, 8),
         class_names=tuple(str(i) for i in range(10)), n_train=1437, n_test=360, kind="sklearn",
-        pixel_scale=16.0, epochs=1000, schedule_note=DIGITS_NOTE, lr_decay_by_model=INCEPTION_DECAY,
+        pixel_scale=16.0, epochs=1000, schedule_note=DIGITS_NOTE,
+        schedule_short=CONSTANT_SHORT, lr_decay_by_model=INCEPTION_DECAY,
         homepage="https://scikit-learn.org/stable/datasets/toy_dataset.html#digits-dataset",
     ),
     DatasetInfo(
         name="mnist1d", title="MNIST-1D (generated, 40 samples per signal)", shape=(1, 1, 40),
         class_names=tuple(str(i) for i in range(10)), n_train=4000, n_test=1000, kind="generated",
-        pixel_scale=1.0, whitening="none", epochs=1000, schedule_note=CONSTANT_NOTE,
+        pixel_scale=1.0, whitening="none", epochs=1000, schedule_note=CONSTANT_NOTE, schedule_short=CONSTANT_SHORT,
         lr_decay_by_model=INCEPTION_DECAY,
         homepage="https://github.com/greydanus/mnist1d",
     ),
@@ -166,6 +174,7 @@ for _info in (
         files=_idx_files(_MNIST_MIRRORS, ("f68b3c2dcbeaaa9fbdd348bbdeb94873", "d53e105ee54ea40749a09fcbcd1e9432",
                                           "9fb629c4189551a2d022fa330f9573f3", "ec29112dd5afa0611ce80d1b7f02629c")),
         system_dirs=("/usr/share/datasets/mnist",), epochs=200, schedule_note=CONSTANT_NOTE,
+        schedule_short=CONSTANT_SHORT,
         lr_decay_by_model=INCEPTION_DECAY,
         homepage="http://yann.lecun.com/exdb/mnist/",
     ),
@@ -178,6 +187,7 @@ for _info in (
             "8d4fb7e6c68d591d4c3dfef9ec88bf0d", "25c81989df183df01b3e8a0aad5dffbe",
             "bef4ecab320f06d8554ea6380940ec79", "bb300cfdad3c16e7a12a480ee83cd310")),
         system_dirs=("/usr/share/datasets/fashion-mnist",), epochs=200, schedule_note=FASHION_NOTE,
+        schedule_short=CONSTANT_SHORT,
         lr_decay_by_model=INCEPTION_DECAY,
         homepage="https://github.com/zalandoresearch/fashion-mnist",
     ),
@@ -205,6 +215,7 @@ for _info in (
     DatasetInfo(
         name="imagenet", title="ImageNet (ILSVRC 2012, image folder)", shape=(3, 299, 299), class_names=(),
         n_train=1_281_167, n_test=50_000, kind="image-folder", lr_decay=0.94, epochs=100, paper_data=True,
+        schedule_short="x0.94 per epoch, about the TensorFlow Inception package's decay",
         schedule_note=("x0.94 per epoch [I]: the TensorFlow Inception package the paper reuses decays the "
                        "learning rate x0.16 every 30 epochs, about x0.94 per epoch; the paper gives no value"),
         homepage="https://www.image-net.org/challenges/LSVRC/2012/",

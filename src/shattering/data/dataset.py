@@ -15,7 +15,7 @@ from functools import cached_property
 import numpy as np
 
 from ..errors import ConfigError
-from ..validation import must_be
+from ..validation import setting_must_be
 from .catalogue import dataset_info
 from .preprocess import (
     WHITENINGS,
@@ -101,6 +101,28 @@ class LabelledSplits:
     def test_label_noise(self) -> float:
         return float((self.y_test != self.y_test_original).mean()) if self.n_test else 0.0
 
+    def missing_classes(self) -> dict[str, list[int]]:
+        """The classes with no example in a split (by the data's own labels, before any corruption: random labels
+        missing a class are the randomization's doing), by split; empty where every class has one."""
+        out = {}
+        for split, y in (("train", self.y_train_original), ("test", self.y_test_original)):
+            missing = np.flatnonzero(np.bincount(np.asarray(y, dtype=np.int64), minlength=self.num_classes) == 0)
+            if len(missing):
+                out[split] = missing.tolist()
+        return out
+
+    def warnings(self) -> list[str]:
+        """What a user must know about these data before reading a result: a class with no example in a split."""
+        why = {"train": "training split: a network never sees them, and test examples of them count as wrong",
+               "test": "test split: test accuracy says nothing about them"}
+        out = []
+        for split, missing in self.missing_classes().items():
+            names = ", ".join(self.class_names[c] for c in missing[:5]) + (
+                f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+            out.append(f"{len(missing)} of the {self.num_classes} classes ({names}) "
+                       f"{'has' if len(missing) == 1 else 'have'} no example in the {why[split]}.")
+        return out
+
     def describe(self) -> dict:
         """A JSON-ready summary (what ``shatter data show --json`` prints); needs ``name``, ``shape``,
         ``corruption``, ``p``, ``seed``, ``corruption_details``, ``preprocessing`` and ``fingerprint`` too."""
@@ -120,6 +142,8 @@ class LabelledSplits:
             **self.corruption_details,
             "preprocessing": self.preprocessing,
             "fingerprint": self.fingerprint,
+            "missing_classes": self.missing_classes(),
+            "warnings": self.warnings(),
         }
 
 
@@ -174,13 +198,13 @@ def prepare(raw: RawData, *, train_size: int | None = None, test_size: int | Non
     crop = info.crop if crop == "default" else crop
     whitening = info.whitening if whitening == "default" else whitening
     if whitening not in WHITENINGS:
-        raise ConfigError(must_be("whitening", f"one of {', '.join(WHITENINGS)}", whitening, of="prepare"))
+        raise ConfigError(setting_must_be("whitening", f"one of {', '.join(WHITENINGS)}", whitening))
     h, w = raw.x_train.shape[-2:]
     if crop is not None and (crop < 1 or crop > min(h, w)):
-        raise ConfigError(must_be("crop", f"between 1 and {min(h, w)} for {raw.name} ({h}x{w})", crop, of="prepare"))
+        raise ConfigError(setting_must_be("crop", f"between 1 and {min(h, w)} for {raw.name} ({h}x{w})", crop))
     for label, size, total in (("train_size", train_size, len(raw.y_train)), ("test_size", test_size, len(raw.y_test))):
         if size is not None and not 1 <= size <= total:
-            raise ConfigError(must_be(label, f"between 1 and {total} for {raw.name}", size, of="prepare"))
+            raise ConfigError(setting_must_be(label, f"between 1 and {total} for {raw.name}", size))
     tr = stratified_subset(raw.y_train, train_size, subset_seed, STREAM_TRAIN_SUBSET) if train_size else None
     te = stratified_subset(raw.y_test, test_size, subset_seed, STREAM_TEST_SUBSET) if test_size else None
     x_train_raw = raw.x_train if tr is None else raw.x_train[tr]

@@ -2,7 +2,8 @@
 ArrayData`, accepted wherever a data set name is, then prepared (Appendix A) and randomized (Section 2.1) as the
 built-in data sets are.
 
-- ``path/to/file.npz``: arrays ``x_train``, ``y_train``, ``x_test``, ``y_test`` (optional ``class_names``);
+- ``path/to/file.npz``: arrays ``x_train``, ``y_train``, ``x_test``, ``y_test`` (optional ``class_names``, or
+  ``num_classes`` to keep classes that no example has);
 - ``path/to/folder``: ``train/<class>/<image>`` and ``test/<class>/<image>`` (or ``val/``), PNG or JPEG, all one
   size, classes the sorted sub-folder names of ``train/``, read into memory (small data; ImageNet-sized folders
   are streamed instead: ``--dataset imagenet --data-dir DIR``).
@@ -142,11 +143,18 @@ def files_stamp(path: Path) -> str:
 
 def read_npz(path: Path) -> tuple[dict, tuple[str, ...]]:
     """The checked arrays of an .npz file and its class names."""
+    save = "save the arrays with numpy.savez(path, x_train=..., y_train=..., x_test=..., y_test=...)"
+    try:
+        zipped = zipfile.is_zipfile(path)
+    except OSError as exc:
+        raise DataFormatError(f"{path} could not be read ({exc.strerror or exc}); check the file.") from None
+    if not zipped:  # numpy would try it as a pickle and advise allow_pickle=True: never right for data
+        raise DataFormatError(f"{path} is not an .npz file (an .npz is a zip archive, and this file is not one); "
+                              f"{save}.")
     try:
         z = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise DataFormatError(f"{path} is not a readable .npz file ({exc}); save the arrays with "
-                              "numpy.savez.") from None
+        raise DataFormatError(f"{path} is not a readable .npz file ({type(exc).__name__}); {save}.") from None
     if not isinstance(z, np.lib.npyio.NpzFile):
         raise DataFormatError(f"{path} holds one array, not the arrays {', '.join(SPLITS)}; save them with "
                               "numpy.savez(path, x_train=..., y_train=..., x_test=..., y_test=...).")
@@ -159,10 +167,11 @@ def read_npz(path: Path) -> tuple[dict, tuple[str, ...]]:
         try:
             arrays = {k: z[k] for k in SPLITS}
             class_names = z["class_names"] if "class_names" in z.files else None
+            num_classes = z["num_classes"] if "num_classes" in z.files else None
         except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:  # object arrays, damaged members
             raise DataFormatError(f"{path} holds an array that cannot be read without pickles ({exc}); save "
                                   "numeric arrays (and class_names as strings) with numpy.savez.") from None
-    return checked_arrays(arrays, class_names, where=f"{path}:")
+    return checked_arrays(arrays, class_names, where=f"{path}:", num_classes=num_classes)
 
 
 def _subfolders(folder: Path) -> list[str]:

@@ -28,7 +28,7 @@ from .._openmp import PLANNED_ENV
 from ..config import RunConfig
 from ..data.user_data import in_memory
 from ..errors import ConfigError
-from ..formatting import on_terminal
+from ..formatting import guard_closed_pipes, on_terminal
 from ..lease import cores_held_elsewhere, cpu_cores, leased_threads, warn
 from ..models import is_builtin, is_import_path
 from ..runs import RunRecord
@@ -255,6 +255,7 @@ def _lost(left: dict, i: int | None, exitcode: int | None, error: str | None = N
 
 def _worker(w: int, tasks, results, threads: int, plan: dict, keep_checkpoints: str, progress: bool) -> None:
     """A worker process: groups from ``tasks`` until None, each run's outcome to ``results`` as it ends."""
+    guard_closed_pipes()  # its epoch lines may go to a pipe its reader closed: the runs go on
     torch.set_num_threads(threads)
     set_process_threads(threads, plan)
     while True:

@@ -29,6 +29,7 @@ class Outcome:
     details: dict = field(default_factory=dict)
     locked: bool = False  # another process is training the run: the sweep waits for it and comes back
     moved_aside: Path | None = None  # where a rerun moved the old record
+    damage: tuple[str, ...] = ()  # what was damaged in the record moved aside (then trained again)
 
     @property
     def ok(self) -> bool:
@@ -38,9 +39,16 @@ class Outcome:
     def status(self) -> str:
         return self.summary["status"] if self.summary else "failed"
 
-    def line(self) -> str:
+    def line(self, brief: bool = False) -> str:
+        """How the run ended, in its message's words; ``brief``: without the measured reasons a run did not fit
+        (what a sweep's progress line shows: the sweep sums them up at its end)."""
         if self.summary is not None:
             text = reuse_message(self.summary) if self.skipped else self.summary["message"]
+            if brief and " Measured: " in text:
+                text = text.split(" Measured: ")[0]
+            if self.moved_aside and self.damage:
+                return text + (f" The record held damaged files ({'; '.join(self.damage)}): it was moved aside to "
+                               f"{self.moved_aside} and the run trained again.")
             return text + (f" The old record was moved aside to {self.moved_aside}." if self.moved_aside else "")
         return f"{describe(self.config)}: FAILED: {self.error}"
 
@@ -73,7 +81,7 @@ def run_one(cfg: RunConfig, progress: bool = False, keep_checkpoints: str = "las
         return Outcome(cfg, record.dir, error=f"{type(exc).__name__}: {exc}", seconds=time.perf_counter() - t0,
                        details={"traceback": trace})
     return Outcome(cfg, result.run_dir, summary=result.summary, skipped=result.reused,
-                   seconds=time.perf_counter() - t0)
+                   seconds=time.perf_counter() - t0, moved_aside=result.moved_aside, damage=result.damage)
 
 
 def failed(outcomes: Sequence[Outcome]) -> list[Outcome]:
@@ -82,8 +90,9 @@ def failed(outcomes: Sequence[Outcome]) -> list[Outcome]:
 
 
 def summary_table(outcomes: Sequence[Outcome]) -> str:
-    """A plain-text table, one row per run: status, epochs to fit, accuracies, record."""
-    rows = [("status", "run", "fit epoch", "train acc", "test acc", "record")]
+    """A plain-text table, one row per run: status, epochs to fit, accuracies, run id (its record is the folder
+    ending in it)."""
+    rows = [("status", "run", "fit epoch", "train acc", "test acc", "run id")]
     for o in outcomes:
         s = o.summary
         if s is None:
@@ -91,6 +100,6 @@ def summary_table(outcomes: Sequence[Outcome]) -> str:
             continue
         final = s["final"]
         rows.append((s["status"], describe(o.config), str(s["fit_epoch"] or "-"),
-                     f"{100 * final['train_acc']:.2f}%", f"{100 * final['test_acc']:.2f}%", o.run_dir.name))
+                     f"{100 * final['train_acc']:.2f}%", f"{100 * final['test_acc']:.2f}%", o.config.run_id()))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows)
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)

@@ -80,14 +80,19 @@ def run_packed_group(configs: Sequence[RunConfig], keep_checkpoints: str = "last
     A run another process is training is ``locked`` (not trained here); one whose data fails to load removes
     the record folder this call created for it. ``execution``: how the pack ran (threads, cores, workers), put
     in every member's summary."""
-    pending = []
+    pending, repaired = [], {}
     for cfg in (c.resolved() for c in configs):
         record = RunRecord(cfg.run_dir())
         summary = record.read_summary()
         if summary is not None:
             yield Outcome(cfg, record.dir, summary=summary, skipped=True)
-        else:
-            pending.append((cfg, record))
+            continue
+        try:
+            repaired[record.dir] = record.set_aside_if_damaged()  # trained again from its config
+        except ShatteringError as exc:  # another process holds it, or it cannot be moved
+            yield Outcome(cfg, record.dir, error=str(exc), locked=isinstance(exc, RunLockedError))
+            continue
+        pending.append((cfg, record))
     if not pending:
         return
     with contextlib.ExitStack() as locks:
@@ -139,6 +144,8 @@ def run_packed_group(configs: Sequence[RunConfig], keep_checkpoints: str = "last
                     summary = {**summary, "execution": execution}
                 record.write_summary(summary)
                 record.prune_checkpoints(keep_checkpoints)
-                yield Outcome(member.cfg, record.dir, summary=summary, seconds=seconds)
+                moved, damage = repaired.get(record.dir, (None, []))
+                yield Outcome(member.cfg, record.dir, summary=summary, seconds=seconds, moved_aside=moved,
+                              damage=tuple(damage))
     for cfg in alone:
         yield run_one(cfg, progress, keep_checkpoints=keep_checkpoints)

@@ -90,10 +90,10 @@ def run_sweep(configs: Iterable[RunConfig], *, executor: str = "local", progress
                 log(text)
 
         for i, outcome in enumerate(sharing_work(execute, configs, say), 1):
-            outcome.moved_aside = moved.get(outcome.config.run_id())
+            outcome.moved_aside = moved.get(outcome.config.run_id()) or outcome.moved_aside
             outcomes.append(outcome)
             bar.update(1)
-            say(f"[{i}/{len(configs)}] {outcome.line()}")
+            say(f"[{i}/{len(configs)}] {outcome.line(brief=True)}")
     order = {cfg.run_id(): i for i, cfg in enumerate(configs)}
     return sorted(outcomes, key=lambda o: order.get(o.config.run_id(), len(order)))
 

@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from . import build
 from .alexnet import AlexNetSmall
-from .build import architecture_digest, build_model, check_output, is_builtin, paper_param_count
+from .build import (
+    architecture_digest,
+    build_model,
+    check_output,
+    dropout_refused,
+    is_builtin,
+    paper_param_count,
+    takes_keyword,
+)
 from .catalogue import (
     MODELS,
     USER_LR,
@@ -27,6 +35,7 @@ from .vit import VisionTransformer
 from .wide_resnet import WideResNet
 
 __all__ = ["MODELS", "USER_LR", "ModelInfo", "architecture_digest", "build_model", "check_model", "check_output",
+           "dropout_refused", "takes_keyword",
            "is_builtin", "is_import_path", "model_info", "model_name_for", "model_names", "paper_param_count",
            "register_model"]
 

@@ -6,6 +6,7 @@ the researcher's own network)."""
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 
 import torch
@@ -29,8 +30,12 @@ def build_model(name: str, input_shape: tuple[int, int, int], num_classes: int, 
     shape = tuple(int(s) for s in input_shape)
     if name in BUILTIN and not options.keys() - {"aux_logits"}:
         return info.factory(shape, int(num_classes), dropout=dropout, **options)
+    if takes_keyword(info.factory, "dropout"):
+        options = {"dropout": dropout, **options}
+    elif dropout:
+        raise ConfigError(dropout_refused(name, dropout))
     try:
-        model = info.factory(shape, int(num_classes), dropout=dropout, **options)
+        model = info.factory(shape, int(num_classes), **options)
     except Exception as exc:  # the user's code: whatever it raises is reported as theirs, in one sentence
         raise ConfigError(f"Model {name!r} could not be built for inputs {list(shape)} and {num_classes} classes "
                           f"({type(exc).__name__}: {exc}); it is called as {FACTORY_CALL}.") from None
@@ -38,6 +43,24 @@ def build_model(name: str, input_shape: tuple[int, int, int], num_classes: int, 
         raise ConfigError(f"Model {name!r}'s factory returned a {type(model).__name__}, not an nn.Module; it is "
                           f"called as {FACTORY_CALL} and must return the network.")
     return model
+
+
+def takes_keyword(factory, name: str) -> bool:
+    """Whether ``factory`` accepts the keyword argument ``name`` (by name, or through ``**kwargs``); True where its
+    signature cannot be read (calling it will tell)."""
+    try:
+        parameters = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    return any(p.kind is p.VAR_KEYWORD or (p.name == name and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+               for p in parameters)
+
+
+def dropout_refused(name: str, dropout: float) -> str:
+    """The one sentence refusing a dropout a user model's factory cannot take."""
+    return (f"Model {name!r}'s factory takes no 'dropout' argument, so a dropout of {dropout:g} cannot be applied to "
+            "it; add a dropout keyword to the factory (def factory(input_shape, num_classes, dropout=0.0)), or leave "
+            "dropout at 0.")
 
 
 def paper_param_count(model: nn.Module) -> int:

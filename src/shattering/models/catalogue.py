@@ -21,8 +21,9 @@ from ..validation import must_be
 class ModelInfo:
     """A model by name: how to build it and the facts the rest of shattering asks of it.
 
-    ``factory(input_shape, num_classes, dropout=0.0, **options)`` returns an ``nn.Module`` for inputs of shape
-    (C, H, W). ``lr`` is the default initial learning rate (the paper's, Section 2.1, for its models);
+    ``factory(input_shape, num_classes, **options)`` returns an ``nn.Module`` for inputs of shape (C, H, W); it
+    gets ``dropout=...`` too where it takes a ``dropout`` argument (every built-in factory does). ``lr`` is the
+    default initial learning rate (the paper's, Section 2.1, for its models);
     ``paper_params`` Table 1's parameter count at 28x28x3 and 10 classes (None: not a Table 1 model);
     ``convolutional`` decides the memory layout (channels_last) and the CPU evaluation batch; ``packable``
     says that many runs of it may be trained as one packed model (only MLPs: see ``executors/packing.py``);
@@ -70,7 +71,7 @@ def model_names() -> tuple[str, ...]:
 # A user model's initial learning rate unless it declares one (a ModelInfo) or --lr is given: the paper's rate
 # for its models without batch norm (Section 2.1), stated in every run's schedule line.
 USER_LR = 0.01
-FACTORY_CALL = "factory(input_shape, num_classes, dropout=..., **model_args)"
+FACTORY_CALL = "factory(input_shape, num_classes, **model_args), plus dropout=... where it takes a dropout argument"
 
 
 def is_import_path(name: object) -> bool:

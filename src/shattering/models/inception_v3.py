@@ -7,7 +7,13 @@ TensorFlow model), ``transform_input=False`` (shattering's preprocessing is its 
 classifier at the run's ``dropout`` (Table 2 toggles it; the TF model's keep probability 0.8 is dropout 0.2
 [I]). The auxiliary classifier is off unless ``aux_logits``: then training returns ``(logits, aux_logits)``
 and the loop adds 0.4 x the auxiliary loss (the weight of the TF and torchvision recipes [I]); evaluation
-uses the main logits only. Inputs must be at least 75 x 75 pixels (the paper: 299 x 299).
+uses the main logits only.
+
+The smallest input (the paper: 299 x 299) depends on that option. The stem and the reductions take a side h to
+h1 = (h - 3) // 2 + 1, h2 = h1 - 2, h3 = (h2 - 3) // 2 + 1, h4 = h3 - 2, h5 = (h4 - 3) // 2 + 1 (Mixed_5*) and
+h6 = (h5 - 3) // 2 + 1 (Mixed_6*, 17 at 299). The main path needs h6 >= 1 after one more 3x3 stride-2
+reduction (h >= 75); the auxiliary classifier pools Mixed_6e's map 5x5 with stride 3 and then applies a 5x5
+convolution, so it needs (h6 - 5) // 3 + 1 >= 5, h6 >= 17: h >= 299.
 """
 
 from __future__ import annotations
@@ -17,7 +23,13 @@ from torch import nn
 
 from ..errors import ConfigError
 
-MIN_SIZE = 75  # the smallest input whose feature map survives Inception V3's strides
+MIN_SIZE = 75  # the smallest input side whose feature map survives Inception V3's strides (module docstring)
+MIN_SIZE_AUX = 299  # ... with the auxiliary classifier, whose 5x5 pooling and 5x5 convolution need more
+
+
+def min_side(aux_logits: bool = False) -> int:
+    """The smallest image side Inception V3 takes, with or without its auxiliary classifier."""
+    return MIN_SIZE_AUX if aux_logits else MIN_SIZE
 
 
 def import_torchvision():
@@ -36,15 +48,19 @@ def import_torchvision():
 
 
 class InceptionV3(nn.Module):
-    """torchvision's Inception V3 for (3, H, W) inputs with H, W >= 75 and ``num_classes`` outputs."""
+    """torchvision's Inception V3 for (3, H, W) inputs with H, W >= 75 (>= 299 with ``aux_logits``) and
+    ``num_classes`` outputs."""
 
     def __init__(self, input_shape: tuple[int, int, int], num_classes: int, dropout: float = 0.0,
                  aux_logits: bool = False):
         super().__init__()
         c, h, w = input_shape
-        if c != 3 or min(h, w) < MIN_SIZE:
-            raise ConfigError(f"inception-v3 takes RGB images of at least {MIN_SIZE}x{MIN_SIZE} pixels (the paper: "
-                              f"299x299; set --image-size); got {c}x{h}x{w}.")
+        side = min_side(aux_logits)
+        if c != 3 or min(h, w) < side:
+            raise ConfigError(f"inception-v3 takes RGB images of at least {side}x{side} pixels"
+                              + (" with its auxiliary classifier (--aux-logits; without it 75x75)" if aux_logits else
+                                 f" ({MIN_SIZE_AUX}x{MIN_SIZE_AUX} with --aux-logits)")
+                              + f" (the paper: 299x299; set --image-size); got {c}x{h}x{w}.")
         tv = import_torchvision()
         self.net = tv.models.inception_v3(weights=None, aux_logits=aux_logits, transform_input=False,
                                           init_weights=True, num_classes=num_classes, dropout=dropout)

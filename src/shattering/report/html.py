@@ -31,7 +31,7 @@ from .run_curves import curves_svg
 from .theory_results import find_theory_results, theory_html
 
 STATUS_LABELS = {"fit": "fit", "not-fit": "did not fit", "diverged": "diverged", "failed": "failed",
-                 "unfinished": "unfinished"}
+                 "unfinished": "unfinished", "damaged": "damaged"}
 RECORD_FILES = ("summary.json", "config.json", "checkpoint.pt", "checkpoint.prev.pt", "metrics.jsonl")
 
 
@@ -89,7 +89,7 @@ def render_page(root: Path, artefacts: list[tuple[Path, dict]], runs: list[dict]
                 theory: list[tuple[Path, str, dict]] = (), *, title: str | None = None) -> str:
     """The page for what :func:`collect` found under ``root``, titled ``title`` (default: :func:`default_title`)."""
     title = title or default_title(artefacts, runs, theory)
-    known = {r["run_id"] for r in runs if r.get("run_id") and r["status"] != "unfinished"}
+    known = {r["run_id"] for r in runs if r.get("run_id") and r["status"] not in ("unfinished", "damaged")}
     toc = "".join(f'<li><a href="#artefact-{escape(d.get("preset", ""))}-{escape(d.get("artefact", ""))}">'
                   f"{escape(d.get('paper_ref', ''))}: {escape(d.get('title', ''))}</a></li>" for _, d in artefacts)
     toc += "".join(f'<li><a href="#theory-{escape(c)}-{len(p.parts)}-{escape(p.parent.name)}">Theory: '
@@ -167,6 +167,14 @@ def _run_row(root: Path, d: Path, summary: dict | None, config: dict | None, rec
     cfg = _dict(config.get("config"))
     shown = [m for m in metrics if m.get("evaluated", True) is not False]  # the last epoch with accuracies
     last = shown[-1] if shown else {}
+    damage = record.damage()
+    if damage:
+        return {"status": "damaged", "run_name": d.name, "folder": rel, "run_id": config.get("run_id"),
+                **_settings(cfg), "epochs": len(metrics), "fit_epoch": None, "train_acc": None, "test_acc": None,
+                "fingerprint": config.get("data_fingerprint"),
+                "version": _dict(config.get("versions")).get("shattering"), "schedule": None,
+                "message": f"damaged: {'; '.join(damage)}. Not a result: run the same command again to repair it.",
+                "metrics": metrics}
     return {"status": "unfinished", "run_name": d.name, "folder": rel, "run_id": config.get("run_id"),
             **_settings(cfg), "epochs": len(metrics), "fit_epoch": None,
             "train_acc": _number(last.get("train_acc")), "test_acc": _number(last.get("test_acc")),
@@ -325,7 +333,8 @@ def _runs_html(runs: list[dict]) -> str:
     for r in runs:
         rid = r.get("run_id") or ""
         # one anchor per run id (a copied run folder appears twice; HTML ids must be unique)
-        anchor = f' id="run-{escape(rid)}"' if rid and rid not in anchored and r["status"] != "unfinished" else ""
+        result = r["status"] not in ("unfinished", "damaged")
+        anchor = f' id="run-{escape(rid)}"' if rid and rid not in anchored and result else ""
         anchored.add(rid)
         rows.append(
             f'<tr{anchor} class="{escape(r["status"])}" title="{escape(r.get("message", ""))}">'
@@ -350,6 +359,9 @@ def _runs_html(runs: list[dict]) -> str:
     unfinished = counts.get("unfinished", 0)
     warn = (f'<p class="missing">{unfinished} unfinished run(s): records without a summary (interrupted, or still '
             "running). They are not results; run the same command again to resume them.</p>") if unfinished else ""
+    damaged = counts.get("damaged", 0)
+    warn += (f'<p class="missing">{damaged} damaged run(s): records with a damaged file (named in each row). They '
+             "are not results; run the same command again to repair them.</p>") if damaged else ""
     return (f'<section id="runs"><h2>All runs found ({len(runs)}: {escape(summary)})</h2>{warn}'
             '<table class="runs"><thead><tr>' + "".join(f"<th>{h}</th>" for h in RUN_COLUMNS)
             + "</tr></thead><tbody>" + "".join(rows) + "</tbody></table></section>")
@@ -374,7 +386,7 @@ th,td{border:1px solid #ddd;padding:.2em .45em;text-align:left;vertical-align:to
 .scroll{overflow-x:auto}
 .badge{display:inline-block;padding:0 .45em;border-radius:.6em;font-size:.85em;white-space:nowrap}
 .badge.fit{background:#d9f2dd;color:#14591f}.badge.not-fit{background:#fde7c7;color:#7a4500}
-.badge.diverged,.badge.failed{background:#f9d2d2;color:#8a1010}.badge.unfinished{background:#e4e4e4;color:#444}
+.badge.diverged,.badge.failed,.badge.damaged{background:#f9d2d2;color:#8a1010}.badge.unfinished{background:#e4e4e4;color:#444}
 td.fit{color:#14591f}td.not-fit{color:#7a4500;font-weight:600}td.diverged,td.failed{color:#8a1010;font-weight:600}
 tr.unfinished td{color:#777;font-style:italic}
 .missing{color:#8a1010}

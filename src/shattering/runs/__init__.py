@@ -5,7 +5,8 @@
 - :mod:`~shattering.runs.lifecycle`: :func:`run` opens the record, locks it, reuses or resumes it, trains,
   and writes the summary (``RunResult``); :mod:`~shattering.runs.provenance`: when and by which code a reused
   record was made; :mod:`~shattering.runs.measured`: the complexity measures of a finished run, from its
-  checkpoint (:func:`measure_run`).
+  checkpoint (:func:`measure_run`); :mod:`~shattering.runs.trained`: a finished run's network read back
+  (:func:`load_model`, :func:`read_checkpoint`).
 - :mod:`~shattering.runs.table`: every record under a folder as a table (:func:`load_runs`) and every run's
   per-epoch metrics in long form (:func:`load_curves`), read from the files alone.
 """
@@ -28,3 +29,6 @@ from .record import record_for as record_for
 from .table import load_curves as load_curves
 from .table import load_runs as load_runs
 from .table import select_runs as select_runs
+from .trained import load_model as load_model
+from .trained import read_checkpoint as read_checkpoint
+from .trained import trained_run as trained_run

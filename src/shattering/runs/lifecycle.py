@@ -40,6 +40,7 @@ class RunResult:
     summary: dict
     reused: bool = False
     moved_aside: Path | None = None
+    damage: tuple[str, ...] = ()  # what was damaged in the record that a rerun moved aside (then trained again)
 
     @property
     def status(self) -> str:
@@ -53,7 +54,10 @@ class RunResult:
     def message(self) -> str:
         """The run's message; a reused record's says when and by which code it was made."""
         text = reuse_message(self.summary) if self.reused else self.summary["message"]
-        if self.moved_aside is not None:
+        if self.moved_aside is not None and self.damage:
+            text += (f" The record held damaged files ({'; '.join(self.damage)}): it was moved aside to "
+                     f"{self.moved_aside} and the run trained again.")
+        elif self.moved_aside is not None:
             text += f" The old record was moved aside to {self.moved_aside}."
         return text
 
@@ -61,7 +65,8 @@ class RunResult:
         """The summary with how this call got it (what ``--json`` prints): ``reused`` (and when and by which
         code the record was made), and where a rerun moved the old record."""
         return {**self.summary, "reused": self.reused, "reuse": reuse_facts(self.summary) if self.reused else None,
-                "moved_aside": str(self.moved_aside) if self.moved_aside is not None else None}
+                "moved_aside": str(self.moved_aside) if self.moved_aside is not None else None,
+                "damage": list(self.damage)}
 
     @property
     def advice(self) -> list[str]:
@@ -139,6 +144,8 @@ def run(config: RunConfig | dict | None = None, /, *, progress: bool = False, da
     summary = distributed.agree(dist, record.read_summary())
     if summary is not None:
         return RunResult(record.dir, summary, reused=True)
+    set_aside, damage = distributed.agree(dist, record.set_aside_if_damaged())  # never read back nor resumed over
+    moved = set_aside or moved
     created = not record.dir.exists()
     with record.lock(), distributed.collective_work(dist):
         summary = distributed.agree(dist, record.read_summary())  # another process may have finished it
@@ -152,7 +159,7 @@ def run(config: RunConfig | dict | None = None, /, *, progress: bool = False, da
             raise
         record.write_summary(summary)
         record.prune_checkpoints(keep_checkpoints)
-    return RunResult(record.dir, summary, moved_aside=moved)
+    return RunResult(record.dir, summary, moved_aside=moved, damage=tuple(damage))
 
 
 def _train(cfg: RunConfig, record: RunRecord, data: ImageData | None, progress: bool,

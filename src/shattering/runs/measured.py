@@ -10,51 +10,21 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from ..config import RunConfig
-from ..devices import resolve_device
 from ..errors import RecordError, ShatteringError
 from ..measures import with_measures
-from ..train.data import make_data
 from ..train.in_memory import device_tensors
-from ..train.trainer import init_model
 from .record import RunRecord
 from .table import find_record_dirs
+from .trained import trained_run
 
 
 def measure_run(run_dir: str | Path, *, device: str | None = None, write: bool = True) -> dict:
     """Measure the finished run in ``run_dir`` (:func:`shattering.measures.with_measures`) and return its summary
     with ``measures`` and ``measures_seconds``; ``write``: store them in the record's ``summary.json``
     (atomically). ``device``: where to compute (default: the run's own device setting)."""
-    record = RunRecord(run_dir)
-    written = record.read_config()
-    summary = record.read_summary()
-    if written is None or "config" not in written:
-        raise RecordError(f"{record.dir} is no run record (it has no readable config.json); pass the folder of "
-                          "one run, or a folder of runs.")
-    if summary is None:
-        raise RecordError(f"The run in {record.dir} has not finished (no complete summary.json); measure it once "
-                          "it has ended.")
-    state, notes = record.load_checkpoint()
-    if state is None:
-        raise RecordError(f"The run in {record.dir} kept no checkpoint" + (f" ({'; '.join(notes)})" if notes else
-                          " (it was run with keep_checkpoints 'none')") + ", so its network cannot be measured; "
-                          "run it again with keep_checkpoints 'last' to measure it.")
-    if state.get("epoch") != summary.get("epochs"):
-        raise RecordError(f"The newest intact checkpoint in {record.dir} is of epoch {state.get('epoch')}, not of "
-                          f"the run's last epoch {summary.get('epochs')}" + (f" ({'; '.join(notes)})" if notes
-                          else "") + "; run it again to measure it.")
-    cfg = RunConfig.from_dict(written["config"])
-    if device is not None:
-        cfg = cfg.replace(device=device)
-    cfg = cfg.resolved()
-    data = make_data(cfg, labels_dir=record.dir)
-    model = init_model(cfg, data)
-    try:
-        model.load_state_dict(state["model"])
-    except (KeyError, RuntimeError) as exc:  # a record edited by hand, or written by other code
-        raise RecordError(f"The checkpoint in {record.dir} does not hold the network its config.json builds "
-                          f"({type(exc).__name__}); run it again to measure it.") from None
-    model = model.to(resolve_device(cfg.device))
+    trained = trained_run(run_dir, device=device)
+    record, cfg, summary, model = RunRecord(trained.run_dir), trained.config, trained.summary, trained.model
+    data = trained.data()
     x = y = None
     if hasattr(data, "x_train"):
         tensors = device_tensors(data, next(model.parameters()).device)

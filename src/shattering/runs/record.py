@@ -167,14 +167,97 @@ class RunRecord:
             with contextlib.suppress(OSError):
                 path.unlink()
 
-    def read_summary(self) -> dict | None:
-        """The summary of a finished run, or None (missing, or not a complete record: a file that lacks what
-        every summary holds is not read as a result, and the run is finished again from its checkpoint)."""
+    def summary_file(self) -> dict | None:
+        """The summary as written, or None (missing, or not a complete summary: a file that lacks what every
+        summary holds is not read as a result); whether the rest of the record is intact is :meth:`damage`'s."""
         summary = read_json(self.summary_path)
         if (summary is None or summary.get("status") not in STATUSES or not isinstance(summary.get("final"), dict)
                 or not isinstance(summary.get("config"), dict) or not isinstance(summary.get("run_id"), str)):
             return None
         return summary
+
+    def read_summary(self) -> dict | None:
+        """The summary of a finished run whose every file is intact, or None: missing, incomplete, or in a record
+        with a damaged file (:meth:`damage`), which is never read as a result (:func:`shattering.runs.run`
+        repairs it)."""
+        summary = self.summary_file()
+        return summary if summary is not None and not self.damage(summary) else None
+
+    def damage(self, summary: dict | None | bool = True) -> list[str]:
+        """What is damaged in the record, one sentence per file (empty: every file reads as it was written).
+
+        Checked: ``summary.json`` (present but not a complete summary), ``config.json`` (missing where the run
+        has epochs, unreadable, or of another run), ``metrics.jsonl`` and ``steps.csv`` (a complete line that
+        is not a row this code writes, epochs that do not increase, and in a finished run a torn last line or
+        a log that does not reach the summary's last epoch). A torn last line of an unfinished run is what a
+        crash leaves and is not damage (the resume drops it). Checkpoints carry their own checksum, read when
+        loaded (:meth:`load_checkpoint`). ``summary``: the record's summary if already read (True: read it)."""
+        if summary is True:
+            summary = self.summary_file()
+        problems = []
+        if summary is None and self.summary_path.exists():
+            problems.append("summary.json is not a complete summary")
+        rows, metric_problems, torn = self._scan_metrics()
+        steps_problems, steps_torn = self._scan_steps()
+        config = read_json(self.config_path)
+        if not self.config_path.exists():
+            if summary is not None or rows:
+                problems.append("config.json is missing")
+        elif config is None or not isinstance(config.get("run_id"), str) or not isinstance(config.get("config"),
+                                                                                            dict):
+            problems.append("config.json is not a run's config (unreadable, or not written by shattering)")
+        elif summary is not None and config["run_id"] != summary["run_id"]:
+            problems.append(f"config.json is of run {config['run_id']}, the summary of run {summary['run_id']}")
+        problems += metric_problems + steps_problems
+        if summary is not None:
+            if torn:
+                problems.append("metrics.jsonl ends in a torn line after the run finished")
+            if steps_torn:
+                problems.append("steps.csv ends in a torn line after the run finished")
+            last = rows[-1]["epoch"] if rows else None
+            if not metric_problems and last != summary.get("epochs"):
+                problems.append(f"metrics.jsonl ends at epoch {last} but the run at epoch {summary.get('epochs')}")
+        return problems
+
+    def set_aside_if_damaged(self) -> tuple[Path | None, list[str]]:
+        """Move a damaged record aside (:meth:`move_aside`, kept) so that its run trains again from its config,
+        and return where it went and what was damaged; (None, []) for an intact one. A record whose only damage
+        is its summary is left: its logs and checkpoint are intact, and the run is finished again from them. A
+        damaged record is never resumed over: the resume would drop what follows the damage."""
+        damage = [p for p in self.damage() if not p.startswith("summary.json")]
+        return (self.move_aside(), damage) if damage else (None, [])
+
+    def _scan_metrics(self) -> tuple[list[dict], list[str], bool]:
+        """Every intact row of ``metrics.jsonl``, what is wrong with the others, and whether the last line is torn
+        (written without its newline)."""
+        lines, torn = self._lines(self.metrics_path)
+        rows, problems, bad = [], [], []
+        for number, line in enumerate(lines, 1):
+            try:
+                row = json.loads(line)
+            except ValueError:
+                row = None
+            if not isinstance(row, dict) or type(row.get("epoch")) is not int:
+                bad.append(number)
+                continue
+            if rows and row["epoch"] <= rows[-1]["epoch"]:
+                problems.append(f"metrics.jsonl line {number} (epoch {row['epoch']}) does not follow epoch "
+                                f"{rows[-1]['epoch']}")
+            rows.append(row)
+        if bad:
+            problems.insert(0, f"metrics.jsonl line{'s' * (len(bad) > 1)} {_numbers(bad)} of {len(lines)} "
+                               f"{'are' if len(bad) > 1 else 'is'} not a metrics row")
+        return rows, problems, torn
+
+    def _scan_steps(self) -> tuple[list[str], bool]:
+        lines, torn = self._lines(self.steps_path)
+        if lines and lines[0] != "step,epoch,loss,lr":
+            return ["steps.csv has no step,epoch,loss,lr header"], torn
+        bad = [number for number, line in enumerate(lines[1:], 2) if _steps_row(line) is None]
+        if bad:
+            return [f"steps.csv line{'s' * (len(bad) > 1)} {_numbers(bad)} of {len(lines)} "
+                    f"{'are' if len(bad) > 1 else 'is'} not a step,epoch,loss,lr row"], torn
+        return [], torn
 
     def write_summary(self, summary: dict) -> None:
         atomic_write_json(self.summary_path, summary, fault="summary-write")
@@ -210,45 +293,29 @@ class RunRecord:
                      "steps-append")
 
     @staticmethod
-    def _lines(path: Path) -> list[str]:
-        """The lines of an appended log that were written whole: a line counts once its newline is written (a
-        crash mid-append leaves a torn last line without one, which is never read; damaged bytes end the log)."""
+    def _lines(path: Path) -> tuple[list[str], bool]:
+        """The lines of an appended log that were written whole (a line counts once its newline is written), and
+        whether a torn last line (a crash mid-append) follows them."""
         try:
-            return path.read_text(errors="replace").split("\n")[:-1]
+            parts = path.read_text(errors="replace").split("\n")
         except OSError:
-            return []
+            return [], False
+        return parts[:-1], parts[-1] != ""
 
     def read_evaluated_metrics(self) -> list[dict]:
         """The rows of the epochs that had a full evaluation (:func:`evaluated`): what curves and results read."""
         return evaluated(self.read_metrics())
 
     def read_metrics(self) -> list[dict]:
-        """Complete per-epoch rows (a torn last line from a crash is ignored), evaluated or not (an epoch
-        without a full evaluation holds only its running numbers: :func:`evaluated` keeps the others)."""
-        rows = []
-        for line in self._lines(self.metrics_path):
-            try:
-                row = json.loads(line)
-            except ValueError:
-                break
-            if not isinstance(row, dict) or type(row.get("epoch")) is not int:  # not a row this code wrote:
-                break  # the log is damaged from here on
-            rows.append(row)
-        return rows
+        """Every intact per-epoch row, evaluated or not (an epoch without a full evaluation holds only its running
+        numbers: :func:`evaluated` keeps the others). A torn last line from a crash is not a row; a damaged line
+        is left out and named by :meth:`damage`, which every reader of results consults."""
+        return self._scan_metrics()[0]
 
     def read_steps(self) -> list[dict]:
-        """Complete ``step,epoch,loss,lr`` rows (a torn last line from a crash is ignored)."""
-        rows = []
-        for line in self._lines(self.steps_path)[1:]:
-            parts = line.split(",")
-            if len(parts) != 4:
-                break
-            try:
-                rows.append({"step": int(parts[0]), "epoch": int(parts[1]), "loss": float(parts[2]),
-                             "lr": float(parts[3])})
-            except ValueError:
-                break
-        return rows
+        """Every intact ``step,epoch,loss,lr`` row (a torn last line from a crash is not one)."""
+        lines = self._lines(self.steps_path)[0]
+        return [row for row in map(_steps_row, lines[1:]) if row is not None]
 
     def truncate_logs(self, epoch: int, step: int) -> None:
         """Drop log rows written after the checkpoint being resumed (epoch, step)."""
@@ -363,6 +430,9 @@ class FollowerRecord(RunRecord):
     def read_summary(self):
         return None
 
+    def damage(self, summary=True) -> list[str]:
+        return []
+
     def write_summary(self, summary: dict) -> None:
         pass
 
@@ -393,8 +463,25 @@ class FollowerRecord(RunRecord):
     def discard_unstarted(self) -> bool:
         return False
 
+    def set_aside_if_damaged(self) -> tuple[None, list[str]]:
+        return None, []
+
     def load_checkpoint(self):
         return None, []
+
+
+def _steps_row(line: str) -> dict | None:
+    parts = line.split(",")
+    if len(parts) != 4:
+        return None
+    try:
+        return {"step": int(parts[0]), "epoch": int(parts[1]), "loss": float(parts[2]), "lr": float(parts[3])}
+    except ValueError:
+        return None
+
+
+def _numbers(values: list[int], shown: int = 5) -> str:
+    return ", ".join(map(str, values[:shown])) + (f" and {len(values) - shown} more" if len(values) > shown else "")
 
 
 def record_for(run_dir: Path, ctx: DistContext | None) -> RunRecord:

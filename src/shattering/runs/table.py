@@ -9,9 +9,11 @@ code version. :func:`load_curves` gives every run's per-epoch metrics in long fo
 epoch; ``running=True`` adds the epochs without a full evaluation, whose accuracy columns are blank).
 
 Only files are read (``config.json``, ``summary.json``, ``metrics.jsonl``; never a checkpoint, never a model).
-A record whose summary is missing, half-written or damaged is a row with status ``unfinished`` whose numbers
-are its last recorded epoch (progress, not a result); a folder with no readable config and summary is skipped
-with a warning. Records written by another version show blanks where they hold something unexpected.
+A record without a summary is a row with status ``unfinished`` whose numbers are its last recorded epoch
+(progress, not a result); a record with a damaged file (:meth:`~shattering.runs.record.RunRecord.damage`) is a
+row with status ``damaged``, its message naming the file and line, and a warning; a folder with no readable
+config and summary is skipped with a warning. Records written by another version show blanks where they hold
+something unexpected.
 """
 
 from __future__ import annotations
@@ -144,18 +146,24 @@ def _records(path: str | Path) -> list[tuple[dict, list[dict]]]:
     out = []
     for d in find_record_dirs(root):
         record = RunRecord(d)
-        summary, config = record.read_summary(), record.read_config()
+        summary, config = record.summary_file(), record.read_config()
         if summary is None and not (config is not None and isinstance(config.get("run_id"), str)):
             if config is None and (record.has_checkpoint() or record.summary_path.exists()):
                 warnings.warn(f"{d} holds a run's files but no readable config.json or summary.json; skipped "
                               "(run its command again to finish it).", stacklevel=3)
             continue  # else a stray metrics.jsonl or some other tool's config.json: not a run record
+        damage = record.damage(summary)
+        if damage:
+            warnings.warn(f"{d} is damaged ({'; '.join(damage)}); listed as damaged, not as a result (run its "
+                          "command again to repair it).",
+                          stacklevel=3)
         metrics = record.read_metrics()
-        out.append((_row(d, record, summary, config or {}, metrics), metrics))
+        out.append((_row(d, record, summary, config if isinstance(config, dict) else {}, metrics, damage), metrics))
     return out
 
 
-def _row(d: Path, record: RunRecord, summary: dict | None, config: dict, metrics: list[dict]) -> dict:
+def _row(d: Path, record: RunRecord, summary: dict | None, config: dict, metrics: list[dict],
+         damage: list[str]) -> dict:
     """One row of :func:`load_runs`; every value is checked for its type, so a record edited by hand or written
     by another version shows blanks where it holds something unexpected, and never breaks the table."""
     finished = summary is not None
@@ -168,7 +176,8 @@ def _row(d: Path, record: RunRecord, summary: dict | None, config: dict, metrics
     row = {name: _cell(settings.get(name)) for name in CONFIG_COLUMNS}
     row |= {
         "run_id": _text(source.get("run_id")), "run_name": d.name, "run_dir": str(d.absolute()),
-        "status": summary["status"] if finished else "unfinished", "fit": bool(finished and summary.get("fit")),
+        "status": "damaged" if damage else summary["status"] if finished else "unfinished",
+        "fit": bool(finished and not damage and summary.get("fit")),
         "epochs_trained": _int(summary.get("epochs")) if finished else _int(last.get("epoch")),
         "steps": _int(summary.get("steps")) if finished else _int(last.get("step")),
         "seconds": _number(summary.get("seconds")) if finished else _number(last.get("seconds")),
@@ -194,11 +203,10 @@ def _row(d: Path, record: RunRecord, summary: dict | None, config: dict, metrics
         value = measures.get(name)
         row[f"measure_{name}"] = value if isinstance(value, bool) else _number(value)
     row["measures_seconds"] = _number(summary.get("measures_seconds")) if finished else None
-    if finished:
+    if damage:
+        row["message"] = (f"damaged: {'; '.join(damage)}. Not a result: run the same command again to repair it.")
+    elif finished:
         row["message"] = _text(summary.get("message"))
-    elif record.summary_path.exists():
-        row["message"] = (f"unfinished: summary.json is damaged or half-written; {len(metrics)} epoch(s) recorded. "
-                          "Run the same command again to finish it. Not a result.")
     else:
         row["message"] = (f"unfinished: {len(metrics)} epoch(s) recorded, no summary (interrupted, or still "
                           "running); run the same command again to resume it. Not a result.")

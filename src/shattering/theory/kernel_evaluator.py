@@ -4,21 +4,34 @@ generalization" (ICLR 2017, arXiv 1611.03530), Section 5 and Appendix D (Table 3
 
 Kernel values are computed in float64, tile by tile (:class:`KernelEvaluator`), never more than one tile of
 the kernel at a time. Inputs on the 8-bit pixel grid (every value k/255, as raw images scaled to [0, 1]) are
-taken as exactly k/255: their squared distances are then exact integers (in units of 1/255^2) from an int8
-matrix product (``torch._int_mm``, several times faster than a float64 product on CPUs with int8 dot-product
-instructions). Other inputs use a float64 product of centred data.
+taken as exactly k/255: with codes c = 255 x - 128 in [-128, 127], their squared distances are exact integers
+(in units of 1/255^2) from a product of the codes, and three products give them exactly:
+
+- ``int8``: ``torch._int_mm`` (int8 x int8 -> int32), exact while d 128^2 < 2^31;
+- ``float32``: float32 products of column blocks of at most 1,024 codes, summed in float64: every partial sum
+  of a block is an integer below 1,024 x 128^2 = 2^24, which float32 holds exactly, in any summation order;
+- ``float64``: a float64 product (partial sums below 2^53).
+
+Which is fastest depends on the machine (int8 dot-product instructions make the first fastest on some CPUs and
+the slowest on others), so it is measured once per machine and torch version on a tile of pixel codes and cached
+(:func:`pixel_product`). Other inputs use a float64 product of centred data.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
+from .. import _openmp
+from ..files import atomic_write_json, read_json
+from ..lease import cache_dir, warn
 from ..validation import check_choice, check_int
 from .kernel_functions import KERNELS, as_float64
 
@@ -46,6 +59,13 @@ def pixel_codes(x: torch.Tensor) -> torch.Tensor | None:
     return (codes - 128).to(torch.int8)
 
 
+PRODUCTS = ("int8", "float32", "float64")  # the exact products of pixel codes (the module docstring)
+FLOAT32_BLOCK = 1024  # columns per float32 block: 1,024 x 128^2 = 2^24, float32's last exact integer
+PRODUCT_CACHE = "kernel_product.json"
+PRODUCT_TILE = (512, 784)  # the timed product: a 512 x 512 tile of 784 codes (an MNIST-sized image)
+
+
+@functools.lru_cache(maxsize=1)
 def _int8_matmul_works() -> bool:
     """Whether ``torch._int_mm`` (int8 x int8 -> int32) runs here and is exact."""
     try:
@@ -54,6 +74,63 @@ def _int8_matmul_works() -> bool:
         return bool(torch.equal(torch._int_mm(a, a.T).to(torch.int64), ref))
     except (AttributeError, RuntimeError, NotImplementedError):
         return False
+
+
+def codes_as(codes: torch.Tensor, product: str) -> torch.Tensor:
+    """Pixel codes (int8) in the dtype ``product`` multiplies."""
+    return codes if product == "int8" else codes.to(torch.float32 if product == "float32" else torch.float64)
+
+
+def codes_product(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor, product: str) -> torch.Tensor:
+    """``out`` (float64) = a b^T for pixel codes ``a``, ``b`` held as :func:`codes_as` gives them, exactly."""
+    if product == "int8":
+        return out.copy_(torch._int_mm(a, b.T))
+    if product == "float64":
+        return torch.mm(a, b.T, out=out)
+    d = a.shape[1]
+    out.copy_(a[:, :FLOAT32_BLOCK] @ b[:, :FLOAT32_BLOCK].T)
+    for c in range(FLOAT32_BLOCK, d, FLOAT32_BLOCK):  # each block's sum exact in float32; the blocks' in float64
+        out.add_((a[:, c:c + FLOAT32_BLOCK] @ b[:, c:c + FLOAT32_BLOCK].T).to(torch.float64))
+    return out
+
+
+def _time_products(candidates: tuple[str, ...]) -> dict[str, float]:
+    """Seconds of one :data:`PRODUCT_TILE` product of pixel codes by each candidate (best of 3, after a warm-up),
+    interleaved; the global random state is left alone."""
+    n, d = PRODUCT_TILE
+    codes = torch.randint(-128, 128, (n, d), dtype=torch.int8, generator=torch.Generator().manual_seed(0))
+    held = {name: codes_as(codes, name) for name in candidates}
+    out = torch.empty((n, n), dtype=torch.float64)
+    best = dict.fromkeys(candidates, math.inf)
+    for round_ in range(4):
+        for name in candidates:
+            start = time.perf_counter()
+            codes_product(held[name], held[name], out, name)
+            if round_:
+                best[name] = min(best[name], time.perf_counter() - start)
+    return best
+
+
+@functools.lru_cache(maxsize=1)
+def pixel_product() -> dict:
+    """The exact product of pixel codes this machine computes fastest: ``{"product": name, "seconds": {name:
+    seconds of a 512 x 512 x 784 tile}, "source": "measured" | "cache"}``. Measured once per CPU (model, flags,
+    cores) and torch version, cached in ``<cache>/kernel_product.json``; a cache that cannot be read or written
+    costs one warning and the measurement is used as it is."""
+    key = f"{_openmp.cpu_identity()} | torch {torch.__version__}"
+    path = cache_dir() / PRODUCT_CACHE
+    cached = (read_json(path) or {}).get(key)
+    if isinstance(cached, dict) and cached.get("product") in PRODUCTS and isinstance(cached.get("seconds"), dict):
+        return {**cached, "source": "cache"}
+    candidates = PRODUCTS if _int8_matmul_works() else PRODUCTS[1:]
+    seconds = _time_products(candidates)
+    choice = {"product": min(seconds, key=seconds.get), "seconds": seconds}
+    try:
+        atomic_write_json(path, {**(read_json(path) or {}), key: choice})
+    except OSError as exc:
+        warn(f"could not cache the kernel product's timing in {path} ({exc.strerror or exc}); measured again "
+             "next time.")
+    return {**choice, "source": "measured"}
 
 
 def one_blas_thread():
@@ -68,7 +145,8 @@ def one_blas_thread():
 class _Points:
     """Rows prepared for kernel tiles.
 
-    ``codes``: int8 pixel codes, x = (codes + 128) / 255, with ``norms`` = ||codes||^2 (exact integers); or
+    ``codes``: pixel codes, x = (codes + 128) / 255 (int8, or float where that product is faster), with
+    ``norms`` = ||codes||^2 (exact integers); or
     ``centred``: x - centre in float64 with ``norms`` = ||x - centre||^2. ``scale``: for the Gaussian kernel,
     u = exp(-||x - centre||^2 / (2 sigma^2)), so that k(x, z) = u_x u_z exp(<x - centre, z - centre> / sigma^2)
     and a tile needs one exponential per entry and no squared distances (None where u would underflow).
@@ -93,20 +171,31 @@ class KernelEvaluator:
     """k(x_i, x_j) and kernel-matrix products in float64, for training points ``x``, a tile at a time.
 
     Never stores more than one ``tile`` x ``tile`` block of the kernel. Raw pixels (every value k/255) take
-    the exact int8 path described in the module docstring; anything else a float64 product of data centred on
-    the training mean. ``exact_pixels=False`` forces the float64 path. Products with tiles use OpenBLAS through
-    numpy (several times faster than torch's MKL for n x 20 right-hand sides on AMD CPUs).
+    the exact path of pixel codes described in the module docstring (``mode`` "pixel codes", multiplied by
+    ``code_product``: the one measured fastest here, :func:`pixel_product`, unless given); anything else a float64
+    product of data centred on the training mean (``mode`` "float64"). ``exact_pixels=False`` forces the float64
+    path. Products with tiles use OpenBLAS through numpy (several times faster than torch's MKL for n x 20
+    right-hand sides on some CPUs).
     """
 
     MAX_EXPONENT = 300.0  # |log u| above this: squared distances instead of the factored Gaussian
 
-    def __init__(self, x, kernel: str = "gaussian", bandwidth: float = 1.0, *, exact_pixels: bool = True):
+    def __init__(self, x, kernel: str = "gaussian", bandwidth: float = 1.0, *, exact_pixels: bool = True,
+                 product: str | None = None):
         self.kernel = check_choice(kernel, "kernel", KERNELS)
         self.bandwidth = float(bandwidth)
         x = as_float64(x)
         self.d = x.shape[1]
-        codes = pixel_codes(x) if exact_pixels and self.d * 128 ** 2 < 2 ** 31 else None
-        self.mode = "int8 pixels" if codes is not None and _int8_matmul_works() else "float64"
+        int8_fits = self.d * 128 ** 2 < 2 ** 31 and _int8_matmul_works()  # int32 partial sums, and int8 here
+        if product is not None:
+            check_choice(product, "product", PRODUCTS if int8_fits else PRODUCTS[1:], of="KernelEvaluator")
+        codes = pixel_codes(x) if exact_pixels else None
+        self.code_product = None
+        if codes is not None:
+            measured = pixel_product()
+            allowed = {k: s for k, s in measured["seconds"].items() if k != "int8" or int8_fits}
+            self.code_product = product or min(allowed, key=allowed.get)
+        self.mode = "pixel codes" if codes is not None else "float64"
         self.centre = torch.full((self.d,), 128.0 / PIXEL_LEVELS, dtype=torch.float64) if self.mode != "float64" \
             else x.mean(0)
         self.points = self.prepare(x)
@@ -124,7 +213,7 @@ class KernelEvaluator:
             c64 = codes.to(torch.int64)
             norms = (c64 * c64).sum(1).to(torch.float64)
             real = norms / PIXEL_LEVELS ** 2
-            centred = None
+            codes, centred = codes_as(codes, self.code_product), None
         else:
             centred = x - self.centre
             norms = real = (centred * centred).sum(1)
@@ -146,7 +235,7 @@ class KernelEvaluator:
         pixels = a.codes is not None and b.codes is not None
         unit = 1.0 / PIXEL_LEVELS ** 2 if pixels else 1.0
         if pixels:
-            out.copy_(torch._int_mm(a.codes, b.codes.T))  # exact int32 dot products of the codes
+            codes_product(a.codes, b.codes, out, self.code_product)  # exact integer dot products of the codes
         else:
             torch.mm(self._centred(a), self._centred(b).T, out=out)
         if a.scale is not None and b.scale is not None:

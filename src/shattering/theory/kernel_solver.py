@@ -311,7 +311,9 @@ class KernelSolver:
             extra += FixedPointUpper.nbytes(self.n, self.tile)
         return {"kernel": self.kernel, "bandwidth": self.bandwidth, "bandwidth_rule": self.bandwidth_rule,
                 "ridge": self.ridge, "dtype": self.dtype_name, "block_size": self.block_size, "n": self.n,
-                "kernel_arithmetic": self.evaluator.mode, "refinement_products": self.products,
+                "kernel_arithmetic": self.evaluator.mode + (
+                    f" ({self.evaluator.code_product} product)" if self.evaluator.code_product else ""),
+                "refinement_products": self.products,
                 "shifted_rows": sum(k1 - k0 for k0, k1, _ in self.shifts),
                 "largest_shift": max((added for _, _, added in self.shifts), default=0.0),
                 "memory_estimate_gb": (matrix + extra) / 1e9,

@@ -28,6 +28,7 @@ RISING = 0.01  # training accuracy up by at least this over the last fifth of th
 FALLING = 0.01  # or the training loss down by at least this fraction of ln K: still improving
 AUGMENTATIONS = {"random_crop": "random crop", "flip_rotate": "random flip and rotation"}
 SHORT_EPOCHS = 10  # a run that ended before this many epochs says its budget was too short, and no more
+EXPLODED = 10.0  # a finite training loss above this many times ln K: the steps overshoot
 
 
 @dataclass(frozen=True)
@@ -41,20 +42,32 @@ class Finding:
         return {"fact": self.fact, "change": dict(self.change)}
 
 
-def diagnose(cfg: RunConfig, history: Sequence[dict], num_classes: int, status: str) -> list[Finding]:
+def diagnose(cfg: RunConfig, history: Sequence[dict], num_classes: int, status: str,
+             first_loss: float | None = None) -> list[Finding]:
     """The measured reasons a run of ``cfg`` ended ``status`` without fitting; ``history``: its epochs, in order,
-    each ``{"epoch", "train_acc", "train_loss"}`` (as many as this process saw: a resumed run knows its last ones).
-    Empty for a run that fit."""
+    each ``{"epoch", "train_acc", "train_loss"}`` (as many as this process saw: a resumed run knows its last ones);
+    ``first_loss``: the loss of its first step, before any update (None: not known). Empty for a run that fit."""
     if status == "fit" or not history:
         return []
     last = history[-1]
     epoch = last["epoch"]
+    if first_loss is not None and not math.isfinite(first_loss):  # no step had been taken: not the learning rate
+        return [Finding(f"the loss of the very first step, before any update, was {first_loss}: the model's output "
+                        "as initialized is not finite, so no learning rate can help; check the model's forward pass "
+                        "and initialization on these inputs")]
     if status == "diverged":
-        return [Finding(f"the training loss became NaN or infinite at epoch {epoch} (lr {lr_at(cfg, epoch - 1):.3g})",
+        return [Finding(f"the training loss became NaN or infinite at epoch {epoch} (lr {lr_at(cfg, epoch - 1):.3g}), "
+                        f"after a first step at loss {first_loss:.3g}" if first_loss is not None else
+                        f"the training loss became NaN or infinite at epoch {epoch} (lr {lr_at(cfg, epoch - 1):.3g})",
                         {"lr": _round(cfg.lr / 10)})]
     found = []
     ln_k = math.log(num_classes) if num_classes > 1 else 0.0
     loss, lr_now = last["train_loss"], lr_at(cfg, epoch)
+    if ln_k and math.isfinite(loss) and loss > EXPLODED * ln_k:
+        return [Finding(f"the training loss is {loss:.3g} at epoch {epoch}, {loss / ln_k:.3g} times ln K = "
+                        f"{ln_k:.3f} (chance)" + (f", from {first_loss:.3g} at the first step" if first_loss is not None
+                                                  else "") + f": the steps overshoot, so the learning rate {cfg.lr:g} "
+                        "is too high", {"lr": _round(cfg.lr / 100)})]
     decayed = cfg.lr_decay < 1 and lr_now < DECAYED * cfg.lr
     window = history[-(max(1, len(history) // 5) + 1):]  # the last fifth of the epochs seen (at least two)
     first = window[0]
@@ -65,12 +78,11 @@ def diagnose(cfg: RunConfig, history: Sequence[dict], num_classes: int, status: 
     if short:
         start = history[0]
         found.append(Finding(f"the budget ended after only {epoch} epoch{'s' if epoch > 1 else ''}, too few to "
-                             f"judge (training accuracy {100 * start['train_acc']:.1f}% at epoch {start['epoch']}, "
-                             f"{100 * last['train_acc']:.1f}% at epoch {epoch})",
+                             f"judge (training accuracy {_seen(start, last, 'train_acc')})",
                              {"epochs": 10 * cfg.epochs} | ({} if cfg.until == "fit" else {"until": "fit"})))
     elif ln_k and math.isfinite(loss) and loss >= AT_LN_K * ln_k and not improving and not decayed:
-        found.append(Finding(f"the training loss is not below ln K = {ln_k:.3f} ({loss:.3f} at epoch {epoch}, "
-                             f"{first['train_loss']:.3f} at epoch {first['epoch']}) with the learning rate still "
+        found.append(Finding(f"the training loss is not below ln K = {ln_k:.3f} ({_seen(first, last, 'train_loss')}) "
+                             "with the learning rate still "
                              f"{lr_now:.3g}: SGD does not leave chance, so the learning rate {cfg.lr:g} may be too "
                              "high for this model", {"lr": _round(cfg.lr / 10)}))
     if decayed:
@@ -93,10 +105,18 @@ def diagnose(cfg: RunConfig, history: Sequence[dict], num_classes: int, status: 
     if cfg.model == "inception-small-nobn" and cfg.lr >= 0.05:
         found.append(Finding(f"Inception without batch norm trains at lr {cfg.lr:g}", {"lr": 0.01}))
     if not found:
-        found.append(Finding(f"training accuracy had stopped rising ({100 * first['train_acc']:.1f}% at epoch "
-                             f"{first['epoch']}, {100 * last['train_acc']:.1f}% at epoch {epoch}) with the learning "
-                             f"rate still {lr_now:.3g} and no regularizer on"))
+        found.append(Finding(f"training accuracy had stopped rising ({_seen(first, last, 'train_acc')}) with the "
+                             f"learning rate still {lr_now:.3g} and no regularizer on"))
     return found
+
+
+def _seen(first: dict, last: dict, key: str) -> str:
+    """A number at two epochs, "15.0% at epoch 3, 20.0% at epoch 9" (one where they are the same epoch)."""
+    def shown(row: dict) -> str:
+        value = f"{100 * row[key]:.1f}%" if key == "train_acc" else f"{row[key]:.3f}"
+        return f"{value} at epoch {row['epoch']}"
+
+    return shown(last) if first["epoch"] == last["epoch"] else f"{shown(first)}, {shown(last)}"
 
 
 def _round(value: float) -> float:

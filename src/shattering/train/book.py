@@ -44,7 +44,7 @@ from tqdm.auto import tqdm
 from ..config import RunConfig
 from ..data.dataset import ImageData
 from ..errors import ConfigError, RecordError
-from ..formatting import pct
+from ..formatting import pct, plural
 from ..validation import must_be
 from ..versions import versions
 from .advice import diagnose
@@ -61,12 +61,20 @@ CHECKPOINT_EVERY_S = 1.0
 CHECKPOINT_WORK_RATIO = 10  # checkpoints cost at most about a tenth of the training
 STUCK_EPOCHS = 5  # after this many epochs at chance, print the usual causes
 _COUNTERS = ("epoch", "steps", "seconds", "train_seconds", "eval_seconds", "best_test_acc", "fit_at", "warnings",
-             "resumes", "last", "diverged", "eval_passes", "fit_probes")
-_OPTIONAL = {"diverged": False, "eval_passes": None, "fit_probes": None}  # counters older checkpoints lack
+             "resumes", "last", "diverged", "eval_passes", "fit_probes", "first_loss")
+_OPTIONAL = {"diverged": False, "eval_passes": None, "fit_probes": None, "first_loss": None}  # older checkpoints
 
 
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def run_label(cfg: RunConfig) -> str:
+    """A run in a few words, as its summary and progress lines name it: data set, model, corruption, p where the
+    corruption takes one, and the seed where it is not 0 (so two runs of one sweep never read alike)."""
+    return (f"{cfg.dataset} {cfg.model} {cfg.corruption}"
+            + (f" p={cfg.p:g}" if cfg.corruption == "partial-labels" or 0 < (cfg.p or 0) < 1 else "")
+            + (f" seed {cfg.seed}" if cfg.seed else ""))
 
 
 class Record(Protocol):
@@ -125,6 +133,7 @@ class RunBook:
         self.diverged = False  # an epoch diverged: the run is over (kept in the checkpoint, so a resume knows)
         self.eval_passes = 0  # full evaluations run (None: resumed from a checkpoint that did not count them)
         self.fit_probes = 0  # epochs the fit probe ran (alike)
+        self.first_loss: float | None = None  # the loss of the run's first step, before any update
         self.extra: dict = {}  # more summary fields (e.g. packing)
         self.history: list[dict] = []  # this process's epochs (what the advice reads; not in the checkpoint)
         self.checkpoint_every = checkpoint_every()  # None: chosen from the writing time (checkpoint_interval)
@@ -272,8 +281,9 @@ class RunBook:
             return
         if train_acc > self._stuck_below():
             return
-        facts = [f.fact for f in diagnose(self.cfg, self.history, self.data.num_classes, "not-fit")]
-        message = (f"stuck at chance: training accuracy {100 * train_acc:.1f}% after {self.epoch} epochs "
+        facts = [f.fact for f in diagnose(self.cfg, self.history, self.data.num_classes, "not-fit",
+                                          self.first_loss)]
+        message = (f"stuck at chance: training accuracy {100 * train_acc:.1f}% after {plural(self.epoch, 'epoch')} "
                    f"(chance {100 * self.chance:.1f}%). Measured: {'; '.join(facts)}.")
         self.warnings.append(message)
         self.log(f"shattering: {message}")
@@ -289,20 +299,18 @@ class RunBook:
         """What the run's own numbers say about why it did not fit (:func:`shattering.train.advice.diagnose`);
         empty for a run that fit."""
         history = self.history or ([self.last] if self.last else [])
-        return [f.as_dict() for f in diagnose(self.cfg, history, self.data.num_classes, status)]
+        return [f.as_dict() for f in diagnose(self.cfg, history, self.data.num_classes, status, self.first_loss)]
 
     def summary(self, status: str, device: str) -> dict:
         cfg, last = self.cfg, self.last
         fit = self.fit_at is not None
         advice = self.findings("fit" if fit else status)
         # a run that fit was not stuck: an early "stuck at chance" warning does not outlive the fit
-        warnings = [w for w in self.warnings if not (fit and w.startswith("stuck at chance"))]
-        what = f"{cfg.dataset} {cfg.model} {cfg.corruption}" + (
-            f" p={cfg.p:g}" if cfg.corruption == "partial-labels" or 0 < cfg.p < 1 else "")
+        warnings = self.data.warnings() + [w for w in self.warnings if not (fit and w.startswith("stuck at chance"))]
+        what = run_label(cfg)
         if status == "diverged":
             message = (f"{what}: DIVERGED at epoch {self.epoch} (step {self.steps}): the training loss became "
-                       f"NaN or infinite. Lower the learning rate (now {cfg.lr:g}), or use a model with batch "
-                       "normalization.")
+                       f"NaN or infinite. Measured: {'; '.join(f['fact'] for f in advice)}.")
         elif fit:
             f = self.fit_at
             message = (f"{what}: FIT (100.0% training accuracy) at epoch {f['epoch']}, step {f['step']}, "
@@ -313,8 +321,9 @@ class RunBook:
                             f"{pct(last['train_acc'])} ({last['train_errors']} wrong).")
         else:
             message = (f"{what}: DID NOT FIT: {pct(last['train_acc'])} training accuracy "
-                       f"({last['train_errors']} of {self.data.n_train} examples wrong) after {self.epoch} epochs "
-                       f"(budget {cfg.epochs}); test accuracy {100 * last['test_acc']:.2f}%. Measured: "
+                       f"({last['train_errors']} of {self.data.n_train} examples wrong) after "
+                       f"{plural(self.epoch, 'epoch')} (budget {cfg.epochs}); test accuracy "
+                       f"{100 * last['test_acc']:.2f}%. Measured: "
                        + "; ".join(f["fact"] for f in advice) + ".")
         return {
             "status": status,

@@ -281,6 +281,7 @@ def train_epoch(packed: PackedMLP, optimizer: torch.optim.SGD, members: list[Mem
     seen = 0
     wrong = torch.zeros(k, n, dtype=torch.bool, device=device)
     seen_losses = torch.zeros(k, n, device=device)
+    first = None  # each member's loss at the run's very first step, where this epoch holds it
     packed.train()
     for start in range(0, n, cfg0.batch_size):
         idx = orders[:, start:start + cfg0.batch_size]  # (K, B)
@@ -291,6 +292,8 @@ def train_epoch(packed: PackedMLP, optimizer: torch.optim.SGD, members: list[Mem
         b = idx.shape[1]
         per_example = F.cross_entropy(logits.float().reshape(k * b, -1), yb.reshape(-1), reduction="none")
         loss = per_example.view(k, b).mean(dim=1)  # each member's mean over its batch
+        if first is None and members[0].book.steps == 0:  # the members as initialized (see the single trainer)
+            first = loss.detach().double()
         hit = logits.detach().argmax(dim=2) == yb
         wrong.scatter_(1, idx, ~hit)
         seen_losses.scatter_(1, idx, per_example.detach().view(k, b))
@@ -312,7 +315,12 @@ def train_epoch(packed: PackedMLP, optimizer: torch.optim.SGD, members: list[Mem
                 diverged[j] = diverged[j] or not math.isfinite(values[j])
             running.zero_()
             count = 0
-    correct, losses = tally.tolist()
+    if first is not None:  # read with the epoch's numbers (no extra host read)
+        correct, losses, firsts = torch.cat([tally, first[None]]).tolist()
+        for m, value in zip(members, firsts, strict=True):
+            m.book.first_loss = value
+    else:
+        correct, losses = tally.tolist()
     return (rows, diverged, [running_metrics(c, s, seen) for c, s in zip(correct, losses, strict=True)], wrong,
             seen_losses)
 

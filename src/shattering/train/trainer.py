@@ -42,7 +42,7 @@ from ..data.dataset import LabelledSplits
 from ..devices import autocast, optimizer_options, prepare_device, resolve_device
 from ..lease import rebalance
 from ..models import build_model
-from .book import Record, RunBook
+from .book import Record, RunBook, run_label
 from .checkpoint import checkpoint_state, restore_checkpoint
 from .distributed import DistContext
 from .evaluate import fit_probe
@@ -168,7 +168,7 @@ class Trainer(abc.ABC):
                 book.restore_counters(state)
         if state is not None:
             self.restore(state)
-        desc = f"{cfg.dataset} {cfg.model} {cfg.corruption}"
+        desc = run_label(cfg)
         status = None
         with EpochProgress(desc, cfg.epochs, initial=book.epoch, enabled=self.progress) as progress:
             while status is None and not book.done:
@@ -218,6 +218,7 @@ class Trainer(abc.ABC):
         order = torch.randperm(self.data.n_train, generator=self.generator)
         rows, diverged = [], False
         running, count = torch.zeros((), device=self.device), 0
+        first = None  # the loss of the run's very first step, where this epoch holds it
         tally, seen = torch.zeros(2, dtype=torch.float64, device=self.device), 0  # (correct, loss sum), examples
         wrong = torch.zeros(self.data.n_train, dtype=torch.bool, device=self.device)
         losses = torch.zeros(self.data.n_train, device=self.device)  # each example's loss as the pass saw it
@@ -225,6 +226,8 @@ class Trainer(abc.ABC):
             with autocast(self.device, cfg.precision):
                 out = self.model(xb)
             loss, per_example = self._loss(out, yb, scale)
+            if book.steps == 0:  # the model as initialized: a loss that is not finite here is the model's doing
+                first = loss.detach().double().reshape(1)  # read with the epoch's numbers (no extra host read)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -247,9 +250,13 @@ class Trainer(abc.ABC):
                 if not math.isfinite(value):
                     diverged = True
                     break
-        totals = torch.cat([tally, torch.tensor([float(seen)], dtype=torch.float64, device=self.device)])
+        totals = torch.cat([tally, torch.tensor([float(seen)], dtype=torch.float64, device=self.device),
+                            *([first] if first is not None else [])])
         if self.dist is not None:
             totals = self.dist.sum(totals)  # every process books the same numbers (and evaluates alike)
             wrong = self.dist.sum(wrong.to(torch.int32)) > 0
             losses = self.dist.sum(losses)  # the shards are disjoint
-        return rows, diverged, running_metrics(*totals.tolist()), wrong, losses
+        values = totals.tolist()
+        if first is not None:
+            book.first_loss = values[3] / (self.dist.world_size if self.dist is not None else 1)
+        return rows, diverged, running_metrics(*values[:3]), wrong, losses
