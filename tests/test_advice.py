@@ -171,7 +171,8 @@ def test_a_run_that_fit_with_defaults_prints_a_short_summary_saying_why_its_sche
     assert main(["run", "--dataset", "digits", "--corruption", "random-labels", "--quiet", "--out",
                  str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert len(out) <= 620, out
+    # about 600 characters with the record where the README's command puts it (runs/...), not in a tmp folder
+    assert len(out.replace(str(tmp_path), "runs")) <= 600, out
     (schedule,) = [line for line in out.splitlines() if line.startswith("  schedule:")]
     assert "the default for mlp-1x512 on digits: the paper's x0.95 per epoch stalls on small data" in schedule
 
@@ -180,7 +181,7 @@ def test_a_schedule_the_user_set_is_not_explained_as_a_default():
     from shattering.train.schedule import describe_schedule
 
     text = describe_schedule(cfg(lr=0.05, lr_decay=0.9, epochs=10))["text"]
-    assert text.startswith("lr 0.05 x0.9 per epoch") and "default" not in text
+    assert text.startswith("sgd (momentum 0.9), lr 0.05 x0.9 per epoch") and "default" not in text
     assert text.endswith("(lr, lr_decay, epochs set)") and len(text) < 160
     text = describe_schedule(cfg(lr=0.05))["text"]
     assert "the default decay for mlp-1x512 on digits" in text and text.endswith("(lr set)")

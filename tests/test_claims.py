@@ -1,4 +1,4 @@
-"""Tests for `shattering/experiments/claims.py` and the claims section of every artefact: each claim's verdict
+"""Tests for `shattering/experiments/claims/` and the claims section of every artefact: each claim's verdict
 on synthetic run facts (holds; does not hold at this scale; not measured), and the verdicts in the Markdown, the
 sidecar and the HTML report."""
 

@@ -107,7 +107,8 @@ def _failure(proc: subprocess.CompletedProcess) -> str:
 
 
 def test_two_processes_train_the_run_of_one(tmp_path):
-    proc = subprocess.run(torchrun(tmp_path / "two"), capture_output=True, text=True, timeout=300, env=_env())
+    proc = subprocess.run(torchrun(tmp_path / "two", probe="snapshots:every=1"), capture_output=True, text=True,
+                          timeout=300, env=_env())
     assert proc.returncode == 0, _failure(proc)
     assert proc.stdout.count("record:") == 1  # only process 0 reports
     one = shattering.run(RunConfig(**SETTINGS, out=str(tmp_path / "one")))
@@ -121,6 +122,11 @@ def test_two_processes_train_the_run_of_one(tmp_path):
     assert len(rows1) == len(rows2) == 3
     for a, b in zip(rows1, rows2, strict=True):
         _close(a, b)
+    # its probes ran once, on process 0: every epoch's snapshot, the last one the trained network
+    snapshots = sorted(p.name for p in (two_dir / "probes" / "snapshots").iterdir())
+    assert snapshots == [f"epoch-{e:04d}.pt" for e in range(4)]
+    last, trained = torch.load(two_dir / "probes" / "snapshots" / snapshots[-1]), shattering.load_model(two_dir)
+    assert all(torch.equal(last[k], v) for k, v in trained.state_dict().items())
     steps1, steps2 = RunRecord(one.run_dir).read_steps(), two.read_steps()
     assert [r["step"] for r in steps1] == [r["step"] for r in steps2]
     assert [r["loss"] for r in steps2] == pytest.approx([r["loss"] for r in steps1], rel=1e-4)  # 6 digits in csv

@@ -269,17 +269,19 @@ def test_the_stream_loader_takes_the_sizes(tmp_path, monkeypatch):
 # -- 6. the CUDA fast paths: fused SGD, cudnn.benchmark, no host sync per step -------------------------
 
 
-def test_sgd_is_fused_on_cuda_and_pytorchs_default_on_the_cpu(monkeypatch):
+@pytest.mark.parametrize("name, cls", [("sgd", "SGD"), ("nesterov", "SGD"), ("adam", "Adam"), ("adamw", "AdamW")])
+def test_the_optimizer_is_fused_on_cuda_and_pytorchs_default_on_the_cpu(monkeypatch, name, cls):
     from shattering.devices import optimizer_options
-    from shattering.train import trainer as trainer_module
+    from shattering.optimizers import model_groups, run_optimizer
 
     assert optimizer_options(torch.device("cuda", 1)) == {"fused": True}
     assert optimizer_options(torch.device("cpu")) == {}
     made = []
-    monkeypatch.setattr(torch.optim, "SGD", lambda groups, **kw: made.append(kw))
+    monkeypatch.setattr(torch.optim, cls, lambda groups, **kw: made.append(kw))
     model = torch.nn.Linear(3, 2)
-    trainer_module.sgd(model, RunConfig(**TINY).resolved(), torch.device("cuda"))
-    trainer_module.sgd(model, RunConfig(**TINY).resolved(), torch.device("cpu"))
+    cfg = RunConfig(**TINY, optimizer=name).resolved()
+    run_optimizer(cfg, model_groups(model, 0.0), torch.device("cuda"))
+    run_optimizer(cfg, model_groups(model, 0.0), torch.device("cpu"))
     assert made[0].get("fused") is True and "fused" not in made[1]
 
 
@@ -313,7 +315,7 @@ def test_the_epoch_loop_reads_the_loss_only_at_log_points(tmp_path, monkeypatch)
     cfg = RunConfig(**TINY | {"batch_size": 8, "log_every": 4}, out=str(tmp_path)).resolved()
     trainer = InMemoryTrainer(cfg, shattering.make_data(cfg), RunRecord(cfg.run_dir()), False)
     reads = _HostReads(monkeypatch)
-    rows, *_ = trainer._train_epoch(0.01)
+    rows = trainer._train_epoch(0.01).rows
     # 8 steps, one read per log point, and one at the epoch's end (the running accuracy and loss, counted on the
     # device)
     assert trainer.book.steps == 8 and len(rows) == 2 and reads.count == 3
@@ -331,7 +333,7 @@ def test_the_packed_epoch_reads_the_losses_only_at_log_points(tmp_path, monkeypa
     packed = PackedMLP([m.model for m in members])
     optimizer = torch.optim.SGD(packed.parameters(), lr=0.01, momentum=0.9)
     reads = _HostReads(monkeypatch)
-    rows, *_ = train_epoch(packed, optimizer, members, members[0].tensors["x_train"].flatten(1), 0.01)
+    rows = train_epoch(packed, optimizer, members, members[0].tensors["x_train"].flatten(1), 0.01).rows
     # one read of all K losses per log point, and one of every member's running numbers at the epoch's end
     assert [len(r) for r in rows] == [2, 2] and reads.count == 3
 

@@ -88,7 +88,9 @@ def test_new_settings_keep_the_run_ids_of_earlier_records():
     cfg = RunConfig(dataset="digits", model="alexnet-small", corruption="random-labels", seed=3)
     old = {k: v for k, v in cfg.resolved().hashed_dict().items() if k not in ("image_size", "aux_logits", "sync_bn",
                                                                                       "data_digest", "model_args",
-                                                                                      "model_digest", "eval_every")}
+                                                                                      "model_digest", "eval_every",
+                                                                                      "optimizer", "beta1", "beta2",
+                                                                                      "eps", "alpha", "rho")}
     import hashlib
 
     canon = json.dumps(old, sort_keys=True, separators=(",", ":"))
@@ -159,7 +161,9 @@ def test_resume_reads_the_stored_labels_and_ends_as_an_uninterrupted_run(tmp_pat
     resumed = shattering.run(cfg)
     assert resumed.summary["data"]["n_train"] == 15 and len(resumed.summary["resumes"]) == 1
     assert resumed.summary["data_fingerprint"] == reference.summary["data_fingerprint"]
+    # equal to the last bit: both on the threads they asked for, none held by the reference's decoding workers
     assert _strip(RunRecord(resumed.run_dir).read_metrics()) == _strip(RunRecord(reference.run_dir).read_metrics())
+    assert resumed.summary["execution"]["lease"]["threads"] == reference.summary["execution"]["lease"]["threads"]
 
 
 def _torchvision_problem() -> str | None:

@@ -132,9 +132,9 @@ def test_members_of_a_pack_share_one_copy_of_the_images(tmp_path, monkeypatch):
     (the same storage), not one copy per member."""
     seen = []
 
-    def capture(members, progress=False):
+    def capture(members, progress=False, hooks=()):
         seen.extend(members)
-        yield from train_pack(members, progress)
+        yield from train_pack(members, progress, hooks)
 
     monkeypatch.setattr(packing, "train_pack", capture)
     cfgs = _sweep(tmp_path, until="epochs", epochs=1)[:3]
@@ -185,13 +185,15 @@ def test_packed_checkpoint_resumes_as_a_separate_run(tmp_path):
     run_sweep(short, progress=False)  # packed, 3 epochs
     reference = run_sweep(_sweep(tmp_path / "ref", until="epochs", epochs=6, log_every=2, eval_every=1),
                           progress=False, pack=1)
-    for cfg_short, cfg in zip(short, cfgs, strict=True):  # continue each from the packed checkpoint, alone
-        src, dst = RunRecord(cfg_short.run_dir()), RunRecord(cfg.run_dir())
+    for cfg_short, cfg, ref in zip(short, cfgs, reference, strict=True):  # continue each from the packed
+        src, dst = RunRecord(cfg_short.run_dir()), RunRecord(cfg.run_dir())  # checkpoint, alone
         dst.create()
         for name in ("checkpoint.pt", "metrics.jsonl", "steps.csv"):
             if (src.dir / name).exists():
                 (dst.dir / name).write_bytes((src.dir / name).read_bytes())
+        (dst.dir / "config.json").write_bytes((ref.run_dir / "config.json").read_bytes())  # a record's own
     resumed = run_sweep(cfgs, progress=False, pack=1)
+    assert all(len(o.summary["resumes"]) == 1 and not o.damage for o in resumed)  # resumed, not trained again
     assert_same_runs(resumed, reference)
 
 

@@ -42,6 +42,7 @@ def drawn(tmp_path, monkeypatch):
         return original(fig, out_dir, stem, *args)
 
     monkeypatch.setattr(figures, "save", keep)
+    monkeypatch.setattr(plotting, "save", keep)  # Figures 2a and 2b: plotting.render_step_curves
 
     made = {}
 

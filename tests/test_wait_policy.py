@@ -1,7 +1,8 @@
 """Tests for the measured OpenMP wait policy (`shattering/executors/wait_policy.py`, read by
-`shattering/_openmp.py` before torch loads): a process that starts alone takes the policy measured on this
-machine, one that starts beside a lease holder sleeps whatever was measured, a choice measured elsewhere or an
-unreadable file changes nothing but a warning, and `shatter tune --wait-policy` measures, keeps and reports it."""
+`shattering/_openmp.py` where a `shatter` process starts, before torch loads): a process that starts alone takes
+the policy measured on this machine, one that starts beside a lease holder sleeps whatever was measured, a choice
+measured elsewhere or an unreadable file changes nothing but a warning, and `shatter tune --wait-policy` measures,
+keeps and reports it."""
 
 from __future__ import annotations
 
@@ -20,11 +21,20 @@ from shattering.executors import wait_policy
 
 
 def _new_process(cache: Path, **env) -> subprocess.CompletedProcess:
-    """A new Python process that imports shattering with ``cache`` as its user cache; prints policy | env var | why."""
+    """A new process that runs the ``shatter`` entry point (:func:`shattering.cli.main`) with ``cache`` as its user
+    cache, then imports torch; prints policy | env var | why. The command, ``shatter runs`` of an empty folder,
+    never asks for the policy itself, and a policy first read after torch loaded would be "as torch loaded it": what
+    is printed is what the entry point decided before the command ran."""
     child = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", _openmp.CHOICE_ENV,
                                                               _openmp.PLANNED_ENV, _openmp.SET_ENV)}
     child |= {lease.CACHE_ENV: str(cache), **env}
-    code = ("import os, shattering._openmp as o; "
+    empty = cache.parent / "no-runs"
+    empty.mkdir(parents=True, exist_ok=True)
+    code = ("import contextlib, io, os, shattering._openmp as o\n"
+            "from shattering.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            f"    assert main(['runs', {str(empty)!r}]) == 0\n"
+            "import torch\n"
             "print(o.WAIT_POLICY, os.environ.get('OMP_WAIT_POLICY'), o.WAIT_WHY, sep='|')")
     return subprocess.run([sys.executable, "-c", code], env=child, capture_output=True, text=True, check=True)
 

@@ -1,29 +1,35 @@
 """OpenMP's wait policy, decided before torch loads its OpenMP runtime (libgomp reads it once, when it loads).
 
 libgomp's idle threads spin for a while (300,000 turns) between parallel regions before they sleep. Alone on
-its cores that is what makes a step of several threads fast: on the 2-core Intel Xeon (AMX), six MLP 1x512 runs
-on 10,000 Fashion-MNIST images one after another took 6.7 s spinning and 12.5 s with ``OMP_WAIT_POLICY=PASSIVE``
-(every wake-up a system call); the README's digits job 9.4 s and 9.9 s. On cores that another process needs,
-spinning burns them: two torch processes of 2 threads each on 2 cores measured 15x slower than either alone.
+its cores that is what makes a step of several threads fast (``PASSIVE`` makes every wake-up a system call); on
+cores that another process needs, spinning burns them (bench/RESULTS.md has both measurements).
 
-So the policy follows the core lease (:mod:`shattering.lease`): a process that starts while another process
-holds a shattering core lease on this machine sleeps (``PASSIVE``), and the holder gives it a core
+So the policy follows the core lease (:mod:`shattering.lease`): a process that starts while another process holds a
+shattering core lease on this machine sleeps (``PASSIVE``), and the holder gives it a core
 (:func:`shattering.lease.rebalance`). A process that starts alone takes the policy measured on this machine
-(``shatter tune --wait-policy``, :mod:`shattering.executors.wait_policy`, kept in ``<cache>/openmp_wait.json``
-per CPU, cores and torch version): on a 2-core AVX2 AMD EPYC sleeping cost nothing alone and won in company,
-on the Xeon spinning won both. Where nothing was measured it keeps libgomp's default (spinning). The workers a
-sweep starts on cores nobody else holds spin (:data:`PLANNED_ENV`: their plan never puts more threads than
-cores). A value the user set (``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT``) is kept, and importing torch before
-shattering leaves the runtime as it loaded. :data:`WAIT_POLICY` says which, and :data:`WAIT_WHY` why, for the
-run records.
+(``shatter tune --wait-policy``, :mod:`shattering.executors.wait_policy`, kept in ``<cache>/openmp_wait.json`` per
+CPU, cores and torch version): the CPUs measured disagreed on which wins. Where nothing was measured it keeps
+libgomp's default (spinning). The workers a sweep starts on cores nobody else holds spin (:data:`PLANNED_ENV`: their
+plan never puts more threads than cores). A value the user set (``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT``) is kept,
+and a process that imported torch before the policy was decided keeps the runtime as it loaded.
+
+The policy is decided where a process starts, never on ``import shattering``: by the ``shatter`` command
+(:func:`shattering.cli.main`, once its arguments are parsed, before the command imports torch) and by the
+processes shattering starts (a sweep's workers begin in :func:`process_entry`; the worker processes of a Ray
+cluster that shattering starts or joins call :func:`set_openmp_wait_policy` as they start). A Python program that
+wants the same calls :func:`set_openmp_wait_policy` (``shattering.set_openmp_wait_policy()``) before it imports
+torch. :data:`WAIT_POLICY` says which policy this process runs under, and :data:`WAIT_WHY` why, for the
+run records; where nothing decided it yet, the first read decides it.
 """
 
 import hashlib
+import importlib
 import importlib.metadata
 import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from . import lease  # imports no torch (nor may anything else here: shattering.files does, through faults)
 
@@ -94,7 +100,7 @@ def _decide() -> tuple[str, str]:
     """(policy, why): the policy as the tuning cache keys it, and why, in words."""
     if "torch" in sys.modules:
         policy = os.environ.get("OMP_WAIT_POLICY", "default")
-        return policy, f"as torch loaded it, before shattering (OMP_WAIT_POLICY {policy})"
+        return policy, f"as torch loaded it, before shattering decided one (OMP_WAIT_POLICY {policy})"
     if os.environ.get(SET_ENV) and os.environ.get("OMP_WAIT_POLICY") == "PASSIVE":
         return "PASSIVE", "PASSIVE: inherited from the shattering process that started this one"
     for name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT"):
@@ -117,4 +123,34 @@ def _decide() -> tuple[str, str]:
     return "default", f"spin (libgomp's default), alone on the cores: {when}"
 
 
-WAIT_POLICY, WAIT_WHY = _decide()
+_decided: tuple[str, str] | None = None  # (policy, why) of this process, once decided
+
+
+def set_openmp_wait_policy() -> tuple[str, str]:
+    """Decide OpenMP's wait policy for this process and set it in the environment (``OMP_WAIT_POLICY=PASSIVE``
+    where the process should sleep; the module's docstring says when); ``(policy, why)``. The first call decides,
+    later calls return the same. Call it before torch is imported: torch's OpenMP runtime reads the policy once, as
+    it loads, so a call after that changes nothing and says so. ``import shattering`` does not call it; the
+    ``shatter`` command and the processes shattering starts do."""
+    global _decided
+    if _decided is None:
+        _decided = _decide()
+    return _decided
+
+
+def process_entry(target: str, *args: Any) -> Any:
+    """Where a process that shattering spawns begins (a sweep's worker): the wait policy decided before anything
+    imports torch, then ``target`` (``"package.module:function"``, imported now) called with ``args``. Spawning
+    ``target`` itself would import its module, and torch with it, first."""
+    set_openmp_wait_policy()
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)(*args)
+
+
+def __getattr__(name: str) -> str:
+    """:data:`WAIT_POLICY` and :data:`WAIT_WHY`: this process's policy and why (decided now where nothing did)."""
+    if name == "WAIT_POLICY":
+        return set_openmp_wait_policy()[0]
+    if name == "WAIT_WHY":
+        return set_openmp_wait_policy()[1]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import hashlib
-import inspect
 import json
 import math
 import os
@@ -38,15 +37,15 @@ from .files import folder_problem
 from .models import (
     MODELS,
     architecture_digest,
-    dropout_refused,
     is_builtin,
     is_import_path,
     model_info,
     model_name_for,
     model_names,
-    takes_keyword,
 )
-from .models.inception_v3 import MIN_SIZE_AUX
+from .models.arguments import canonical_model_args, model_args_problems
+from .optimizers import OPTIMIZERS, SETTING_FIELDS, default_lr, unused_settings
+from .probes import canonical_probes
 from .tuning import LAYOUTS, check_threads
 from .validation import setting_must_be
 
@@ -56,16 +55,17 @@ DEVICES = ("auto", "cpu", "cuda")
 
 
 def _f(default, help: str, *, check=None, hashed: bool = True, choices=None, section: str = "run",
-       id_when_set: bool = False, default_help: str | None = None, flag: str | None = None):
+       id_when_set: bool = False, default_help: str | None = None, flag: str | None = None,
+       repeat: str | None = None):
     """A field. ``help``: what it is (the option's help, without its default); ``default_help``: its default
     in words, where ``None`` means more than the value; ``section``: the group of options it is listed in
     (data, model, training, regularizers, execution). ``id_when_set``: the field enters the run id only when it
     differs from its default, so a field added after records exist leaves the ids (and folders) of every
     earlier run unchanged. ``flag``: how the command line spells it (default: ``--field-name``; "" for a field
-    that is filled in, never typed)."""
+    that is filled in, never typed). ``repeat``: the flag is repeatable, its values a list (the metavar)."""
     return field(default=default, metadata={"help": help, "check": check, "hashed": hashed, "choices": choices,
                                              "section": section, "id_when_set": id_when_set,
-                                             "default_help": default_help, "flag": flag})
+                                             "default_help": default_help, "flag": flag, "repeat": repeat})
 
 
 _positive = (lambda x: x > 0, "positive")
@@ -76,6 +76,7 @@ _seed = (lambda x: 0 <= x < 2**64, "an integer in [0, 2**64 - 1]")
 _FLOAT32_MAX = 3.4028234663852886e38
 _positive_f32 = (lambda x: 0 < x <= _FLOAT32_MAX, "positive and at most 3.4e38 (float32)")
 _nonnegative_f32 = (lambda x: 0 <= x <= _FLOAT32_MAX, "zero or positive and at most 3.4e38 (float32)")
+_unit_interval = (lambda x: 0 <= x < 1, "in [0, 1)")
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,7 @@ class RunConfig:
                       section="model")
     model_args: str | None = _f(None, "keyword argument of the model's factory, KEY=VALUE (repeatable; TOML: "
                                       "model_args = {key = value})", section="model", id_when_set=True,
-                                flag="--model-arg")
+                                flag="--model-arg", repeat="KEY=VALUE")
     model_digest: str | None = _f(None, "SHA-256 prefix of a user model's parameter names and shapes (filled in "
                                         "when the config is resolved, so different models never share a record)",
                                   section="model", id_when_set=True, flag="")
@@ -136,12 +137,29 @@ class RunConfig:
                                     "images of at least 299 pixels, 75 without it)",
                           section="model", id_when_set=True)
     # -- optimization (Section 2.1: SGD, momentum 0.9, lr x0.95 per epoch, batch 128) -----------------------
-    lr: float | None = _f(None, "initial learning rate", default_help="the paper's, 0.1 Inception / 0.01 others",
+    lr: float | None = _f(None, "initial learning rate",
+                          default_help="the optimizer's: for sgd and nesterov the paper's, 0.1 Inception / 0.01 "
+                                       "others; 1e-3 adam, adamw, rmsprop; 1e-2 adagrad; 1.0 adadelta",
                           check=_positive_f32, section="training")
     lr_decay: float | None = _f(None, "learning rate multiplier per epoch",
                                 default_help="the data set's; the paper's 0.95 on CIFAR, 1.0 elsewhere",
                                 check=(lambda x: 0 < x <= 1, "in (0, 1]"), section="training")
-    momentum: float = _f(0.9, "SGD momentum", check=(lambda x: 0 <= x < 1, "in [0, 1)"), section="training")
+    optimizer: str = _f("sgd", "the optimizer: sgd (the paper's), nesterov, adam, adamw, rmsprop, "
+                               "adagrad, adadelta; in the run id when not sgd", choices=tuple(OPTIMIZERS),
+                        section="training", id_when_set=True)
+    momentum: float = _f(0.9, "momentum of sgd and nesterov", check=(lambda x: 0 <= x < 1, "in [0, 1)"),
+                         section="training")
+    beta1: float = _f(0.9, "adam and adamw: decay of the gradient's running mean", check=_unit_interval,
+                      section="training", id_when_set=True)
+    beta2: float = _f(0.999, "adam and adamw: decay of the squared gradient's running mean", check=_unit_interval,
+                      section="training", id_when_set=True)
+    eps: float | None = _f(None, "the denominator's epsilon of adam, adamw, rmsprop, adagrad and adadelta",
+                           default_help="the optimizer's: 1e-8 adam, adamw, rmsprop; 1e-10 adagrad; 1e-6 adadelta",
+                           check=_positive_f32, section="training", id_when_set=True)
+    alpha: float = _f(0.99, "rmsprop: decay of the squared gradient's running mean", check=_unit_interval,
+                      section="training", id_when_set=True)
+    rho: float = _f(0.9, "adadelta: decay of the running means", check=_unit_interval, section="training",
+                    id_when_set=True)
     batch_size: int = _f(128, "examples per SGD step", check=_positive, section="training")
     epochs: int | None = _f(None, "epoch budget", default_help="the data set's", check=_positive, section="training")
     until: str = _f("fit", "fit: stop at 100%% training accuracy or at the budget; epochs: train the whole budget",
@@ -172,8 +190,8 @@ class RunConfig:
                         choices=PRECISIONS, section="execution")
     device: str = _f("auto", "auto takes a GPU when present", choices=DEVICES, hashed=False, section="execution")
     eval_batch_size: int | None = _f(None, "examples per evaluation batch",
-                                     default_help="1024; on a CPU 256 for convolutional models, measured 30-35%% "
-                                                  "faster", check=_positive, hashed=False, section="execution")
+                                     default_help="1024; on a CPU 256 for convolutional models, measured faster",
+                                     check=_positive, hashed=False, section="execution")
     workers: int | None = _f(None, "processes that decode images of a streamed data set (imagenet)",
                              default_help="min(8, CPU count)", check=_nonnegative, hashed=False, section="execution")
     layout: str = _f("auto", "memory format of a convolutional net's tensors; auto: the faster on this machine, "
@@ -183,8 +201,18 @@ class RunConfig:
                               "and cached, within the cores other shattering processes leave free; not in the "
                               "run id)",
                       check=(check_threads, "auto or a positive whole number"), hashed=False, section="execution")
+    measures: str = _f("default", "complexity measures the run computes when it ends: default (every measure but "
+                                  "the expensive ones), cheap, all, none, or measure names separated by commas "
+                                  "(`shatter measures --help` lists them; not in the run id)",
+                       check=(lambda x: re.fullmatch(r"\s*[a-z][a-z0-9_]*(\s*,\s*[a-z][a-z0-9_]*)*\s*", x) is not None,
+                              "default, cheap, all, none or measure names separated by commas"),
+                       hashed=False, section="execution")
     sync_bn: bool = _f(False, "under torchrun: batch-norm statistics over the whole global batch (SyncBatchNorm) "
                               "instead of each process's shard", section="execution", id_when_set=True)
+    probes: str | None = _f(None, "a probe called during training, NAME[:KEY=VALUE...] (repeatable; TOML: probes = "
+                                  "[...]): snapshots, activations, tensorboard or one registered; what it writes goes "
+                                  "in the record's probes/ folder (not in the run id)",
+                            hashed=False, section="execution", flag="--probe", repeat="NAME[:KEY=VALUE]")
     out: str = _f("runs", "folder that holds one record folder per run", hashed=False, section="execution")
 
     # ------------------------------------------------------------------------------------------------
@@ -196,6 +224,7 @@ class RunConfig:
         if not isinstance(self.model, str):  # a factory or ModelInfo object: the name it runs under
             object.__setattr__(self, "model", model_name_for(self.model))
         object.__setattr__(self, "model_args", canonical_model_args(self.model_args))
+        object.__setattr__(self, "probes", canonical_probes(self.probes))
         if isinstance(self.threads, int) and not isinstance(self.threads, bool):  # TOML: threads = 2
             object.__setattr__(self, "threads", str(self.threads))
         problems = []
@@ -218,8 +247,9 @@ class RunConfig:
                 except ConfigError as exc:
                     problems.append(str(exc))
                 else:
-                    problems += _model_args_problems(self.model, info.factory, self.model_kwargs(), self.dropout)
+                    problems += model_args_problems(self.model, info.factory, self.model_kwargs(), self.dropout)
             problems += _streaming_problems(self)
+            problems += _optimizer_problems(self)
             out = folder_problem(self.out)  # refused now, before a sweep reports each of its runs failing
             problems += [out] if out else []
             problems += _digest_problems(self)
@@ -276,7 +306,7 @@ class RunConfig:
         r = self.replace(
             image_size=self.image_size if self.image_size is not None else info.extra.get("image_size"),
             data_digest=self.data_digest or info.extra.get("digest"),
-            lr=self.lr if self.lr is not None else model_info(self.model).lr,
+            lr=self.lr if self.lr is not None else default_lr(self.optimizer, model_info(self.model).lr),
             lr_decay=self.lr_decay if self.lr_decay is not None else info.default_lr_decay(self.model),
             epochs=self.epochs if self.epochs is not None else info.epochs,
             crop=self.crop if self.crop is not None else (info.crop or 0),
@@ -366,113 +396,6 @@ def unknown_keys(unknown: list[str], known: set[str], where: str) -> str:
     return text + f"; known keys: {', '.join(sorted(known))}."
 
 
-def _model_arg_value(text: str) -> Any:
-    """A ``--model-arg`` value: an integer, a number, true/false, none, else the text itself."""
-    lowered = text.strip().lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    if lowered in ("none", "null"):
-        return None
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
-
-
-def _model_args_problems(model: str, factory, kwargs: dict, dropout: float) -> list[str]:
-    """The factory must take ``model_args`` as keywords, and ``dropout`` where it is set: refused here, when the
-    config is made, not when the model is first built."""
-    takes_dropout = takes_keyword(factory, "dropout")
-    if dropout and not takes_dropout:
-        return [dropout_refused(model, dropout)]
-    if not kwargs:
-        return []
-    try:
-        signature = inspect.signature(factory)
-    except (TypeError, ValueError):  # no signature to read (a builtin): building it will tell
-        return []
-    try:
-        signature.bind((1, 1, 1), 1, **({"dropout": 0.0} if takes_dropout else {}), **kwargs)
-    except TypeError as exc:
-        return [setting_must_be("model_args", f"keyword arguments that the factory of model {model!r} takes ({exc})",
-                        kwargs)]
-    problems = []
-    for key, value in kwargs.items():
-        kind = _declared_kind(signature.parameters.get(key))
-        if kind is not None and value is not None and not _kind_ok(kind, value):
-            problems.append(f"The model argument {key}={value!r} is {_kind_words(value)}, but the factory of model "
-                            f"{model!r} takes {_kind_words(kind)} for {key!r}; give one (--model-arg {key}="
-                            f"{_kind_example(kind)}).")
-    return problems
-
-
-_KINDS = (bool, int, float, str)
-
-
-def _declared_kind(parameter: inspect.Parameter | None) -> type | None:
-    """The kind of value a factory parameter takes, by its annotation or its default (None: not declared)."""
-    if parameter is None:
-        return None
-    annotation = parameter.annotation
-    if isinstance(annotation, str):  # postponed annotations: "int", "float | None"
-        names = {part.strip() for part in annotation.split("|")} - {"None", "Optional"}
-        annotation = next((k for k in _KINDS if names == {k.__name__}), None)
-    if annotation in _KINDS:
-        return annotation
-    default = parameter.default
-    return type(default) if type(default) in _KINDS else None
-
-
-def _kind_ok(kind: type, value) -> bool:
-    if kind is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if kind is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, kind)
-
-
-def _kind_words(kind_or_value) -> str:
-    kind = kind_or_value if isinstance(kind_or_value, type) else type(kind_or_value)
-    return {bool: "true or false", int: "an integer", float: "a number", str: "text"}.get(kind, kind.__name__)
-
-
-def _kind_example(kind: type) -> str:
-    return {bool: "true", int: "8", float: "0.5", str: "name"}[kind]
-
-
-def canonical_model_args(value: Any) -> str | None:
-    """``model_args`` in its one stored form: canonical JSON of a dict (sorted keys), or None for no arguments.
-    Takes a dict (Python, TOML), a JSON object as text, or ``KEY=VALUE`` strings (``--model-arg``, repeatable)."""
-    if value is None or value == "" or value == {} or value == [] or value == ():
-        return None
-    if isinstance(value, str) and value.lstrip().startswith("{"):
-        try:
-            value = json.loads(value)
-        except ValueError as exc:
-            raise ConfigError(setting_must_be("model_args", "a JSON object", value) + f" ({exc})") from None
-    if isinstance(value, str):
-        value = [value]
-    if isinstance(value, (list, tuple)):
-        pairs = {}
-        for item in value:
-            key, sep, text = str(item).partition("=")
-            if not sep or not key.strip().isidentifier():
-                raise ConfigError(setting_must_be("model_args", "KEY=VALUE with KEY a Python name "
-                                                  "(--model-arg depth=18)", item))
-            pairs[key.strip()] = _model_arg_value(text)
-        value = pairs
-    if not isinstance(value, dict) or not all(isinstance(k, str) and k.isidentifier() for k in value):
-        raise ConfigError(setting_must_be("model_args", "a table of keyword arguments (KEY = VALUE)", value,
-                                  ))
-    try:
-        return json.dumps(value, sort_keys=True, separators=(",", ":")) if value else None
-    except (TypeError, ValueError):
-        raise ConfigError(setting_must_be("model_args", "numbers, strings, booleans or lists of them", value,
-                                  )) from None
-
-
 def _streaming_problems(cfg: RunConfig) -> list[str]:
     """Settings that only some data sets or models take (streamed image folders, Inception V3)."""
     problems = []
@@ -483,6 +406,8 @@ def _streaming_problems(cfg: RunConfig) -> list[str]:
     if cfg.aux_logits and cfg.model != "inception-v3":
         problems.append(f"--aux-logits applies to inception-v3 only; got model {cfg.model}.")
     side = cfg.image_size or dataset_info(cfg.dataset).extra.get("image_size")
+    from .models.inception_v3 import MIN_SIZE_AUX  # here: that module imports torch, and `shatter --help` this one
+
     if cfg.aux_logits and streamed and side is not None and side < MIN_SIZE_AUX:
         problems.append(f"--aux-logits needs images of at least {MIN_SIZE_AUX} pixels (Inception V3's auxiliary "
                         f"classifier); got --image-size {side}: raise it, or leave --aux-logits out (75 pixels "
@@ -500,6 +425,18 @@ def _streaming_problems(cfg: RunConfig) -> list[str]:
         if cfg.crop:
             problems.append(f"--crop does not apply to {cfg.dataset}; set the image side with --image-size.")
     return problems
+
+
+def _optimizer_problems(cfg: RunConfig) -> list[str]:
+    """A setting of another optimizer than the run's, changed from its default: it would be ignored."""
+    unused = unused_settings(cfg.optimizer, {f: getattr(cfg, f) for f in SETTING_FIELDS})
+    if not unused:
+        return []
+    reads = OPTIMIZERS[cfg.optimizer].settings
+    return [f"--{', --'.join(unused)} {'does' if len(unused) == 1 else 'do'} not apply to optimizer {cfg.optimizer}, "
+            f"which reads {', '.join('--' + r for r in reads) or 'no other setting'}: leave "
+            f"{'it' if len(unused) == 1 else 'them'} out or choose an optimizer that reads "
+            f"{'it' if len(unused) == 1 else 'them'}."]
 
 
 def _digest_problems(cfg: RunConfig) -> list[str]:

@@ -37,13 +37,13 @@ import numpy as np
 
 from .data.dataset import STREAM_TEST_SUBSET, STREAM_TRAIN_SUBSET, ImageData, rng_for, stratified_subset
 from .data.folder_data import LABELS_FORMAT, FolderData, folder_data, read_labels, write_labels
-from .data.image_folder import FolderListing, list_image_folder
 from .data.location import locate_image_folder
 from .errors import ConfigError, DataNotFoundError
 from .validation import must_be
 
 if TYPE_CHECKING:
     from .config import RunConfig
+    from .data.image_folder import FolderListing
 
 LABEL_CORRUPTIONS = ("true-labels", "partial-labels", "random-labels")
 PIXEL_CORRUPTIONS = ("shuffled-pixels", "random-pixels", "gaussian")
@@ -236,6 +236,8 @@ def randomize_folder(cfg: RunConfig, labels_path: str | Path | None = None) -> F
     preprocessing. With ``labels_path`` (the run folder's ``labels.npz``): read the labels from it when it
     exists, else draw them and write it (atomically) before training starts.
     """
+    from .data.image_folder import list_image_folder  # here: it imports torch, and the config imports this module
+
     root = locate_image_folder(cfg.dataset, cfg.data_dir)
     labels_path = Path(labels_path) if labels_path is not None else None
     state = read_labels(labels_path, cfg) if labels_path is not None and labels_path.exists() else None

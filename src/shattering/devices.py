@@ -14,11 +14,12 @@ from __future__ import annotations
 import contextlib
 import functools
 
-import torch
-
+from ._lazy import lazy_import
 from .errors import ConfigError
 from .models import model_info
 from .validation import must_be
+
+torch = lazy_import("torch")  # imported when a function here first needs it: the config imports this module
 
 
 @functools.lru_cache(maxsize=1)

@@ -9,7 +9,8 @@ one reached fires. Counts are per process: a resumed run counts from 1 again.
 
 Points:
 
-- ``step``: inside an optimizer step (gradients computed, weights not yet updated), any optimizer;
+- ``step``: inside an optimizer step (gradients computed, weights not yet updated), any optimizer but one that
+  times a step (marked :data:`TIMING`);
 - ``eval``: inside a module's forward with gradients off (the per-epoch measurement);
 - ``metrics-append`` / ``steps-append``: half of an append to ``metrics.jsonl`` / ``steps.csv`` written and
   flushed (a torn last line), then killed;
@@ -26,16 +27,13 @@ import signal
 import sys
 from collections.abc import Callable
 
-import torch
-from torch.nn.modules.module import register_module_forward_pre_hook
-from torch.optim.optimizer import register_optimizer_step_pre_hook
-
 from .errors import ConfigError
 
 ENV = "SHATTERING_FAULT"
 POINTS = ("step", "eval", "metrics-append", "steps-append", "checkpoint-write", "checkpoint-rename",
           "summary-write", "truncate-logs")
 
+TIMING = "shattering_timing"  # an optimizer with this attribute true steps to time a step, not to train
 _targets: dict[str, int] | None = None  # point -> the call that kills; None: off
 _counts: dict[str, int] = {}
 _hooks: list = []
@@ -63,8 +61,13 @@ def arm(spec: str | None) -> None:
     _targets = parse(spec) if spec else None
     if not _targets:
         return
+    import torch  # here, armed only: shattering.files imports this module, and `shatter --help` loads no torch
+    from torch.nn.modules.module import register_module_forward_pre_hook
+    from torch.optim.optimizer import register_optimizer_step_pre_hook
+
     if "step" in _targets:
-        _hooks.append(register_optimizer_step_pre_hook(lambda optimizer, args, kwargs: point("step")))
+        _hooks.append(register_optimizer_step_pre_hook(  # a timed step of the tuning is not one of the run's
+            lambda optimizer, args, kwargs: None if getattr(optimizer, TIMING, False) else point("step")))
     if "eval" in _targets:
         _hooks.append(register_module_forward_pre_hook(
             lambda module, inputs: None if torch.is_grad_enabled() else point("eval")))

@@ -1,8 +1,7 @@
 """An advisory lease on this machine's CPU cores, so that shattering processes started side by side (two
 ``shatter run`` in two terminals, the workers of one sweep) divide the cores instead of spinning against each
-other: two torch processes of 2 threads each on 2 cores measured about 15x slower than either alone (the README
-main job, the randomization test of Section 2.1 of Zhang et al., ICLR 2017, on digits: 164 s each together
-against 10.9 s alone; with 1 thread each, 11.2 s each).
+other: two torch processes of 2 threads each on 2 cores ran many times slower than either alone (bench/RESULTS.md:
+the README main job, the randomization test of Section 2.1 of Zhang et al., ICLR 2017, on digits).
 
 One lock file per core under the user cache (``<cache>/cores/core-<i>.lock``); a process takes as many free ones as
 it wants threads (``fcntl.flock``, without waiting), at least one: when every core is held it runs with one thread

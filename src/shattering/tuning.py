@@ -3,14 +3,13 @@
 worker processes of how many threads share the cores.
 
 Section 2.1 of Zhang et al., ICLR 2017 fixes the procedure (SGD, batch 128, the epoch budget), not how the machine
-runs it, and which way is fastest depends on the machine: on a 2-core Intel Xeon with AMX bf16 with
-``channels_last`` was fastest for every CNN; on a 2-core AMD EPYC 2 threads gained nothing over 1 on the digits
-MLP. So on first use of a (model, input shape, batch size, device, precision) on a machine, a few training steps of
-each candidate are timed on random inputs (about 0.2 s each, in up to 3 interleaved rounds, the fastest kept; the
-global random state is left as it was) and the fastest is kept, cached per machine (CPU model and flags, or GPU
-name, and the torch version) in ``<cache>/tuning.json`` (:func:`shattering.lease.cache_dir`). Precision is never
-chosen by speed (:mod:`shattering.devices`). A cache that cannot be read or written costs one warning line; the run
-measures again (or keeps what it measured) and goes on.
+runs it, and which way is fastest depends on the machine (the layout and thread count that won differed between the
+CPUs measured: bench/RESULTS.md). So on first use of a (model, input shape, batch size, device, precision) on a
+machine, a few training steps of each candidate are timed on random inputs (a fraction of a second each, in up to 3
+interleaved rounds, the fastest kept; the global random state is left as it was) and the fastest is kept, cached per
+machine (CPU model and flags, or GPU name, and the torch version) in ``<cache>/tuning.json``
+(:func:`shattering.lease.cache_dir`). Precision is never chosen by speed (:mod:`shattering.devices`). A cache that
+cannot be read or written costs one warning line; the run measures again (or keeps what it measured) and goes on.
 """
 
 from __future__ import annotations
@@ -22,14 +21,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-import torch.nn.functional as F
-
 from . import _openmp
+from ._lazy import lazy_import
 from .devices import autocast, cpu_has_native_bf16, resolve_device
+from .faults import TIMING
 from .files import atomic_write_json, read_json
 from .lease import cache_dir, cpu_cores, warn
 from .models import MODELS, build_model, model_info
+from .optimizers import build_optimizer, model_groups
+
+torch = lazy_import("torch")  # imported when something is measured: the config reads LAYOUTS without torch
+F = lazy_import("torch.nn.functional")
 
 LAYOUTS = ("auto", "channels_last", "contiguous")
 CACHE_NAME = "tuning.json"
@@ -132,8 +134,7 @@ def choose(model: str, input_shape: tuple[int, ...], num_classes: int, batch_siz
 def warn_emulated_bf16() -> None:
     """Once per process: bf16 was asked for on a CPU without bf16 instructions, where torch emulates it."""
     warn("precision bf16 was asked for, but this CPU has no bf16 instructions (AVX512-BF16 or AMX), so torch "
-         "emulates them, about 100x slower than fp32 (a 1024x1024 matrix product: 0.9 GFLOP/s against 151 in fp32 "
-         "on a 2-core AVX2 AMD EPYC); use --precision fp32, or auto, which picks fp32 here.")
+         "emulates them, about 100x slower than fp32; use --precision fp32, or auto, which picks fp32 here.")
 
 
 def _choose(model: str, input_shape, num_classes: int, batch_size: int, dev: torch.device, precision: str,
@@ -221,24 +222,20 @@ def _measure(net: torch.nn.Module, input_shape, num_classes: int, batch_size: in
 
 
 def _time_steps(model, x, y, dev: torch.device, precision: str) -> float:
-    """Seconds per SGD step (momentum 0.9, the arithmetic of ``torch.optim.SGD`` written out: an optimizer's
-    step hooks, such as :mod:`shattering.faults`' counters, see only the run's own steps)."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    momenta = [torch.zeros_like(p) for p in params]
+    """Seconds per training step with the paper's optimizer (SGD, momentum 0.9, :func:`shattering.optimizers.
+    build_optimizer`), marked as a timing step (:data:`shattering.faults.TIMING`: a fault counter sees only the
+    run's own steps)."""
+    optimizer = build_optimizer("sgd", model_groups(model, 0.0), lr=1e-3, device=dev)
+    setattr(optimizer, TIMING, True)
 
     def step():
         with autocast(dev, precision):
             logits = model(x)
         logits = logits[0] if isinstance(logits, tuple) else logits
         loss = F.cross_entropy(logits.float(), y)
-        for p in params:
-            p.grad = None
+        optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        with torch.no_grad():
-            for p, m in zip(params, momenta, strict=True):
-                if p.grad is not None:
-                    m.mul_(0.9).add_(p.grad)
-                    p.add_(m, alpha=-1e-3)
+        optimizer.step()
         if dev.type == "cuda":
             torch.cuda.synchronize()
 

@@ -11,7 +11,6 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ._version import __version__
 
@@ -32,5 +31,7 @@ def code_version() -> str:
 
 def versions() -> dict:
     """The versions a record states: shattering, torch, numpy and Python."""
+    import torch  # here: a reused record's provenance reads code_version() without torch
+
     return {"shattering": code_version(), "torch": torch.__version__, "numpy": np.__version__,
             "python": platform.python_version()}

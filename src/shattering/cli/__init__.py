@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from .. import _openmp
 from .._version import __version__
 from ..errors import ShatteringError
 from ..formatting import guard_closed_pipes
@@ -36,6 +37,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     guard_closed_pipes()  # a reader that closes the pipe stops the printing, not the run
     try:
         args = build_parser().parse_args(argv)  # inside the try: --help into a closed pipe is one too
+        # where the process starts: OpenMP's wait policy, before the command imports torch (shattering._openmp)
+        _openmp.set_openmp_wait_policy()
         status = int(args.func(args) or 0)
         sys.stdout.flush()  # inside the try: a reader gone before the last buffered line is a closed pipe too
         return status

@@ -88,8 +88,8 @@ def add_config_options(parser: argparse.ArgumentParser, *, only: Collection[str]
         note = notes.pop(f.name, None) or ("required" if f.name in required else f"default: {default}")
         help_text = f"{meta.get('help', '')} ({note})"
         kind = str(f.type)
-        if f.name == "model_args":  # --model-arg KEY=VALUE, repeatable: the config parses the list
-            group.add_argument(flag, dest=f.name, action="append", default=argparse.SUPPRESS, metavar="KEY=VALUE",
+        if meta.get("repeat"):  # --model-arg KEY=VALUE, --probe NAME...: repeatable, the config parses the list
+            group.add_argument(flag, dest=f.name, action="append", default=argparse.SUPPRESS, metavar=meta["repeat"],
                                help=help_text)
             continue
         if kind.startswith("bool"):

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..config import RunConfig
 from ..errors import ConfigError, ShatteringError
-from ..executors import EXECUTORS, sweep
-from ..executors.outcome import Outcome, describe, failed, summary_table
+from ..executors import EXECUTORS
 from ..experiments.presets import PRESETS, SCALES, get_preset
 from ..files import json_text
 from ..report.reproduce import GROUPS, check_user_data, reproduce
@@ -27,6 +27,9 @@ from ..train.advice import advice_lines
 from ..validation import must_be
 from .common import add_config_file_option, add_config_options, config_file, given_config_options, json_flag
 from .run import add_record_options
+
+if TYPE_CHECKING:
+    from ..executors.outcome import Outcome
 
 # The settings of a run that ``sweep`` and ``reproduce`` take as options, generated from RunConfig's declarations
 # (every other setting: --config FILE.toml). They win over the preset's own; the notes say what differs from `run`.
@@ -147,6 +150,8 @@ def announce_scale(args) -> None:
 
 
 def sweep_from_args(args) -> list[Outcome]:
+    from ..executors import sweep  # here: `shatter --help` loads no torch
+
     announce_scale(args)
     options = run_options(args)
     configs = get_preset(args.preset).configs(args.scale, **preset_request(args))
@@ -156,6 +161,8 @@ def sweep_from_args(args) -> list[Outcome]:
 
 def outcome_json(o: Outcome) -> dict:
     """One run of a sweep as ``--json`` prints it: where its record is, how it ended, what it measured."""
+    from ..executors.outcome import describe  # here: `shatter --help` loads no torch
+
     s = o.summary or {}
     final = s.get("final") or {}
     return {"run": describe(o.config), "run_id": o.config.run_id(), "run_dir": str(o.run_dir),
@@ -184,6 +191,8 @@ def preset_keys(name: str, scale: str) -> dict[str, str]:
 def print_advice(args, outcomes: list[Outcome]) -> None:
     """For the runs that did not fit: what their numbers say, once per kind of change, in the syntax ``sweep``
     and ``reproduce`` take (a ``--config`` file's keys; the budget is the scale's)."""
+    from ..executors.outcome import describe  # here: `shatter --help` loads no torch
+
     fixed = preset_keys(args.preset, args.scale)
     kinds: dict[str, tuple[str, list[Outcome]]] = {}  # one entry per change suggested (its first run's words)
     for o in outcomes:
@@ -260,6 +269,8 @@ def _cmd_presets(args) -> int:
 
 
 def _cmd_sweep(args) -> int:
+    from ..executors.outcome import failed, summary_table  # here: `shatter --help` loads no torch
+
     outcomes = sweep_from_args(args)
     bad = failed(outcomes)
     if args.json:
@@ -275,6 +286,8 @@ def _cmd_sweep(args) -> int:
 
 
 def _cmd_reproduce(args) -> int:
+    from ..executors.outcome import failed, summary_table  # here: `shatter --help` loads no torch
+
     announce_scale(args)
     options = run_options(args)
     request = preset_request(args)

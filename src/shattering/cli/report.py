@@ -7,8 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..files import file_problem
-from ..report.common import write_text
-from ..report.html import ReportError, collect, render_page
 
 
 def register(sub) -> None:
@@ -25,6 +23,9 @@ def register(sub) -> None:
 
 
 def _cmd_report(args) -> int:
+    from ..report.common import write_text  # here: `shatter --help` loads no torch
+    from ..report.html import ReportError, collect, render_page
+
     root = Path(args.dir).expanduser()
     path = Path(args.out).expanduser() if args.out else root / "report.html"
     problem = file_problem(path)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from ..files import json_text
 from ..formatting import plural
-from ..runs import KEEP_CHECKPOINTS, run
+from ..runs import KEEP_CHECKPOINTS
 from ..train.advice import advice_lines
-from ..train.distributed import is_main_process
 from .common import add_config_file_option, add_config_options, config_from_args, json_flag
 
 # --------------------------------------------------------------------------------------------------
@@ -40,6 +39,9 @@ def add_record_options(p, what: str) -> None:
 
 
 def _cmd_run(args) -> int:
+    from ..runs import run  # here: `shatter --help` loads no torch
+    from ..train.distributed import is_main_process
+
     cfg = config_from_args(args)
     result = run(cfg, progress=not args.quiet and not args.json, rerun=args.rerun,
                  keep_checkpoints=args.keep_checkpoints)

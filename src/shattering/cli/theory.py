@@ -13,10 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..experiments.expressivity import expressivity
-from ..experiments.kernel_interpolation import kernel_experiment
-from ..experiments.min_norm import min_norm_experiment
-from ..experiments.rademacher import rademacher_probe
 from ..files import atomic_write_json, folder_problem, json_text
 from ..formatting import pct, plural, sci
 from ..validation import check_int, check_probability
@@ -108,6 +104,8 @@ def _add_expressivity(sub) -> None:
 
 
 def _cmd_expressivity(args) -> int:
+    from ..experiments.expressivity import expressivity  # here: `shatter --help` loads no torch
+
     out = _out_file(args, "expressivity")
     r = expressivity(args.dataset, args.train_size, corruption=args.corruption, p=_check_p(args.p),
                      depth=args.depth, seed=_check_seed(args.seed), data_seed=_check_seed(args.data_seed, "data_seed"),
@@ -178,6 +176,8 @@ def _add_minnorm(sub) -> None:
 
 
 def _cmd_minnorm(args) -> int:
+    from ..experiments.min_norm import min_norm_experiment  # here: `shatter --help` loads no torch
+
     out = _out_file(args, "minnorm")
     r = min_norm_experiment(args.dataset, args.train_size, features=args.features, width=args.width,
                             corruption=args.corruption, p=_check_p(args.p), epochs=args.epochs, lr=args.lr,
@@ -241,6 +241,8 @@ def _add_kernel(sub) -> None:
 
 
 def _cmd_kernel(args) -> int:
+    from ..experiments.kernel_interpolation import kernel_experiment  # here: `shatter --help` loads no torch
+
     if args.filters is not None and args.features != "random-conv":
         raise ConfigError(f"--filters sets the number of random-conv filters; it does nothing with --features "
                           f"{args.features}: drop it or use --features random-conv.")
@@ -309,6 +311,8 @@ def _add_rademacher(sub) -> None:
 
 
 def _cmd_rademacher(args) -> int:
+    from ..experiments.rademacher import rademacher_probe  # here: `shatter --help` loads no torch
+
     out = _out_file(args, "rademacher")
     r = rademacher_probe(args.dataset, args.train_size, model=args.model, draws=args.draws, probes=args.probes,
                          epochs=args.epochs, lr=args.lr, seed=_check_seed(args.seed),

@@ -9,15 +9,35 @@
   folder, registered in the catalogue under a name that carries a digest of the arrays.
 """
 
-from .arrays import ArrayData
-from .catalogue import DATASETS, DatasetInfo, dataset_info, dataset_names, register_dataset
-from .dataset import ImageData, load_dataset, prepare, stratified_subset
-from .location import cache_dir, fetch, list_local
-from .readers import RawData, load_raw
-from .user_data import dataset_key, dataset_label
+from typing import TYPE_CHECKING
 
-__all__ = [
-    "DATASETS", "ArrayData", "DatasetInfo", "ImageData", "RawData", "cache_dir", "dataset_info", "dataset_key",
-    "dataset_label", "dataset_names", "fetch", "list_local", "load_dataset", "load_raw", "prepare",
-    "register_dataset", "stratified_subset",
-]
+from .._lazy import lazy_exports
+
+# each name imported when first used (shattering._lazy): the catalogue loads no torch, a data set scikit-learn
+__all__ = lazy_exports(__name__, {
+    ".arrays": ("ArrayData",),
+    ".catalogue": ("DATASETS", "DatasetInfo", "dataset_info", "dataset_names", "register_dataset"),
+    ".dataset": ("ImageData", "load_dataset", "prepare", "stratified_subset"),
+    ".location": ("cache_dir", "fetch", "list_local"),
+    ".readers": ("RawData", "load_raw"),
+    ".user_data": ("dataset_key", "dataset_label"),
+})
+
+if TYPE_CHECKING:
+    from .arrays import ArrayData as ArrayData
+    from .catalogue import DATASETS as DATASETS
+    from .catalogue import DatasetInfo as DatasetInfo
+    from .catalogue import dataset_info as dataset_info
+    from .catalogue import dataset_names as dataset_names
+    from .catalogue import register_dataset as register_dataset
+    from .dataset import ImageData as ImageData
+    from .dataset import load_dataset as load_dataset
+    from .dataset import prepare as prepare
+    from .dataset import stratified_subset as stratified_subset
+    from .location import cache_dir as cache_dir
+    from .location import fetch as fetch
+    from .location import list_local as list_local
+    from .readers import RawData as RawData
+    from .readers import load_raw as load_raw
+    from .user_data import dataset_key as dataset_key
+    from .user_data import dataset_label as dataset_label

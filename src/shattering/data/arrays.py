@@ -15,7 +15,6 @@ import json
 import re
 
 import numpy as np
-import torch
 
 from ..errors import DataFormatError
 from .catalogue import CONSTANT_NOTE, CONSTANT_SHORT, INCEPTION_DECAY, DatasetInfo
@@ -28,6 +27,8 @@ USER_EPOCHS = 200  # default epoch budget on the user's data (MNIST's)
 
 def as_numpy(value, what: str) -> np.ndarray:
     """A numpy array of ``value`` (a numpy array, a torch tensor, or anything numpy reads)."""
+    import torch  # here: the config imports this module, and `shatter --help` loads no torch
+
     if isinstance(value, torch.Tensor):
         return value.detach().cpu().numpy()
     try:

@@ -26,7 +26,6 @@ import numpy as np
 from ..errors import RecordError
 from ..files import atomic_write_bytes
 from .dataset import LabelledSplits, hash_arrays
-from .image_folder import EVAL_CROP_FRACTION
 
 if TYPE_CHECKING:
     from ..config import RunConfig
@@ -109,6 +108,8 @@ def read_labels(path: Path, cfg: RunConfig) -> dict:
 
 def folder_data(cfg: RunConfig, root: Path, state: dict) -> FolderData:
     """The :class:`FolderData` of a (resolved) config from the state ``labels.npz`` holds."""
+    from .image_folder import EVAL_CROP_FRACTION  # here: it imports torch, and the config imports this module
+
     meta = state["meta"]
     k = len(state["classes"])
     train_changed = state["y_train"] != state["y_train_original"]

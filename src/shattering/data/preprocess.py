@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
 
 WHITENINGS = ("per-image", "per-channel", "none")
 
@@ -37,6 +36,8 @@ def per_image_whitening(x):
     mean and std run over all N = C*H*W values of the image; the guard keeps uniform images finite. Takes a
     numpy array or a torch tensor of shape (N, C, H, W) and returns the same kind (float32).
     """
+    import torch  # here: the config reads WHITENINGS, and `shatter --help` loads no torch
+
     is_numpy = isinstance(x, np.ndarray)
     t = torch.from_numpy(np.asarray(x, dtype=np.float32)) if is_numpy else x.float()
     dims = tuple(range(1, t.ndim))

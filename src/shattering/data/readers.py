@@ -58,7 +58,7 @@ def read_idx_set(info: DatasetInfo, files: dict[str, Path]) -> dict:
 
 def read_digits() -> dict:
     """scikit-learn's 8x8 digits, split 80/20 stratified (values 0..16)."""
-    # scikit-learn takes 1-2 s to import: only when digits are read, not at every command's start-up
+    # scikit-learn is slow to import (bench/RESULTS.md): only when digits are read, not at every command's start-up
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 

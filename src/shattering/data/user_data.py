@@ -28,7 +28,6 @@ import numpy as np
 from ..errors import ConfigError, DataFormatError, DataNotFoundError
 from .arrays import SPLITS, ArrayData, arrays_digest, checked_arrays, user_info
 from .catalogue import DATASETS, RESOLVERS, DatasetInfo, dataset_info, register_dataset
-from .image_folder import IMAGE_SUFFIXES, _pil
 
 TEST_FOLDERS = ("test", "val")
 LAYOUT_HINT = "lay it out as DIR/train/<class>/<image>.png and DIR/test/<class>/<image>.png (or DIR/val/)"
@@ -180,6 +179,8 @@ def _subfolders(folder: Path) -> list[str]:
 
 def _decode(path: Path) -> np.ndarray:
     """One image as uint8, H x W (grey) or H x W x 3."""
+    from .image_folder import _pil  # here: it imports torch, and the config imports this module
+
     image = _pil()
     try:
         with image.open(path) as img:
@@ -192,6 +193,8 @@ def _decode(path: Path) -> np.ndarray:
 def read_image_folder(root: Path) -> tuple[dict, tuple[str, ...]]:
     """The images of ``root/train/<class>/`` and ``root/test/<class>/`` (or ``val/``) as checked arrays, and the
     class names (the sorted sub-folders of ``train/``)."""
+    from .image_folder import IMAGE_SUFFIXES  # here: it imports torch, and the config imports this module
+
     test = next((root / t for t in TEST_FOLDERS if (root / t).is_dir()), None)
     if not (root / "train").is_dir() or test is None:
         raise DataFormatError(f"The folder {root} holds no train/ and test/ (or val/) sub-folders; "

@@ -24,13 +24,15 @@ from collections.abc import Iterator, Sequence
 
 import torch
 
-from .._openmp import PLANNED_ENV
+from .._openmp import PLANNED_ENV, process_entry
 from ..config import RunConfig
 from ..data.user_data import in_memory
 from ..errors import ConfigError
 from ..formatting import guard_closed_pipes, on_terminal
 from ..lease import cores_held_elsewhere, cpu_cores, leased_threads, warn
+from ..measures.registry import from_elsewhere as measures_from_elsewhere
 from ..models import is_builtin, is_import_path
+from ..probes import from_elsewhere as probes_from_elsewhere
 from ..runs import RunRecord
 from ..runs.lifecycle import choose_execution
 from ..tuning import Tuning, WorkerPlan, plan_workers, set_process_threads
@@ -104,8 +106,10 @@ def _execution(tune: Tuning, lease, plan: dict | None) -> dict:
 
 
 def _shippable(cfg: RunConfig) -> bool:
-    """Whether a worker process can run ``cfg``: its data and model exist outside this process's memory."""
-    return not in_memory(cfg.dataset) and (is_builtin(cfg.model) or is_import_path(cfg.model))
+    """Whether a worker process can run ``cfg``: its data, model, measures and probes exist outside this process's
+    memory (none was registered by code in this process)."""
+    return (not in_memory(cfg.dataset) and (is_builtin(cfg.model) or is_import_path(cfg.model))
+            and not measures_from_elsewhere(cfg.measures) and not probes_from_elsewhere(cfg.probes))
 
 
 def sweep_plan(configs: Sequence[RunConfig], pack: int | None = None, workers: int | None = None,
@@ -141,9 +145,8 @@ def sweep_plan(configs: Sequence[RunConfig], pack: int | None = None, workers: i
 
 
 PACKS_PER_WORKER = 3  # where the pack size cannot be measured: a worker whose packs end early takes another
-# A spawned worker imports torch and shattering before its first step: measured 2.5-3.5 s on the 2-core AMD EPYC
-# (bench/bench.py --only sweep: 6 digits MLP runs of 20 epochs took 1.6 s one after another in one process and
-# 4.1 s on two workers).
+# A spawned worker imports torch and shattering before its first step: about 3 s where measured
+# (bench/RESULTS.md, "Figures moved from the code").
 WORKER_START_SECONDS = 3.0
 WORTH_WORKERS = 4  # workers only where the training could take this many start-ups or more
 
@@ -187,8 +190,10 @@ def _run_workers(groups: list[list[RunConfig]], plan: WorkerPlan, facts: dict, k
     n = min(plan.workers, len(groups))
     for _ in range(n):
         tasks.put(None)
-    procs = [ctx.Process(target=_worker, args=(w, tasks, results, plan.threads, facts, keep_checkpoints,
-                                               progress), daemon=True) for w in range(n)]
+    # a worker starts in shattering._openmp.process_entry, which decides its OpenMP wait policy before _worker's
+    # module (and torch) is imported
+    procs = [ctx.Process(target=process_entry, args=(f"{__name__}:_worker", w, tasks, results, plan.threads, facts,
+                                                     keep_checkpoints, progress), daemon=True) for w in range(n)]
     # workers planned on cores nobody else holds keep libgomp's spinning (W x T <= cores: no thread waits
     # for a core); on a machine already shared they decide for themselves (shattering._openmp)
     planned = os.environ.get(PLANNED_ENV)

@@ -3,8 +3,7 @@
 Packing K MLP runs of Section 2.1's sweeps (:mod:`shattering.executors.packing`) makes each training step do K
 runs' work at once, which pays where one run's step leaves the cores idle (small matrices); on W workers the packs
 must also be many enough that no worker idles while another trains the last one. Which K is best depends on the
-machine: on the 2-core AVX-512 AMD EPYC, 18 runs of Fig. 1b/1c (6 corruption levels x 3 seeds) on 2 workers took
-18.7 s in packs of 6, 16.0 s in packs of 3 and 16.8 s unpacked.
+machine (one measurement of Fig. 1b/1c's 18 runs on 2 workers: bench/RESULTS.md, "Figures moved from the code").
 
 So on first use of a (model, input shape, batch, precision, threads) on a machine a few steps of a pack of each
 size the sweep could form are timed (:func:`shattering.train.packed.packed_step_seconds`, in 3 interleaved rounds,

@@ -21,7 +21,9 @@ from ..corruptions import LABEL_CORRUPTIONS
 from ..errors import RunLockedError, ShatteringError
 from ..measures import with_measures
 from ..models import model_info
+from ..optimizers import optimizer_info
 from ..runs import RunRecord
+from ..runs.lifecycle import CoreLease
 from ..train.data import make_data, streamed
 from ..train.packed import Member, open_member, train_pack
 from .outcome import Outcome, run_one
@@ -35,9 +37,9 @@ def pack_key(cfg: RunConfig) -> tuple | None:
     """Runs with equal keys can share a pack; None when ``cfg`` cannot be packed."""
     r = cfg.resolved()
     if (not model_info(r.model).packable or r.corruption not in LABEL_CORRUPTIONS or r.dropout > 0 or r.random_crop
-            or r.flip_rotate or streamed(r)):  # streamed data (ImageNet) has no tensors to share
-        return None
-    fields = {k: v for k, v in r.to_dict().items() if k not in _FREE}
+            or r.flip_rotate or streamed(r) or not optimizer_info(r.optimizer).packable):  # streamed data
+        return None  # (ImageNet) has no tensors to share; an optimizer whose state is not per element, no stack
+    fields = {k: v for k, v in r.to_dict().items() if k not in _FREE}  # the optimizer and its settings included
     if r.train_size or r.test_size:  # the data seed picks the subset: members must share it
         fields["data_seed"] = r.data_seed
     return tuple(sorted(fields.items()))
@@ -135,7 +137,7 @@ def run_packed_group(configs: Sequence[RunConfig], keep_checkpoints: str = "last
         for m in members:
             by_epoch.setdefault(m.book.epoch, []).append(m)
         for group in by_epoch.values():
-            for member, summary, seconds in train_pack(group, progress):
+            for member, summary, seconds in train_pack(group, progress, hooks=[CoreLease()]):
                 record = records[id(member)]
                 # the member's own model holds its trained weights (saved for its checkpoint as the pack ended it)
                 summary = with_measures(summary, member.cfg, member.model, member.book.data,

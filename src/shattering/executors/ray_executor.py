@@ -262,7 +262,10 @@ def _connect(ray, address: str | None) -> bool:
     if ray.is_initialized():
         return False
     try:
-        ray.init(address=address, ignore_reinit_error=True)
+        # every worker process of the job decides its OpenMP wait policy as it starts, before a task imports torch
+        # (shattering._openmp); the workers of a Ray the caller initialized decide only if it passed the same hook
+        ray.init(address=address, ignore_reinit_error=True,
+                 runtime_env={"worker_process_setup_hook": "shattering._openmp.set_openmp_wait_policy"})
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"at {address}" if address else "(RAY_ADDRESS or a new local one)"
         raise ConfigError(f"Could not start or reach the Ray cluster {where}: {exc}; check the address "

@@ -3,16 +3,15 @@
 
 A process that starts alone cannot know whether a second one will come. Spinning (libgomp's default) is what
 makes a step of several threads fast alone, and sleeping (``PASSIVE``) is what lets a second process share the
-cores; which costs less depends on the machine. Measured with ``bench/bench.py``'s ``wait-policy`` part, a job
-alone and two jobs with the second started 3 s later: on the 2-core Intel Xeon (AMX) spinning won both; on a
-2-core AVX2 AMD EPYC the two were equal alone (11.2 and 11.1 s) and ``PASSIVE`` won in company (12.5 against
-14.4 s each). So the choice is measured, the way the thread count is (:mod:`shattering.tuning`): the README's main
+cores; which costs less depends on the machine: ``bench/bench.py``'s ``wait-policy`` part found different
+winners on different CPUs (their timings: bench/RESULTS.md, "Figures moved from the code"). So the choice is
+measured, the way the thread count is (:mod:`shattering.tuning`): the README's main
 job (the randomization test of Section 2.1 of Zhang et al., ICLR 2017, an MLP 1x512 on digits with random labels,
 trained to fit) is run alone and then twice, the second started as soon as the first holds its cores, with each
 policy in turn, twice; the policy with the smaller sum of the time alone and the mean time in company is kept,
-spinning unless the other costs 5% less. A process
-that starts while another holds cores always sleeps (spinning there is the 15x collapse the lease exists for), so
-the measurement only decides the policy of the first.
+spinning unless the other costs 5% less. A process that starts while another holds cores always sleeps
+(spinning there is the collapse :mod:`shattering.lease` exists for), so the measurement only decides the policy
+of the first.
 """
 
 from __future__ import annotations
@@ -113,9 +112,9 @@ def measure_wait_policy(until: list[str] | None = None, repeats: int = 2,
     seconds of the job alone and of each of two together, over ``repeats`` rounds that alternate the policies, so
     that a machine that speeds up or slows down meanwhile weighs on both alike) and the machine it holds for.
 
-    ``until``: the job's ``--until`` options (default: to fit, the README's main job, about 5-15 s alone on 2 cores).
-    Run it on a quiet machine: other work on the cores is timed too. One job alone varied by up to 10% from one
-    run to the next on a 2-core AMD EPYC, hence the rounds and :data:`MARGIN`."""
+    ``until``: the job's ``--until`` options (default: to fit, the README's main job, a few seconds alone).
+    Run it on a quiet machine: other work on the cores is timed too. One job alone varies from one run to the
+    next by several percent (bench/RESULTS.md, "Figures moved from the code"), hence the rounds and :data:`MARGIN`."""
     until = list(until or ("--until", "fit"))
     say = progress or (lambda _text: None)
     if cores_held_elsewhere():

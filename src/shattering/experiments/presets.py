@@ -82,7 +82,7 @@ class Preset:
     paper_dataset: str = PAPER_DATASET  # the data the paper ran this artefact on
     paper_model: str | None = None  # the paper's model where a scale may swap it (ImageNet presets)
     compute: Callable[[str, str | None, Path], list[dict]] | None = None  # a computed artefact's rows
-    claims: tuple[Claim, ...] = ()  # the paper's claims this artefact tests (experiments/claims.py)
+    claims: tuple[Claim, ...] = ()  # the paper's claims this artefact tests (experiments/claims/)
     # A grid of its own at a scale, in place of ``rows`` (the slowdown's training-set sizes grow with the scale).
     scale_rows: dict[str, tuple[dict, ...]] = field(default_factory=dict)
 
@@ -233,7 +233,8 @@ def _corruption_at(p: float) -> dict:
 
 # Fig. 1a and 1b/1c share their settings, so that the Inception runs on true and random labels serve both.
 # Quick: 500 training and 500 test images, what 23 runs (9 of the small Inception, about 1 GFLOP per training
-# image) afford in 30 minutes on 2 cores: measured 82 s per Inception run, 1,000 images took 170 s per run.
+# image) afford in 30 minutes on 2 cores (the per-run timings behind it: bench/RESULTS.md, "Figures moved from
+# the code").
 _FIG1_QUICK = {"dataset": "fashion-mnist", "train_size": 500, "test_size": 500, "epochs": 150, "until": "fit",
                "log_every": 2, "note": "500 Fashion-MNIST training images, 500 test images, stop at 100% training "
                                        "accuracy or 150 epochs"}
@@ -434,11 +435,11 @@ def _sized(sizes: dict[str, Sequence], epochs: dict | None = None) -> tuple[dict
                  for m, ns in sizes.items() for n in ns for c in _SLOWDOWN_LABELS)
 
 
-# The convolutional models up to 500 images at quick. Measured (one thread, CPU time on a shared 2-core machine):
-# AlexNet fit random labels at 1,000 images in 88 epochs (211 s), at 500 in 107 epochs (119 s; true labels: 94
-# epochs, 103 s); the small Inception costs 82 s per run at 500.
+# The convolutional models up to 500 images at quick: AlexNet fit random labels at 1,000 images in 88 epochs, at
+# 500 in 107 (true labels: 94); larger sets do not fit the quick budget on 2 cores (timings: bench/RESULTS.md,
+# "Figures moved from the code").
 _SLOWDOWN_QUICK_SIZES = {"mlp-1x512": SLOWDOWN_SIZES, "alexnet-small": (250, 500), "inception-small": (250, 500)}
-# Measured: the MLP at 8,000 images reached 99.98% on random labels in 150 epochs and fit at epoch 246 (40 s CPU):
+# Measured: the MLP at 8,000 images reached 99.98% on random labels in 150 epochs and fit at epoch 246:
 # 300 epochs from 4,000 images.
 _SLOWDOWN_QUICK_EPOCHS = {4000: 300, 8000: 300}
 _register(Preset(

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from ..models import build_model, check_model
+from ..optimizers import build_optimizer
 from ..theory.kernel_solver import KernelSolver
 from ..theory.rademacher import correlation, random_signs
 from ..validation import check_choices, check_float, check_int
@@ -47,7 +48,7 @@ def fit_network(x: np.ndarray, sigma: np.ndarray, *, model: str = "mlp-1x512", e
         torch.manual_seed(int(seed))
         net = build_model(model, tuple(inputs.shape[1:]), 2)
         gen = torch.Generator().manual_seed(int(seed) + 1)
-        opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9)
+        opt = build_optimizer("sgd", [{"params": list(net.parameters())}], lr=lr, device=torch.device("cpu"))
         loss_fn = torch.nn.CrossEntropyLoss()
         epoch, acc = 0, 0.0
         for epoch in range(1, epochs + 1):  # noqa: B007 (epoch is reported)

@@ -29,9 +29,6 @@ from ..data import dataset_info
 from ..data.location import locate
 from ..errors import ConfigError
 from ..files import atomic_write_bytes, atomic_write_json, json_text, read_json
-from ..theory.features import compute_features
-from ..theory.kernel_functions import KERNELS, TRANSFORMED_BANDWIDTH_FRACTION
-from ..theory.kernel_solver import KernelSolver, fit_label_sets
 from ..validation import check_choice
 from .sample import load_sample
 
@@ -117,6 +114,11 @@ def compute_table3(scale: str, dataset: str | None = None, out_dir: Path | None 
     list of dict
         One dict per row: the paper's numbers (``paper_*``) beside the measured ones, for true and random labels.
     """
+    # here: the theory imports torch and scipy, and `shatter --help` reads the presets (this module's) without them
+    from ..theory.features import compute_features
+    from ..theory.kernel_functions import KERNELS, TRANSFORMED_BANDWIDTH_FRACTION
+    from ..theory.kernel_solver import KernelSolver, fit_label_sets
+
     scale = check_choice(scale, "scale", tuple(SCALE_SETTINGS))
     check_choice(kernel, "kernel", KERNELS)
     settings = SCALE_SETTINGS[scale]

@@ -2,41 +2,32 @@
 candidates Zhang et al. (ICLR 2017, Section 5) found wanting and later work measured (Neyshabur et al. 2017,
 "Exploring generalization in deep learning"; Bartlett, Foster and Telgarsky 2017; Jiang et al. 2020).
 
-The keys: ``l2_norm``, ``distance_from_init``, ``spectral_product``, ``log_spectral_product``, ``frobenius_sum``,
-``log_frobenius_product``, ``log_spectral_complexity``, ``margin_min``, ``margin_p10``, ``margin_median``,
-``normalized_margin``, ``path_l2``, ``pac_bayes_sigma``, ``pac_bayes_sigma_capped``, ``pac_bayes_bound_term``
-(each module's docstring gives its formula), plus ``measures_on`` (how many training examples the data-dependent
-ones used, with the labels they were trained on: a fixed, seeded sample of at most :data:`MAX_EXAMPLES` for the
-margins, its first :data:`FLATNESS_EXAMPLES` for flatness) and ``unavailable``
-(measure -> why it is None, for a network it does not apply to). Never a made-up number: a measure that does
-not apply is None, with its reason.
+The measures are the registry's (:mod:`.registry`; the built-in ones and their formulas in :mod:`.builtin`), those
+the run setting ``measures`` selects: one key per measure, plus ``measures_on`` (how many training examples the
+data-dependent ones used, with the labels they were trained on: a fixed, seeded sample of at most
+:data:`MAX_EXAMPLES` for the margins, its first :data:`FLATNESS_EXAMPLES` for flatness), ``weighted_layers``
+where the layer-wise norms were computed, and ``unavailable`` (measure -> why it is None, for a network it does
+not apply to). Never a made-up number: a measure that does not apply is None, with its reason. A selection of no
+measure stores ``{}``.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Sequence
 
-import torch
-from torch import nn
-
+from .._lazy import lazy_import
 from ..config import RunConfig
 from ..data.dataset import LabelledSplits
-from ..train.trainer import init_model
-from .flatness import pac_bayes_sigma
-from .layers import Unmeasurable, weighted_layers
-from .margins import data_scale, logits, margin_summary, margins
-from .norms import distance_from_init, l2_norm, layer_norms, path_l2
+from .registry import Measure, MeasureInput, evaluate, selected
+
+torch = lazy_import("torch")  # imported when a run is measured: the built-in records read this module without it
+nn = lazy_import("torch.nn")
 
 MAX_EXAMPLES = 2000  # training examples for the margins: seconds, not minutes, at the end of a run
 FLATNESS_EXAMPLES = 500  # the first of those for flatness (20 passes over them)
 SUBSET_SEED = 0  # which examples: the first MAX_EXAMPLES of a permutation drawn with this seed
-LAYER_KEYS = ("spectral_product", "log_spectral_product", "frobenius_sum", "log_frobenius_product",
-              "log_spectral_complexity")
-MARGIN_KEYS = ("margin_min", "margin_p10", "margin_median", "normalized_margin")
-FLATNESS_KEYS = ("pac_bayes_sigma", "pac_bayes_sigma_capped", "pac_bayes_bound_term")
-# Every measure a summary holds, in the order tables show them (``summary["measures"][name]``).
-MEASURE_KEYS = ("l2_norm", "distance_from_init", *LAYER_KEYS, "path_l2", *MARGIN_KEYS, *FLATNESS_KEYS)
 
 
 def measure_subset(n: int, limit: int = MAX_EXAMPLES) -> torch.Tensor:
@@ -45,57 +36,50 @@ def measure_subset(n: int, limit: int = MAX_EXAMPLES) -> torch.Tensor:
     return torch.randperm(n, generator=torch.Generator().manual_seed(SUBSET_SEED))[:limit]
 
 
-def compute_measures(model: nn.Module, init: nn.Module, input_shape: tuple[int, ...],
-                     x: torch.Tensor | None, y: torch.Tensor | None, batch_size: int = 500) -> dict:
-    """The measures of ``model`` (trained) against ``init`` (the same network at initialization) with the
-    training examples ``x`` and their labels ``y`` (None: the data-dependent measures are unavailable).
+def compute_measures(model: nn.Module, init: nn.Module | Callable[[], nn.Module], input_shape: tuple[int, ...],
+                     x: torch.Tensor | None, y: torch.Tensor | None, batch_size: int = 500,
+                     measures: str | Sequence[Measure] | None = None) -> dict:
+    """The measures of ``model`` (trained) against ``init`` (the same network at initialization, or a function
+    that builds it when a measure first needs it) with the training examples ``x`` and their labels ``y`` (None:
+    the data-dependent measures are unavailable). ``measures``: which (the run setting's words or names,
+    :func:`~.registry.selected`; default: ``default``), or the :class:`~.registry.Measure` records themselves.
     ``batch_size``: examples per evaluation batch. ``model`` is left in eval mode with its weights unchanged."""
+    from .layers import Unmeasurable  # here: layers imports torch, and this module is read without it
+
+    chosen = selected(measures) if measures is None or isinstance(measures, str) else tuple(measures)
+    if not chosen:
+        return {}
     model.eval()
-    out: dict = {"l2_norm": l2_norm(model), "distance_from_init": distance_from_init(model, init)}
+    inputs = MeasureInput(model, init, input_shape, x, y, batch_size)
+    out: dict = {}
     why: dict[str, str] = {}
-    try:
-        out.update(layer_norms(weighted_layers(model, input_shape)))
-    except Unmeasurable as exc:
-        out.update(dict.fromkeys(LAYER_KEYS))
-        why.update(dict.fromkeys(LAYER_KEYS + ("normalized_margin",), str(exc)))
-    try:
-        out["path_l2"] = path_l2(model, input_shape)
-    except Unmeasurable as exc:
-        out["path_l2"], why["path_l2"] = None, str(exc)
-    if x is None or y is None:
-        out.update(dict.fromkeys(MARGIN_KEYS + FLATNESS_KEYS))
-        why.update(dict.fromkeys(MARGIN_KEYS + FLATNESS_KEYS, "the training set is streamed from disk, not held"))
-        out["measures_on"] = {"examples": 0}
-    else:
-        flat_x, flat_y = x[:FLATNESS_EXAMPLES], y[:FLATNESS_EXAMPLES]
-        out["measures_on"] = {"examples": len(x), "flatness_examples": len(flat_x), "labels": "trained"}
-        out.update(margin_summary(margins(logits(model, x, batch_size), y)))
-        log_ra = out.get("log_spectral_complexity")
-        scale = data_scale(x)
-        out["normalized_margin"] = (out["margin_p10"] / math.exp(log_ra) / scale
-                                    if log_ra is not None and log_ra < 700 and scale > 0 else None)
-        if out["normalized_margin"] is None and "normalized_margin" not in why:
-            why["normalized_margin"] = "the spectral complexity overflows a float"
+    for measure in chosen:
         try:
-            flat = pac_bayes_sigma(model, flat_x, flat_y, batch_size=batch_size)
-            out["pac_bayes_sigma"] = flat["pac_bayes_sigma"]
-            out["pac_bayes_sigma_capped"] = flat["pac_bayes_sigma_capped"]
-            out["pac_bayes_bound_term"] = out["distance_from_init"] ** 2 / (4 * flat["pac_bayes_sigma"] ** 2)
+            out[measure.name] = inputs.shared(f"measure:{measure.name}", lambda m=measure: evaluate(m, inputs))
         except Unmeasurable as exc:
-            out.update(dict.fromkeys(FLATNESS_KEYS))
-            why.update(dict.fromkeys(FLATNESS_KEYS, str(exc)))
+            out[measure.name], why[measure.name] = None, str(exc)
+    facts = dict(inputs.facts)
+    used = x is not None and y is not None and any(m.needs_data for m in chosen)
+    out["measures_on"] = ({"examples": len(x), "labels": "trained", **facts.pop("measures_on", {})} if used
+                          else {"examples": 0})
+    out.update(facts)
     out["unavailable"] = why
     return out
 
 
 def measures_of(cfg: RunConfig, model: nn.Module, data: LabelledSplits, x: torch.Tensor | None = None,
-                y: torch.Tensor | None = None) -> tuple[dict, float]:
+                y: torch.Tensor | None = None, measures: str | None = None) -> tuple[dict, float]:
     """The measures of the trained ``model`` of run ``cfg`` (its initialization rebuilt from ``cfg.seed``,
-    :func:`~shattering.train.trainer.init_model`) on the training examples ``x``, ``y`` (all of them: the
-    subset is taken here) and the seconds they took."""
+    :func:`~shattering.train.trainer.init_model`, when a measure needs it) on the training examples ``x``, ``y``
+    (all of them: the subset is taken here) and the seconds they took. ``measures``: which (default: the run's
+    setting ``cfg.measures``)."""
+    from ..train.trainer import init_model  # here: the trainer imports torch, and this module is read without it
+
     start = time.perf_counter()
+    chosen = selected(cfg.measures if measures is None else measures)
+    if not chosen:
+        return {}, 0.0
     device = next(model.parameters()).device
-    init = init_model(cfg, data).to(device)
     if x is not None and y is not None:
         idx = measure_subset(len(x)).to(x.device)
         x, y = x[idx].to(device), y[idx].to(device)
@@ -104,27 +88,47 @@ def measures_of(cfg: RunConfig, model: nn.Module, data: LabelledSplits, x: torch
             x = x.contiguous(memory_format=torch.channels_last)
     was_training = model.training
     try:
-        result = compute_measures(model, init, tuple(data.shape), x, y, cfg.eval_batch_size or 500)
+        result = compute_measures(model, lambda: init_model(cfg, data).to(device), tuple(data.shape), x, y,
+                                  cfg.eval_batch_size or 500, chosen)
     finally:
         model.train(was_training)
     return result, time.perf_counter() - start
 
 
 def with_measures(summary: dict, cfg: RunConfig, model: nn.Module, data: LabelledSplits,
-                  x: torch.Tensor | None = None, y: torch.Tensor | None = None) -> dict:
-    """``summary`` with ``measures`` (:func:`measures_of`) and ``measures_seconds`` added. A run that diverged
-    has no measures (its weights are not finite), and a measure that fails never fails the finished run: its
-    summary then says ``measures_error`` instead."""
-    if summary.get("status") == "diverged":
-        return {**summary, "measures": None, "measures_seconds": 0.0,
-                "measures_error": "the run diverged: its weights are not finite"}
+                  x: torch.Tensor | None = None, y: torch.Tensor | None = None, *,
+                  measures: str | None = None) -> dict:
+    """``summary`` with ``measures`` (:func:`measures_of`; ``measures``: which, default the run's setting
+    ``cfg.measures``) and ``measures_seconds`` added. A selection of no measure stores ``{}``. A run that
+    diverged has no measures (its weights are not finite), and a measure that fails never fails the finished
+    run: its summary then says ``measures_error`` instead."""
     start = time.perf_counter()
+    base = {k: v for k, v in summary.items() if k != "measures_error"}
     try:
-        result, seconds = measures_of(cfg, model, data, x, y)
-    except Exception as exc:  # noqa: BLE001 -- a bug in a measure must not lose the run it measures
+        if not selected(cfg.measures if measures is None else measures):
+            return {**base, "measures": {}, "measures_seconds": 0.0}
+        if summary.get("status") == "diverged":
+            return {**summary, "measures": None, "measures_seconds": 0.0,
+                    "measures_error": "the run diverged: its weights are not finite"}
+        result, seconds = measures_of(cfg, model, data, x, y, measures)
+    except Exception as exc:  # noqa: BLE001 -- a bug in a measure (or a name unknown here) must not lose the run
         return {**summary, "measures": None, "measures_seconds": time.perf_counter() - start,
                 "measures_error": f"{type(exc).__name__}: {exc}"}
-    return {**summary, "measures": finite(result), "measures_seconds": seconds}
+    return {**base, "measures": finite(result), "measures_seconds": seconds}
+
+
+def merge_measures(old: dict | None, new: dict | None) -> dict | None:
+    """The measures ``old`` (a summary's) with the ones measured again, ``new``, put over them: a measure of
+    ``new`` replaces its value and reason; ``old``'s others stay (``shatter measures --measures NAMES``)."""
+    if not old or new is None:
+        return new
+    if not new:
+        return old
+    why = {k: v for k, v in (old.get("unavailable") or {}).items() if k not in new}
+    merged = {**old, **new, "unavailable": {**why, **(new.get("unavailable") or {})}}
+    if not (new.get("measures_on") or {}).get("examples") and "measures_on" in old:  # none used now: the old say
+        merged["measures_on"] = old["measures_on"]  # how many the old ones used
+    return merged
 
 
 def finite(result: dict) -> dict:

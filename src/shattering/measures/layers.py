@@ -14,7 +14,6 @@ layer norm, a user's own) makes the layer-wise measures unavailable, with the mo
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -161,7 +160,3 @@ def spectral_norm(layer: Layer, iterations: int = 50) -> float:
     if isinstance(layer.module, nn.Conv2d):
         return conv_operator_norm(layer.weight, layer.module, layer.input_shape, iterations)
     return float(torch.linalg.matrix_norm(layer.weight.double(), ord=2))
-
-
-def log_or_none(value: float) -> float | None:
-    return math.log(value) if value > 0 else None

@@ -9,12 +9,13 @@ import hashlib
 import inspect
 import json
 
-import torch
-from torch import nn
-
+from .._lazy import lazy_import
 from ..errors import ConfigError
 from ..validation import must_be
 from .catalogue import FACTORY_CALL, MODELS, model_info
+
+torch = lazy_import("torch")  # imported when a model is built: the config reads the catalogue without torch
+nn = lazy_import("torch.nn")
 
 BUILTIN: frozenset[str] = frozenset()  # the built-in models' names, set once they are registered (models/__init__)
 

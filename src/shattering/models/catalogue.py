@@ -10,11 +10,13 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-
-from torch import nn
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
 from ..validation import must_be
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 @dataclass(frozen=True)

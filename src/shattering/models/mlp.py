@@ -27,12 +27,20 @@ class MLP(nn.Module):
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.representations(x)["output"]
+
+    def representations(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Each hidden layer's activations (``layers.0``, ...: after its ReLU) and the ``output`` logits: what the
+        ``activations`` probe records (the layers are applied as products, not called, so no hook sees them)."""
         x = x.flatten(1).unsqueeze(0)  # (1, B, D): one model in the batched product
         last = len(self.layers) - 1
+        out = {}
         for i, layer in enumerate(self.layers):
             if i == last:
                 x = self.dropout(x)
             x = torch.baddbmm(layer.bias[None, None], x, layer.weight.unsqueeze(0).transpose(1, 2))  # b + x W^T
             if i < last:
                 x = torch.relu(x)
-        return x[0]
+                out[f"layers.{i}"] = x[0]
+        out["output"] = x[0]
+        return out

@@ -3,8 +3,10 @@
 - ``renderers.py``: :data:`RENDERERS`, preset name -> ``render(preset, outcomes, out_dir, notes)``, which
   writes the artefact (PNG at 200 dpi + SVG + PDF + CSV + a Markdown caption for a figure, Markdown + CSV for
   a table, and a JSON sidecar naming every run behind it) and returns the paths;
-- ``figures.py`` (Figures 1a, 1b/1c, 2b), ``imagenet.py`` (Table 2, Figure 2a), ``tables.py`` (Tables 1 and
-  4), drawn with the shared helpers of ``plotting.py`` and ``common.py``;
+- ``figures.py`` (Figures 1a, 1b/1c), ``batchnorm.py`` (Figure 2b), ``imagenet.py`` (Table 2, Figure 2a),
+  ``tables.py`` (Tables 1 and 4), ``table3.py``, ``memorization.py``, ``slowdown.py`` and ``measures.py``, drawn
+  with the shared helpers of ``plotting.py`` and ``common.py``: each aggregates the runs into named rows
+  (dataclasses or dicts) first, then draws or formats those;
 - ``html.py``: :func:`build_report`, every artefact, theory result (``theory_results.py``) and run record
   (with its learning curves, ``run_curves.py``) under a folder as one self-contained HTML page (``shatter
   report DIR``);

@@ -11,8 +11,9 @@ import csv
 import io
 import math
 import textwrap
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 from ..executors.outcome import Outcome, describe
 from ..experiments.presets import scale_claim
@@ -76,18 +77,26 @@ def run_entry(outcome: Outcome) -> dict:
     return entry
 
 
-def mean_ci(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and the half-width of its Student-t confidence interval (0 for a single value)."""
+class MeanCI(NamedTuple):
+    """A mean over seeds and the half-width of its confidence interval."""
+
+    mean: float
+    ci: float
+
+
+def mean_ci(values: Sequence[float]) -> MeanCI:
+    """Mean and the half-width of its Student-t confidence interval at :data:`CONFIDENCE`,
+    t_{(1 + c)/2, n-1} * s / sqrt(n) with s the sample standard deviation (0 for a single value)."""
     n = len(values)
     if n == 0:
-        return math.nan, math.nan
+        return MeanCI(math.nan, math.nan)
     mean = sum(values) / n
     if n == 1:
-        return mean, 0.0
-    from scipy import stats  # scipy.stats takes about 1.5 s to import: only when several seeds are averaged
+        return MeanCI(mean, 0.0)
+    from scipy import stats  # slow to import (bench/RESULTS.md): only when several seeds are averaged
 
     sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    return mean, float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1)) * sd / math.sqrt(n)
+    return MeanCI(mean, float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1)) * sd / math.sqrt(n))
 
 
 def versions_of(outcomes: Iterable[Outcome]) -> list[str]:
@@ -130,12 +139,19 @@ def write_text(path: Path, text: str) -> Path:
 
 
 def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence]) -> Path:
+    """``header`` then one line per row (a row: the values in the header's order); None and NaN as empty cells,
+    floats to 6 significant digits."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(header)
     for row in rows:
         writer.writerow(["" if v is None else _csv_value(v) for v in row])
     return write_text(path, buf.getvalue())
+
+
+def write_records(path: Path, columns: Sequence[str], records: Iterable[Mapping]) -> Path:
+    """:func:`write_csv` of named rows: each record's value for each of ``columns``, by name."""
+    return write_csv(path, columns, ([record[c] for c in columns] for record in records))
 
 
 def _csv_value(v):

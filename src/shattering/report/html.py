@@ -26,7 +26,7 @@ from .._version import __version__
 from ..errors import ShatteringError
 from ..files import read_json
 from ..runs import RunRecord, moved_aside
-from .common import ARTEFACT_FORMAT, pct, write_text
+from .common import ARTEFACT_FORMAT, pct
 from .run_curves import curves_svg
 from .theory_results import find_theory_results, theory_html
 
@@ -37,14 +37,6 @@ RECORD_FILES = ("summary.json", "config.json", "checkpoint.pt", "checkpoint.prev
 
 class ReportError(ShatteringError, ValueError):
     """The folder to report on is missing or holds nothing to report."""
-
-
-def write_report(root: str | Path, out: str | Path | None = None, *, title: str | None = None) -> Path:
-    """Write the page for ``root`` to ``out`` (default ``<root>/report.html``) and return its path."""
-    root = Path(root).expanduser()
-    path = Path(out).expanduser() if out is not None else root / "report.html"
-    write_text(path, build_report(root, title=title))
-    return path
 
 
 def build_report(root: str | Path, *, title: str | None = None) -> str:

@@ -4,7 +4,10 @@ al.'s protocol (ICLR 2020, "Fantastic generalization measures and where to find 
 correlation of each measure with test error over many runs, here the runs of the Fig. 1b/1c corruption sweep.
 
 Each run's summary holds ``summary["measures"]`` (norms, spectral products, margins, path norm, a PAC-Bayes
-sharpness; a value of None, or a key missing, is shown as "not measured"). Writes ``measures.md`` (both tables
+sharpness; a value of None, or a key missing, is shown as "not measured"). The measures compared are the
+registry's (:mod:`shattering.measures.registry`: every measure of kind ``number``, a measure registered by the
+user's code included, with the expected sign its ``more_complex`` direction gives; a ``flag`` such as
+``pac_bayes_sigma_capped`` qualifies another and is not ranked). Writes ``measures.md`` (both tables
 and the verdicts), ``measures.csv`` (one row per run and measure), ``measures.png``/``.svg``/``.pdf`` (each
 measure against p, one panel per measure) and ``measures.json`` (the sidecar). Only runs that fit are compared
 (at 100% training accuracy, test error is the generalization gap); the others are listed, never used.
@@ -21,32 +24,32 @@ from matplotlib.lines import Line2D
 
 from ..executors.outcome import Outcome
 from ..experiments.presets import scale_claim
+from ..measures import measures as registered_measures
 from .common import mean_ci, status_of, write_csv, write_sidecar, write_text
 from .figures import MODEL_COLORS, MODEL_MARKERS
 from .paper_numbers import MODEL_TITLES
 from .plotting import RC, figure, legend_beside, notes_line, save, status_caption
 from .verdicts import claim, claim_lines, kendall_tau_b
 
-# Every measure of a run summary, its title, and the sign of its expected correlation with test error: a larger
-# norm or sharpness means a more complex function (+1); a larger margin a simpler one (-1).
-MEASURES = {
-    "l2_norm": ("l2 norm of the weights", +1),
-    "distance_from_init": ("distance from initialization", +1),
-    "spectral_product": ("product of spectral norms", +1),
-    "log_spectral_product": ("log product of spectral norms", +1),
-    "frobenius_sum": ("sum of squared Frobenius norms", +1),
-    "margin_min": ("smallest margin", -1),
-    "margin_p10": ("10th-percentile margin", -1),
-    "margin_median": ("median margin", -1),
-    "normalized_margin": ("normalized margin", -1),
-    "path_l2": ("l2 path norm", +1),
-    "pac_bayes_sigma": ("PAC-Bayes sharpness sigma", -1),  # a flatter minimum tolerates a larger sigma
-}
 NOT_MEASURED = "not measured"
 PANEL_COLUMNS = 4
 AGREE_TAU = 0.5  # |tau| from which a measure is said to track test error
 COLUMNS = ("model", "measure", "expected sign", "true labels (p = 0)", "random labels (p = 1)", "random / true",
            "tau with test error, this model", "tau with test error, all models")
+
+
+def compared() -> dict[str, tuple[str, int]]:
+    """Every measure the artefact compares, from the registry as it is now: name -> (title, the sign of its
+    expected correlation with test error: +1 where a larger value means a more complex function, a norm or a
+    sharpness; -1 where a larger one means a simpler function, a margin or the PAC-Bayes sigma)."""
+    return {m.name: (m.title, m.sign) for m in registered_measures() if m.kind == "number"}
+
+
+def __getattr__(name: str) -> dict[str, tuple[str, int]]:
+    """``MEASURES``: :func:`compared`, as the registry is now."""
+    if name == "MEASURES":
+        return compared()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def measure_value(o: Outcome, name: str) -> float | None:
@@ -61,7 +64,7 @@ def side_by_side(outcomes: Sequence[Outcome]) -> list[dict]:
     rows = []
     for model in _models(outcomes):
         runs = [o for o in outcomes if o.config.model == model and status_of(o) == "fit"]
-        for name in MEASURES:
+        for name in compared():
             means = {}
             for p in (0.0, 1.0):
                 values = [v for o in runs if _p(o) == p and (v := measure_value(o, name)) is not None]
@@ -76,7 +79,7 @@ def rank_correlations(outcomes: Sequence[Outcome]) -> list[dict]:
     and pooled over every model (Jiang et al. 2020), with the number of runs each rests on."""
     fitted = [o for o in outcomes if status_of(o) == "fit"]
     rows = []
-    for name, (_, sign) in MEASURES.items():
+    for name, (_, sign) in compared().items():
         row = {"measure": name, "sign": sign, "per_model": {}}
         for group, runs in [*((m, [o for o in fitted if o.config.model == m]) for m in _models(outcomes)),
                             ("all", fitted)]:
@@ -94,12 +97,12 @@ def rank_correlations(outcomes: Sequence[Outcome]) -> list[dict]:
 def measures_claims(taus: Sequence[dict]) -> list[dict]:
     """Per measure measured on any run: whether it ranks the runs as test error does, in its expected direction
     (pooled tau times the expected sign at least :data:`AGREE_TAU`)."""
-    claims = []
+    claims, titles = [], {name: title for name, (title, _) in compared().items()}
     for row in taus:
         tau, n = row["pooled"]["tau"], row["pooled"]["n"]
         if n == 0:
             continue
-        title = MEASURES[row["measure"]][0]
+        title = titles.get(row["measure"], row["measure"])
         word = "grows" if row["sign"] > 0 else "falls"
         verdict = "undecided" if tau is None else "holds" if tau * row["sign"] >= AGREE_TAU else "does not hold"
         evidence = (f"pooled tau = {tau:+.2f} over {n} runs that fit" if tau is not None
@@ -113,13 +116,14 @@ def render_measures(preset, outcomes: Sequence[Outcome], out_dir: Path, notes: S
                     scale: str | None = None, provenance: bool = False) -> list[Path]:
     """The two tables (true against random labels; rank correlations over the sweep) and the figure."""
     out_dir = Path(out_dir)
+    measures = compared()
     sides, taus = side_by_side(outcomes), rank_correlations(outcomes)
     claims = measures_claims(taus)
     models = _models(outcomes)
     by_measure = {r["measure"]: r for r in taus}
     columns = COLUMNS
-    rows = [(MODEL_TITLES.get(r["model"], r["model"]), MEASURES[r["measure"]][0],
-             "+" if MEASURES[r["measure"]][1] > 0 else "-", _value(r["true"]), _value(r["random"]),
+    rows = [(MODEL_TITLES.get(r["model"], r["model"]), measures[r["measure"]][0],
+             "+" if measures[r["measure"]][1] > 0 else "-", _value(r["true"]), _value(r["random"]),
              f"{r['ratio']:.3g}" if r["ratio"] is not None else "—",
              _tau(by_measure[r["measure"]]["per_model"][r["model"]]), _tau(by_measure[r["measure"]]["pooled"]))
             for r in sides]
@@ -129,8 +133,8 @@ def render_measures(preset, outcomes: Sequence[Outcome], out_dir: Path, notes: S
                    "each p (runs that did not fit are not drawn). A panel without lines: not measured.",
                    *claim_lines(claims), *status_caption(outcomes, _label, "measures")]
         fig, axes = figure(PANEL_COLUMNS, preset, caption, panel_w=2.9, panel_h=2.3, scale=scale, provenance=provenance,
-                           legend_w=2.2, nrows=math.ceil(len(MEASURES) / PANEL_COLUMNS))
-        for i, (ax, (name, (title, _))) in enumerate(zip(axes, MEASURES.items(), strict=False)):
+                           legend_w=2.2, nrows=math.ceil(len(measures) / PANEL_COLUMNS))
+        for i, (ax, (name, (title, _))) in enumerate(zip(axes, measures.items(), strict=False)):
             drawn = []
             for model in models:
                 pts = []
@@ -150,9 +154,9 @@ def render_measures(preset, outcomes: Sequence[Outcome], out_dir: Path, notes: S
             ax.set_title(title, loc="left", fontsize=8)
             ax.set_xlim(-0.05, 1.05)
             ax.grid(alpha=0.3)
-            if i + PANEL_COLUMNS >= len(MEASURES):  # nothing below it
+            if i + PANEL_COLUMNS >= len(measures):  # nothing below it
                 ax.set_xlabel("label corruption p")
-        for ax in axes[len(MEASURES):]:
+        for ax in axes[len(measures):]:
             ax.set_axis_off()
         handles = [Line2D([], [], color=MODEL_COLORS.get(m, "#555555"), marker=MODEL_MARKERS.get(m, "o"), lw=1.3,
                           ms=4, label=MODEL_TITLES.get(m, m)) for m in models]
@@ -175,7 +179,7 @@ def render_measures(preset, outcomes: Sequence[Outcome], out_dir: Path, notes: S
                            ("model", "p", "seed", "run_id", "status", "test_error", "measure", "value"),
                            ((o.config.model, _p(o), o.config.seed, o.config.run_id(), status_of(o),
                              1 - o.summary["final"]["test_acc"] if o.summary and o.summary.get("final") else None,
-                             name, measure_value(o, name)) for o in outcomes for name in MEASURES)))
+                             name, measure_value(o, name)) for o in outcomes for name in measures)))
     paths.append(write_sidecar(out_dir, "measures", preset, outcomes, notes, paths, scale=scale, caption=caption,
                                table={"columns": list(columns), "rows": [list(r) for r in rows]},
                                claims=claims, rank_correlations=taus, side_by_side=sides))

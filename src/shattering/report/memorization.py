@@ -14,15 +14,16 @@ Reads only the epochs a run evaluated in full (a metrics row holding the key); w
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import matplotlib
 from matplotlib.lines import Line2D
 
 from ..executors.outcome import Outcome
 from ..runs import RunRecord
-from .common import status_of, status_text, write_csv, write_sidecar, write_text
+from .common import status_of, status_text, write_records, write_sidecar, write_text
 from .figures import MODEL_COLORS
 from .paper_numbers import MODEL_TITLES
 from .plotting import RC, figure, legend_beside, notes_line, save, status_caption
@@ -36,10 +37,20 @@ CURVES = (("train_acc_clean", "clean examples (training)", "-"),
           ("test_acc", "test", ":"))
 COLUMNS = ("model", "p", "seed", "status", "epochs", "clean fits 99% (epoch)", "corrupted fits 99% (epoch)",
            "test peak (epoch: acc %)", "test at end %", "run")
+CSV_COLUMNS = ("model", "p", "seed", "run_id", "status", "epoch", "train_acc_clean", "train_acc_corrupted", "test_acc")
+
+
+class CurvePoint(NamedTuple):
+    """One evaluated epoch of a curve: the epoch and the accuracy."""
+
+    epoch: int
+    value: float
 
 
 def memorization_rows(outcomes: Sequence[Outcome]) -> list[dict]:
-    """Per run: its evaluated curves and where they cross :data:`FIT_LEVEL`, the test peak and the end."""
+    """Per run, a dict: its evaluated curves (``curves[key]``: :class:`CurvePoint` s) and where they cross
+    :data:`FIT_LEVEL` (``clean_fit_epoch``, ``corrupted_fit_epoch``), the test peak (``test_peak_epoch``,
+    ``test_peak``), the test accuracy at the end (``test_end``) and the last epoch evaluated."""
     rows = []
     for o in outcomes:
         row = {"outcome": o, "model": o.config.model, "p": float(o.config.resolved().p), "seed": o.config.seed,
@@ -50,14 +61,14 @@ def memorization_rows(outcomes: Sequence[Outcome]) -> list[dict]:
                     continue
                 for key in row["curves"]:
                     if _number(m.get(key)):
-                        row["curves"][key].append((int(m["epoch"]), float(m[key])))
+                        row["curves"][key].append(CurvePoint(int(m["epoch"]), float(m[key])))
         curves = row["curves"]
         row["clean_fit_epoch"] = _first_at(curves["train_acc_clean"], FIT_LEVEL)
         row["corrupted_fit_epoch"] = _first_at(curves["train_acc_corrupted"], FIT_LEVEL)
         test = curves["test_acc"]
-        best = max(test, key=lambda t: t[1], default=None)  # the first epoch at the maximum
-        row["test_peak_epoch"], row["test_peak"] = best if best else (None, None)
-        row["test_end"] = test[-1][1] if test else None
+        best = max(test, key=lambda point: point.value, default=None)  # the first epoch at the maximum
+        row["test_peak_epoch"], row["test_peak"] = (best.epoch, best.value) if best else (None, None)
+        row["test_end"] = test[-1].value if test else None
         row["last_epoch"] = max((e for c in curves.values() for e, _ in c), default=None)
         rows.append(row)
     return rows
@@ -98,45 +109,21 @@ def render_memorization(preset, outcomes: Sequence[Outcome], out_dir: Path, note
     out_dir = Path(out_dir)
     rows = memorization_rows(outcomes)
     claims = memorization_claims(rows)
-    display = [_display(r) for r in rows]
+    display = [[_display(r)[c] for c in COLUMNS] for r in rows]
+    ps = sorted({r["p"] for r in rows})
+    caption = [*notes_line(notes),
+               "Solid: training accuracy on the examples whose label was kept; dashed: on the examples whose "
+               "label was changed, against their new label (memorization); dotted: test accuracy (true labels). "
+               "Epochs without a full evaluation are not drawn.",
+               *claim_lines(claims), *status_caption(outcomes, _label, "memorization")]
     with matplotlib.rc_context(RC):
-        ps = sorted({r["p"] for r in rows})
-        models = list(dict.fromkeys(r["model"] for r in rows))
-        caption = [*notes_line(notes),
-                   "Solid: training accuracy on the examples whose label was kept; dashed: on the examples whose "
-                   "label was changed, against their new label (memorization); dotted: test accuracy (true labels). "
-                   "Epochs without a full evaluation are not drawn.",
-                   *claim_lines(claims), *status_caption(outcomes, _label, "memorization")]
         fig, axes = figure(max(len(ps), 1), preset, caption, panel_w=3.4, scale=scale, provenance=provenance,
                            legend_w=2.9)
-        for ax, p in zip(axes, ps or [None], strict=True):
-            for r in (r for r in rows if r["p"] == p):
-                color = MODEL_COLORS.get(r["model"], "#555555")
-                for key, _, ls in CURVES:
-                    pts = r["curves"][key]
-                    if pts:
-                        ax.plot([e for e, _ in pts], [v for _, v in pts], color=color, ls=ls, lw=1.3,
-                                alpha=1.0 if r["status"] == "fit" else 0.6)
-                if r["test_peak_epoch"] is not None:
-                    ax.plot([r["test_peak_epoch"]], [r["test_peak"]], marker="v", color=color, ms=5)
-            ax.axhline(FIT_LEVEL, color="#888888", lw=0.7, ls=":")
-            ax.set_title(f"p = {p:g}" if p is not None else "no runs", loc="left")
-            ax.set_xlabel("epoch")
-            ax.set_ylim(0, 1.02)
-            ax.set_xlim(left=0)
-            ax.grid(alpha=0.3)
-        axes[0].set_ylabel("accuracy")
-        handles = [Line2D([], [], color=MODEL_COLORS.get(m, "#555555"), lw=1.6, label=MODEL_TITLES.get(m, m))
-                   for m in models]
-        handles += [Line2D([], [], color="#333333", ls=ls, lw=1.3, label=text) for _, text, ls in CURVES]
-        handles.append(Line2D([], [], color="#333333", marker="v", ls="none", label="test accuracy peak"))
-        legend_beside(axes[-1], handles)
+        _draw(axes, rows, ps)
         paths = save(fig, out_dir, "memorization", preset, caption, scale)
-    _append_table(paths[-1], display)
-    paths.append(write_csv(out_dir / "memorization.csv",
-                           ("model", "p", "seed", "run_id", "status", "epoch", "train_acc_clean",
-                            "train_acc_corrupted", "test_acc"), _curve_rows(rows)))
-    table = {"columns": list(COLUMNS), "rows": [list(d) for d in display]}
+    _append_table(out_dir / "memorization.md", display)
+    paths.append(write_records(out_dir / "memorization.csv", CSV_COLUMNS, _curve_records(rows)))
+    table = {"columns": list(COLUMNS), "rows": display}
     paths.append(write_sidecar(out_dir, "memorization", preset, outcomes, notes, paths, scale=scale,
                                caption=caption, table=table, claims=claims, fit_level=FIT_LEVEL,
                                series=[{k: r[k] for k in ("model", "p", "seed", "run_id", "clean_fit_epoch",
@@ -148,38 +135,69 @@ def render_memorization(preset, outcomes: Sequence[Outcome], out_dir: Path, note
 # INTERNAL UTILITIES -------------------------------------------------------------------------------
 
 
-def _display(r: dict) -> tuple:
+def _draw(axes, rows: Sequence[dict], ps: Sequence[float]) -> None:
+    """One panel per p: each run's three curves in its model's colour (thinner where it did not fit), its test
+    peak marked, the 99% level dotted; the legend beside the last panel."""
+    for ax, p in zip(axes, ps or [None], strict=True):
+        for r in (r for r in rows if r["p"] == p):
+            color = MODEL_COLORS.get(r["model"], "#555555")
+            for key, _, ls in CURVES:
+                pts = r["curves"][key]
+                if pts:
+                    ax.plot([pt.epoch for pt in pts], [pt.value for pt in pts], color=color, ls=ls, lw=1.3,
+                            alpha=1.0 if r["status"] == "fit" else 0.6)
+            if r["test_peak_epoch"] is not None:
+                ax.plot([r["test_peak_epoch"]], [r["test_peak"]], marker="v", color=color, ms=5)
+        ax.axhline(FIT_LEVEL, color="#888888", lw=0.7, ls=":")
+        ax.set_title(f"p = {p:g}" if p is not None else "no runs", loc="left")
+        ax.set_xlabel("epoch")
+        ax.set_ylim(0, 1.02)
+        ax.set_xlim(left=0)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("accuracy")
+    handles = [Line2D([], [], color=MODEL_COLORS.get(m, "#555555"), lw=1.6, label=MODEL_TITLES.get(m, m))
+               for m in dict.fromkeys(r["model"] for r in rows)]
+    handles += [Line2D([], [], color="#333333", ls=ls, lw=1.3, label=text) for _, text, ls in CURVES]
+    handles.append(Line2D([], [], color="#333333", marker="v", ls="none", label="test accuracy peak"))
+    legend_beside(axes[-1], handles)
+
+
+def _display(r: dict) -> dict:
+    """A run's row of the table, column by column (:data:`COLUMNS`)."""
     last = r["last_epoch"]
     never = f"not reached in {last}" if last is not None else "—"
     peak = f"{r['test_peak_epoch']}: {100 * r['test_peak']:.2f}" if r["test_peak_epoch"] is not None else "—"
     corrupted = (r["corrupted_fit_epoch"] if r["corrupted_fit_epoch"] is not None
                  else never if r["curves"]["train_acc_corrupted"] else "no corrupted examples")
-    return (MODEL_TITLES.get(r["model"], r["model"]), f"{r['p']:g}", r["seed"], status_text(r["outcome"]),
-            last if last is not None else "—", r["clean_fit_epoch"] if r["clean_fit_epoch"] is not None else never,
-            corrupted, peak, f"{100 * r['test_end']:.2f}" if r["test_end"] is not None else "—", r["run_id"])
+    return {"model": MODEL_TITLES.get(r["model"], r["model"]), "p": f"{r['p']:g}", "seed": r["seed"],
+            "status": status_text(r["outcome"]), "epochs": last if last is not None else "—",
+            "clean fits 99% (epoch)": r["clean_fit_epoch"] if r["clean_fit_epoch"] is not None else never,
+            "corrupted fits 99% (epoch)": corrupted, "test peak (epoch: acc %)": peak,
+            "test at end %": f"{100 * r['test_end']:.2f}" if r["test_end"] is not None else "—", "run": r["run_id"]}
 
 
-def _append_table(md: Path, display: list[tuple]) -> None:
+def _append_table(md: Path, display: list[list]) -> None:
     """The table under the figure in ``memorization.md`` (what the HTML page shows from the sidecar)."""
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "|".join("---" for _ in COLUMNS) + "|"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in display]
     write_text(md, md.read_text() + "\n" + "\n".join(lines) + "\n")
 
 
-def _curve_rows(rows: Sequence[dict]):
+def _curve_records(rows: Sequence[dict]) -> Iterator[dict]:
+    """Per run and evaluated epoch, the three accuracies (empty where not measured)."""
     for r in rows:
         by_epoch: dict[int, dict] = {}
         for key, pts in r["curves"].items():
-            for e, v in pts:
-                by_epoch.setdefault(e, {})[key] = v
+            for pt in pts:
+                by_epoch.setdefault(pt.epoch, {})[key] = pt.value
         for e in sorted(by_epoch):
             got = by_epoch[e]
-            yield (r["model"], r["p"], r["seed"], r["run_id"], r["status"], e, got.get("train_acc_clean"),
-                   got.get("train_acc_corrupted"), got.get("test_acc"))
+            yield {"model": r["model"], "p": r["p"], "seed": r["seed"], "run_id": r["run_id"], "status": r["status"],
+                   "epoch": e, **{key: got.get(key) for key, _, _ in CURVES}}
 
 
-def _first_at(points: Sequence[tuple[int, float]], level: float) -> int | None:
-    return next((e for e, v in points if v >= level), None)
+def _first_at(points: Sequence[CurvePoint], level: float) -> int | None:
+    return next((pt.epoch for pt in points if pt.value >= level), None)
 
 
 def _label(o: Outcome) -> str:

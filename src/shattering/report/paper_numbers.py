@@ -159,13 +159,6 @@ def table4_row(model: str, regularizer: str) -> Table4Row | None:
     return None
 
 
-def tagged(value: float | None, tag: str, digits: int = 2) -> str:
-    """``89.05 [S]``; a missing value as an em dash."""
-    if value is None:
-        return "—"
-    return f"{value:.{digits}f} [{tag}]"
-
-
 # --------------------------------------------------------------------------------------------------
 # Table 2 (Appendix B): Inception V3 on ImageNet, top-1 and top-5 accuracy (%)
 # --------------------------------------------------------------------------------------------------
@@ -225,8 +218,6 @@ TABLE2: tuple[Table2Row, ...] = (
 )
 # The reference row of Table 2: AlexNet's ILSVRC 2012 top-5 test accuracy (Krizhevsky et al. 2012) [V].
 TABLE2_ALEXNET_TOP5_TEST = Cell(83.6, "V")
-# Chance on ImageNet (1000 classes) [I]: 0.1% top-1, 0.5% top-5.
-IMAGENET_CHANCE = {"top1": 0.1, "top5": 0.5}
 
 
 def table2_row(augmentation: bool, dropout: bool, weight_decay: bool, random_labels: bool) -> Table2Row | None:

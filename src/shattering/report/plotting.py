@@ -12,16 +12,29 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import matplotlib
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from ..executors.outcome import Outcome
 from ..experiments.presets import SMOKE_CAVEAT, scale_claim
-from .common import mean_ci, status_counts, status_of, status_text, unfit_lines, versions_of, wrap_lines, write_bytes
+from .common import (
+    mean_ci,
+    status_counts,
+    status_of,
+    status_text,
+    unfit_lines,
+    versions_of,
+    wrap_lines,
+    write_bytes,
+    write_records,
+    write_sidecar,
+)
 
 RC = {
     "svg.hashsalt": "shattering",  # fixed ids in the SVG: the same figure gives the same bytes
@@ -95,6 +108,43 @@ def save(fig: Figure, out_dir: Path, stem: str, preset: Any = None, caption: Seq
     return paths
 
 
+def render_step_curves(stem: str, preset: Any, outcomes: Sequence[Outcome], out_dir: Path, notes: Sequence[str],
+                       caption: Sequence[str], draw: Callable[[Axes], None], columns: Sequence[str], records,
+                       *, scale: str | None, provenance: bool) -> list[Path]:
+    """One wide panel of curves against steps (Figures 2a and 2b): drawn by ``draw(ax)``, saved as ``stem``, its
+    numbers as ``<stem>.csv`` (``columns`` of ``records``) and its sidecar; the paths written."""
+    out_dir = Path(out_dir)
+    with matplotlib.rc_context(RC):
+        fig, (ax,) = figure(1, preset, caption, panel_w=6.2, scale=scale, provenance=provenance, legend_w=3.7)
+        draw(ax)
+        paths = save(fig, out_dir, stem, preset, caption, scale)
+    paths.append(write_records(out_dir / f"{stem}.csv", columns, records))
+    paths.append(write_sidecar(out_dir, stem, preset, outcomes, notes, paths, scale=scale, caption=caption))
+    return paths
+
+
+def finish_step_axes(ax: Axes, handles: list, title: str, unit: float, xlabel: str, *, accuracy: str = "",
+                     paper: str) -> None:
+    """The legend (``handles`` and the line styles: test solid, training dashed, the best test accuracy so far
+    shaded, the paper's final test accuracy dotted, ``paper`` naming its table), axis labels and limits of a
+    panel of accuracy curves against steps (Figures 2a and 2b). ``accuracy``: " (top-1)" where it is top-1."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    handles = [*handles, Line2D([], [], color="#333333", lw=1.4, label=f"test accuracy{accuracy}"),
+               Line2D([], [], color="#333333", lw=1.4, ls="--", label=f"training accuracy{accuracy}"),
+               Patch(color="#333333", alpha=0.18, label="best test accuracy so far"),
+               Line2D([], [], color="#333333", lw=0.9, ls=":", label=f"paper's final test accuracy, {paper}")]
+    legend_beside(ax, handles)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("accuracy")
+    ax.set_title(title, loc="left")
+    ax.set_ylim(0, 1.02)
+    ax.set_xlim(left=0)
+    integer_steps(ax, unit)
+    ax.grid(alpha=0.3)
+
+
 def integer_steps(ax: Axes, scale: float) -> None:
     if scale == 1:  # a handful of steps: no fractional ticks
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -126,17 +176,37 @@ def status_caption(outcomes: Sequence[Outcome], label: Callable[[Outcome], str],
     return lines
 
 
-def draw_accuracy_curves(ax: Axes, runs: Sequence[Outcome], metrics: dict, scale: float, color: str, *, lw: float = 1.6,
-                          alpha: float = 1.0) -> tuple[list, dict] | None:
-    """Mean test (solid) and training (dashed) accuracy of ``runs`` against steps, shaded from the test accuracy
-    up to the best test accuracy so far (Figure 2); ``(steps, curves)``, or None when a run has no epoch."""
+@dataclass(frozen=True)
+class AccuracyCurves:
+    """The mean accuracy curves of some runs at the epochs they all evaluated (Figure 2): the steps, and the
+    training, test and best-so-far test accuracy at each."""
+
+    steps: list[int]
+    train_acc: list[float]
+    test_acc: list[float]
+    best_test_acc: list[float]
+
+
+def mean_accuracy_curves(runs: Sequence[Outcome], metrics: dict) -> AccuracyCurves | None:
+    """The mean training, test and best-so-far test accuracy of ``runs`` over their common evaluated epochs
+    (``metrics[id(run)]``: a run's evaluated metrics rows); None when a run has no epoch."""
     n = min(len(metrics[id(o)]) for o in runs)
     if n == 0:
         return None
-    xs = [r["step"] / scale for r in metrics[id(runs[0])][:n]]
-    curves = {k: [mean_ci([metrics[id(o)][i][k] for o in runs])[0] for i in range(n)]
-              for k in ("train_acc", "test_acc", "best_test_acc")}
-    ax.fill_between(xs, curves["test_acc"], curves["best_test_acc"], color=color, alpha=0.18 * alpha, lw=0)
-    ax.plot(xs, curves["test_acc"], color=color, lw=lw, alpha=alpha)
-    ax.plot(xs, curves["train_acc"], color=color, lw=lw, ls="--", alpha=alpha)
-    return xs, curves
+
+    def mean(key: str) -> list[float]:
+        return [mean_ci([metrics[id(o)][i][key] for o in runs]).mean for i in range(n)]
+
+    return AccuracyCurves([r["step"] for r in metrics[id(runs[0])][:n]], mean("train_acc"), mean("test_acc"),
+                          mean("best_test_acc"))
+
+
+def draw_accuracy_curves(ax: Axes, curves: AccuracyCurves, scale: float, color: str, *, lw: float = 1.6,
+                         alpha: float = 1.0) -> list[float]:
+    """Test (solid) and training (dashed) accuracy against steps / ``scale``, shaded from the test accuracy up to
+    the best test accuracy so far (Figure 2); returns the x positions drawn."""
+    xs = [step / scale for step in curves.steps]
+    ax.fill_between(xs, curves.test_acc, curves.best_test_acc, color=color, alpha=0.18 * alpha, lw=0)
+    ax.plot(xs, curves.test_acc, color=color, lw=lw, alpha=alpha)
+    ax.plot(xs, curves.train_acc, color=color, lw=lw, ls="--", alpha=alpha)
+    return xs

@@ -10,10 +10,10 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..executors.outcome import Outcome
+from .batchnorm import render_fig2b as render_fig2b
 from .claims import attach_claims, measure_claims
 from .figures import render_fig1a as render_fig1a
 from .figures import render_fig1bc as render_fig1bc
-from .figures import render_fig2b as render_fig2b
 from .imagenet import render_fig2a as render_fig2a
 from .imagenet import render_table2 as render_table2
 from .measures import render_measures as render_measures

@@ -17,7 +17,6 @@ from ..data.catalogue import dataset_info
 from ..data.location import locate_image_folder
 from ..data.user_data import dataset_key
 from ..errors import ConfigError, DataNotFoundError, ShatteringError
-from ..executors import sweep
 from ..experiments.presets import PRESETS, Preset, get_preset
 
 # Names ``reproduce`` accepts besides the presets: unions of presets.
@@ -57,6 +56,7 @@ def reproduce(name: str, scale: str = "quick", *, dataset=None, seeds: int = 1, 
     A group skips presets whose data the user must supply (ImageNet) when it is not found; a preset named
     alone raises instead.
     """
+    from ..executors import sweep  # torch: kept off `shatter --help`, which reads GROUPS here
     from .renderers import artefact_dir, render  # matplotlib: kept off every command's start-up
 
     presets = reproduce_presets(name)

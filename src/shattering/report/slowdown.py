@@ -17,7 +17,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from ..executors.outcome import Outcome
-from .common import mean_ci, status_of, write_csv, write_sidecar, write_text
+from .common import mean_ci, status_of, write_records, write_sidecar, write_text
 from .figures import MODEL_COLORS, MODEL_MARKERS
 from .paper_numbers import FIG1B_P1, MODEL_TITLES
 from .plotting import RC, figure, legend_beside, notes_line, save, status_caption
@@ -28,11 +28,15 @@ WHERE = "Zhang et al. 2017, Section 2.2 and Fig. 1a (1.5-3.5x on CIFAR-10)"
 PAPER_N = 50_000  # CIFAR-10's training images: where the paper's 1.5-3.5x was measured
 COLUMNS = ("model", "n", "steps to fit, true labels", "steps to fit, random labels", "slowdown (random / true)",
            "runs (true; random)")
+CSV_COLUMNS = ("model", "n", "true_steps", "random_steps", "slowdown", "slowdown_lower_bound", "n_true", "n_true_fit",
+               "n_random", "n_random_fit", "run_ids")
 
 
 def slowdown_points(outcomes: Sequence[Outcome]) -> list[dict]:
-    """One point per (model, n): the mean steps to fit true and random labels and their ratio (a lower bound
-    where no random-label run fit), in the order of the models' first runs and of n."""
+    """One point per (model, n), a dict: the mean steps to fit true and random labels (``true_steps``,
+    ``random_steps``) and their ratio (``slowdown``; ``lower_bound`` where no random-label run fit: the most
+    steps run over the true labels' steps), with the run counts, in the order of the models' first runs and
+    of n."""
     groups: dict[tuple, dict[str, list[Outcome]]] = {}
     for o in outcomes:
         label = "random" if o.config.corruption == "random-labels" else "true" if (
@@ -45,8 +49,8 @@ def slowdown_points(outcomes: Sequence[Outcome]) -> list[dict]:
         for n in sorted(n for m, n in groups if m == model and n is not None):
             runs = groups[(model, n)]
             steps = {k: _fit_steps(v) for k, v in runs.items()}
-            true = mean_ci(steps["true"])[0] if steps["true"] else None
-            random = mean_ci(steps["random"])[0] if steps["random"] else None
+            true = mean_ci(steps["true"]).mean if steps["true"] else None
+            random = mean_ci(steps["random"]).mean if steps["random"] else None
             ran = [o.summary["steps"] for o in runs["random"] if o.summary is not None and status_of(o) == "not-fit"]
             slowdown = random / true if random and true else None
             bound = max(ran) / true if slowdown is None and ran and true else None
@@ -91,62 +95,64 @@ def render_slowdown(preset, outcomes: Sequence[Outcome], out_dir: Path, notes: S
     out_dir = Path(out_dir)
     points = slowdown_points(outcomes)
     claims = slowdown_claims(points)
-    display = [_display(p) for p in points]
+    display = [[_display(p)[c] for c in COLUMNS] for p in points]
+    caption = [*notes_line(notes),
+               "Filled markers: mean steps to fit random labels over mean steps to fit true labels, runs that fit "
+               "only. Hollow: no random-label run fit; steps run over the true labels' steps, a lower bound. "
+               f"Grey band: the paper's {FIG1B_P1.low:g}-{FIG1B_P1.high:g}x at n = {PAPER_N:,} (CIFAR-10) "
+               f"[{FIG1B_P1.tag}].", *claim_lines(claims), *status_caption(outcomes, _label, "slowdown")]
     with matplotlib.rc_context(RC):
-        caption = [*notes_line(notes),
-                   "Filled markers: mean steps to fit random labels over mean steps to fit true labels, runs that fit "
-                   "only. Hollow: no random-label run fit; steps run over the true labels' steps, a lower bound. "
-                   f"Grey band: the paper's {FIG1B_P1.low:g}-{FIG1B_P1.high:g}x at n = {PAPER_N:,} (CIFAR-10) "
-                   f"[{FIG1B_P1.tag}].", *claim_lines(claims), *status_caption(outcomes, _label, "slowdown")]
         fig, (ax,) = figure(1, preset, caption, panel_w=5.6, scale=scale, provenance=provenance, legend_w=2.6)
-        models = list(dict.fromkeys(p["model"] for p in points))
-        for model in models:
-            color, marker = MODEL_COLORS.get(model, "#555555"), MODEL_MARKERS.get(model, "o")
-            mine = [p for p in points if p["model"] == model]
-            fit = [(p["n"], p["slowdown"]) for p in mine if p["slowdown"] is not None]
-            if fit:
-                ax.plot([n for n, _ in fit], [s for _, s in fit], color=color, marker=marker, ms=5, lw=1.5,
-                        mec="white", mew=0.6)
-            bounds = [(p["n"], p["lower_bound"]) for p in mine if p["lower_bound"] is not None]
-            if bounds:
-                ax.plot([n for n, _ in bounds], [s for _, s in bounds], ls="none", marker="^", ms=6, mfc="none",
-                        mec=color, mew=1.3)
-        ax.errorbar([PAPER_N], [FIG1B_P1.value], yerr=[[FIG1B_P1.value - FIG1B_P1.low],
-                                                      [FIG1B_P1.high - FIG1B_P1.value]],
-                    fmt="none", ecolor="#999999", elinewidth=7, alpha=0.35)
-        ax.axhline(1.0, color="#888888", lw=0.8, ls=":")
-        ax.set_xscale("log")
-        ax.set_xlabel("training images n (log scale)")
-        ax.set_ylabel("steps to fit: random labels / true labels")
-        ax.set_ylim(bottom=0)
-        ax.set_title("convergence slowdown against n", loc="left")
-        ax.grid(alpha=0.3, which="both")
-        handles = [Line2D([], [], color=MODEL_COLORS.get(m, "#555555"), marker=MODEL_MARKERS.get(m, "o"), lw=1.5,
-                          ms=5, label=MODEL_TITLES.get(m, m)) for m in models]
-        handles += [Line2D([], [], ls="none", marker="^", mfc="none", mec="#333333",
-                           label="random labels did not fit (lower bound)"),
-                    Patch(color="#999999", alpha=0.35,
-                          label=f"paper: {FIG1B_P1.low:g}-{FIG1B_P1.high:g}x at n = {PAPER_N:,} [{FIG1B_P1.tag}]")]
-        legend_beside(ax, handles)
+        _draw(ax, points)
         paths = save(fig, out_dir, "slowdown", preset, caption, scale)
-    md = paths[-1]
+    md = out_dir / "slowdown.md"
     table = ["| " + " | ".join(COLUMNS) + " |", "|" + "|".join("---" for _ in COLUMNS) + "|"]
     table += ["| " + " | ".join(str(c) for c in row) + " |" for row in display]
     write_text(md, md.read_text() + "\n" + "\n".join(table) + "\n")
-    paths.append(write_csv(out_dir / "slowdown.csv",
-                           ("model", "n", "true_steps", "random_steps", "slowdown", "slowdown_lower_bound",
-                            "n_true", "n_true_fit", "n_random", "n_random_fit", "run_ids"),
-                           ((p["model"], p["n"], p["true_steps"], p["random_steps"], p["slowdown"], p["lower_bound"],
-                             p["n_true"], p["n_true_fit"], p["n_random"], p["n_random_fit"], p["run_ids"])
-                            for p in points)))
+    paths.append(write_records(out_dir / "slowdown.csv", CSV_COLUMNS,
+                               ({**p, "slowdown_lower_bound": p["lower_bound"]} for p in points)))
     paths.append(write_sidecar(out_dir, "slowdown", preset, outcomes, notes, paths, scale=scale, caption=caption,
-                               table={"columns": list(COLUMNS), "rows": [list(d) for d in display]}, claims=claims,
+                               table={"columns": list(COLUMNS), "rows": display}, claims=claims,
                                series=points, paper={"n": PAPER_N, "low": FIG1B_P1.low, "high": FIG1B_P1.high,
                                                      "tag": FIG1B_P1.tag, "source": FIG1B_P1.source}))
     return paths
 
 
 # INTERNAL UTILITIES -------------------------------------------------------------------------------
+
+
+def _draw(ax, points: Sequence[dict]) -> None:
+    """Per model, the slowdown against n (filled) and the lower bounds (hollow); the paper's range at CIFAR-10's
+    n as a grey band; 1x dotted."""
+    models = list(dict.fromkeys(p["model"] for p in points))
+    for model in models:
+        color, marker = MODEL_COLORS.get(model, "#555555"), MODEL_MARKERS.get(model, "o")
+        mine = [p for p in points if p["model"] == model]
+        fit = [p for p in mine if p["slowdown"] is not None]
+        if fit:
+            ax.plot([p["n"] for p in fit], [p["slowdown"] for p in fit], color=color, marker=marker, ms=5, lw=1.5,
+                    mec="white", mew=0.6)
+        bounds = [p for p in mine if p["lower_bound"] is not None]
+        if bounds:
+            ax.plot([p["n"] for p in bounds], [p["lower_bound"] for p in bounds], ls="none", marker="^", ms=6,
+                    mfc="none", mec=color, mew=1.3)
+    ax.errorbar([PAPER_N], [FIG1B_P1.value], yerr=[[FIG1B_P1.value - FIG1B_P1.low],
+                                                  [FIG1B_P1.high - FIG1B_P1.value]],
+                fmt="none", ecolor="#999999", elinewidth=7, alpha=0.35)
+    ax.axhline(1.0, color="#888888", lw=0.8, ls=":")
+    ax.set_xscale("log")
+    ax.set_xlabel("training images n (log scale)")
+    ax.set_ylabel("steps to fit: random labels / true labels")
+    ax.set_ylim(bottom=0)
+    ax.set_title("convergence slowdown against n", loc="left")
+    ax.grid(alpha=0.3, which="both")
+    handles = [Line2D([], [], color=MODEL_COLORS.get(m, "#555555"), marker=MODEL_MARKERS.get(m, "o"), lw=1.5,
+                      ms=5, label=MODEL_TITLES.get(m, m)) for m in models]
+    handles += [Line2D([], [], ls="none", marker="^", mfc="none", mec="#333333",
+                       label="random labels did not fit (lower bound)"),
+                Patch(color="#999999", alpha=0.35,
+                      label=f"paper: {FIG1B_P1.low:g}-{FIG1B_P1.high:g}x at n = {PAPER_N:,} [{FIG1B_P1.tag}]")]
+    legend_beside(ax, handles)
 
 
 def _n(o: Outcome) -> int | None:
@@ -160,16 +166,18 @@ def _fit_steps(runs: Sequence[Outcome]) -> list[float]:
     return [float(o.summary["fit_step"]) for o in runs if status_of(o) == "fit" and o.summary.get("fit_step")]
 
 
-def _display(p: dict) -> tuple:
+def _display(p: dict) -> dict:
+    """A point's row of the table, column by column (:data:`COLUMNS`)."""
     def steps(value, n_fit, n_all) -> str:
         return f"{value:,.0f}" if value is not None else f"none fit ({n_fit}/{n_all})"
 
     ratio = (f"{p['slowdown']:.2f}x" if p["slowdown"] is not None
              else f"> {p['lower_bound']:.2f}x (random labels did not fit)" if p["lower_bound"] is not None else "—")
-    return (MODEL_TITLES.get(p["model"], p["model"]), f"{p['n']:,}", steps(p["true_steps"], p["n_true_fit"],
-                                                                            p["n_true"]),
-            steps(p["random_steps"], p["n_random_fit"], p["n_random"]), ratio,
-            f"fit {p['n_true_fit']}/{p['n_true']}; fit {p['n_random_fit']}/{p['n_random']}")
+    return {"model": MODEL_TITLES.get(p["model"], p["model"]), "n": f"{p['n']:,}",
+            "steps to fit, true labels": steps(p["true_steps"], p["n_true_fit"], p["n_true"]),
+            "steps to fit, random labels": steps(p["random_steps"], p["n_random_fit"], p["n_random"]),
+            "slowdown (random / true)": ratio,
+            "runs (true; random)": f"fit {p['n_true_fit']}/{p['n_true']}; fit {p['n_random_fit']}/{p['n_random']}"}
 
 
 def _label(o: Outcome) -> str:

@@ -28,6 +28,8 @@ CSV_COLUMNS = ("row", "scale", "paper_dataset", "dataset", "features", "feature_
 
 
 SIDECAR = "table3.artefact.json"
+COLUMNS = ("row", "data (paper → here)", "features", "ridge", "n train / test", "train err", "test err",
+           "paper test err", "norm", "paper norm", "random labels: train err / test err / norm", "note")
 
 
 def render_table3(preset, rows: Sequence[dict], out_dir: Path, notes: Sequence[str] = (), *, scale: str | None = None,
@@ -49,17 +51,8 @@ def render_table3(preset, rows: Sequence[dict], out_dir: Path, notes: Sequence[s
             writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in CSV_COLUMNS})
     scales = sorted({r["scale"] for r in rows})
     scale = scale or (scales[0] if len(scales) == 1 else None)
-    columns = ["row", "data (paper → here)", "features", "ridge", "n train / test", "train err", "test err",
-               "paper test err", "norm", "paper norm", "random labels: train err / test err / norm", "note"]
-    display = []
-    for r in rows:
-        data = r["paper_dataset"] if r["dataset"] in ("mnist", "cifar10") else f"{r['paper_dataset']} → {r['dataset']}"
-        note = "; ".join(n for n in (r.get("note"), r.get("paper_note")) if n)
-        display.append([str(r["row"]), data, str(r["features"]), f"{r['ridge']:g}", f"{r['n_train']} / {r['n_test']}",
-                        pct(r["train_error"], 1), pct(r["test_error"], 1), pct(r["paper_test_error"], 1),
-                        _num(r["norm"]), _num(r["paper_norm"]),
-                        f"{pct(r['random_train_error'], 1)} / {pct(r['random_test_error'], 1)} / "
-                        f"{_num(r['random_norm'])}", note])
+    columns = list(COLUMNS)
+    display = [[_display(r)[c] for c in COLUMNS] for r in rows]
     lines = [
         f"# Table 3: kernel interpolation (Eq. 3), test error ({scale_claim(scale)})",
         "",
@@ -80,3 +73,17 @@ def render_table3(preset, rows: Sequence[dict], out_dir: Path, notes: Sequence[s
     paths.append(write_sidecar(out_dir, "table3", preset, [], notes, paths, scale=scale, file_name=SIDECAR,
                                table={"columns": columns, "rows": display}, code_versions=[__version__]))
     return paths
+
+
+def _display(r: dict) -> dict[str, str]:
+    """A computed row as displayed, column by column (:data:`COLUMNS`): errors in percent, norms rounded."""
+    data = r["paper_dataset"] if r["dataset"] in ("mnist", "cifar10") else f"{r['paper_dataset']} → {r['dataset']}"
+    return {"row": str(r["row"]), "data (paper → here)": data, "features": str(r["features"]),
+            "ridge": f"{r['ridge']:g}", "n train / test": f"{r['n_train']} / {r['n_test']}",
+            "train err": pct(r["train_error"], 1), "test err": pct(r["test_error"], 1),
+            "paper test err": pct(r["paper_test_error"], 1), "norm": _num(r["norm"]),
+            "paper norm": _num(r["paper_norm"]),
+            "random labels: train err / test err / norm": (f"{pct(r['random_train_error'], 1)} / "
+                                                           f"{pct(r['random_test_error'], 1)} / "
+                                                           f"{_num(r['random_norm'])}"),
+            "note": "; ".join(n for n in (r.get("note"), r.get("paper_note")) if n)}

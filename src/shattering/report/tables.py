@@ -10,50 +10,94 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from ..executors.outcome import Outcome
 from ..experiments.presets import scale_claim
 from ..models import build_model, paper_param_count
-from .common import mean_ci, status_of, status_text, versions_of, write_csv, write_sidecar, write_text
-from .paper_numbers import MODEL_TITLES, PARAMS_TAG, TABLE4_REGULARIZERS, TRUST, table1_row, table4_row
+from .common import mean_ci, status_of, status_text, versions_of, write_records, write_sidecar, write_text
+from .paper_numbers import (
+    MODEL_TITLES,
+    PARAMS_TAG,
+    TABLE4_REGULARIZERS,
+    TRUST,
+    Table1Row,
+    Table4Row,
+    table1_row,
+    table4_row,
+)
+
+TABLE1_COLUMNS = ("model", "# params (ours)", "# params (paper)", "random crop", "weight decay", "labels",
+                  "train acc % (ours)", "train acc % (paper)", "test acc % (ours)", "test acc % (paper)", "status",
+                  "runs")
+TABLE1_CSV_COLUMNS = ("model", "model_title", "random_crop", "weight_decay", "labels", "params_ours", "params_paper",
+                      "train_acc_ours", "train_acc_paper", "test_acc_ours", "test_acc_paper", "paper_tag", "status",
+                      "n_runs", "n_fit", "run_ids")
+TABLE4_COLUMNS = ("model", "regularizer", "train acc % (ours)", "train acc % (paper)", "test acc % (ours)", "status",
+                  "runs")
+TABLE4_CSV_COLUMNS = ("model", "model_title", "regularizer", "train_acc_ours", "train_acc_paper", "paper_text",
+                      "paper_tag", "test_acc_ours", "status", "n_runs", "n_fit", "run_ids")
+
+
+class Table1Setting(NamedTuple):
+    """A row of Table 1: the model, random crop and weight decay on or off, true or random labels."""
+
+    model: str
+    random_crop: bool
+    weight_decay: bool
+    random_labels: bool
+
+
+class Table4Setting(NamedTuple):
+    """A row of Table 4: the model and the one regularizer on while fitting random labels."""
+
+    model: str
+    regularizer: str  # a key of TABLE4_REGULARIZERS, or "none"
+
+
+@dataclass(frozen=True)
+class TableResult:
+    """One row of Table 1 or 4 measured: its setting and runs, the paper's row (None where the paper has
+    none), our cells (:func:`_cells`), our parameter count (Table 1) and the largest weight decay of its runs."""
+
+    setting: Table1Setting | Table4Setting
+    runs: list[Outcome]
+    paper: Table1Row | Table4Row | None
+    cells: dict
+    params: int | None = None
+    weight_decay: float = 0.0
+
+
+def table1_results(outcomes: Sequence[Outcome]) -> list[TableResult]:
+    """One result per setting of Table 1, in the order of the settings' first runs."""
+    return [TableResult(s, runs, table1_row(s.model, s.random_crop, s.weight_decay, s.random_labels), _cells(runs),
+                        _our_params(runs), max(o.config.weight_decay for o in runs))
+            for s, runs in _settings(outcomes, _table1_key).items()]
+
+
+def table4_results(outcomes: Sequence[Outcome]) -> list[TableResult]:
+    """One result per setting of Table 4, in the order of the settings' first runs."""
+    return [TableResult(s, runs, table4_row(s.model, s.regularizer), _cells(runs))
+            for s, runs in _settings(outcomes, _table4_key).items()]
 
 
 def render_table1(preset, outcomes: Sequence[Outcome], out_dir: Path, notes: Sequence[str], *,
                   scale: str | None = None, provenance: bool = False) -> list[Path]:
     """Table 1: train and test accuracy with and without random crop and weight decay, and random labels."""
     out_dir = Path(out_dir)
-    columns = ("model", "# params (ours)", "# params (paper)", "random crop", "weight decay", "labels",
-               "train acc % (ours)", "train acc % (paper)", "test acc % (ours)", "test acc % (paper)", "status",
-               "runs")
-    display, csv_rows = [], []
-    for key, runs in _settings(outcomes, _table1_key).items():
-        model, crop, wd, random_labels = key
-        paper = table1_row(model, crop, wd, random_labels)
-        cells = _cells(runs)
-        params = _our_params(runs)
-        wd_value = max(o.config.weight_decay for o in runs)
-        display.append((
-            MODEL_TITLES.get(model, model), _int(params), f"{paper.params:,} [{PARAMS_TAG}]" if paper else "—",
-            _yes(crop), f"yes ({wd_value:g})" if wd else "no", "random" if random_labels else "true",
-            cells["train"], _paper(paper.train_acc if paper else None, paper), cells["test"],
-            _paper(paper.test_acc if paper else None, paper), cells["status"], cells["runs"]))
-        csv_rows.append((model, MODEL_TITLES.get(model, model), crop, wd_value, "random" if random_labels else "true",
-                         params, paper.params if paper else None, cells["train_mean"],
-                         paper.train_acc if paper else None, cells["test_mean"], paper.test_acc if paper else None,
-                         paper.tag if paper else None, cells["status"], len(runs), cells["n_fit"], cells["run_ids"]))
-    paths = [_markdown(out_dir / "table1.md", preset, "Table 1", notes, columns, display, outcomes, scale,
+    results = table1_results(outcomes)
+    display = [[_table1_display(r)[c] for c in TABLE1_COLUMNS] for r in results]
+    paths = [_markdown(out_dir / "table1.md", preset, "Table 1", notes, TABLE1_COLUMNS, display, outcomes, scale,
                        extra=["Random-label rows: test accuracy is measured on the true test labels (chance: "
                               "1/K).",
                               f"Parameter counts: ours are the trainable parameters of the model built for this "
                               f"data's input shape; the paper's are Table 1's for 28x28x3 inputs, which shattering's "
                               f"models reproduce exactly on that shape [{PARAMS_TAG}]."])]
-    paths.append(write_csv(out_dir / "table1.csv",
-                           ("model", "model_title", "random_crop", "weight_decay", "labels", "params_ours",
-                            "params_paper", "train_acc_ours", "train_acc_paper", "test_acc_ours", "test_acc_paper",
-                            "paper_tag", "status", "n_runs", "n_fit", "run_ids"), csv_rows))
+    paths.append(write_records(out_dir / "table1.csv", TABLE1_CSV_COLUMNS, (_table1_csv(r) for r in results)))
     paths.append(write_sidecar(out_dir, "table1", preset, outcomes, notes, paths, scale=scale,
-                               table={"columns": list(columns), "rows": [list(r) for r in display]}))
+                               table={"columns": list(TABLE1_COLUMNS), "rows": display}))
     return paths
 
 
@@ -61,42 +105,70 @@ def render_table4(preset, outcomes: Sequence[Outcome], out_dir: Path, notes: Seq
                   scale: str | None = None, provenance: bool = False) -> list[Path]:
     """Table 4: training accuracy on random labels with weight decay, random cropping or augmentation."""
     out_dir = Path(out_dir)
-    columns = ("model", "regularizer", "train acc % (ours)", "train acc % (paper)", "test acc % (ours)", "status",
-               "runs")
-    display, csv_rows = [], []
-    for key, runs in _settings(outcomes, _table4_key).items():
-        model, regularizer = key
-        paper = table4_row(model, regularizer)
-        cells = _cells(runs)
-        paper_cell = "—" if paper is None else (
-            f"{paper.train_acc:.2f} [{paper.tag}]" if paper.train_acc is not None else f"{paper.text} [{paper.tag}]")
-        display.append((MODEL_TITLES.get(model, model), TABLE4_REGULARIZERS.get(regularizer, regularizer),
-                        cells["train"], paper_cell, cells["test"], cells["status"], cells["runs"]))
-        csv_rows.append((model, MODEL_TITLES.get(model, model), regularizer, cells["train_mean"],
-                         paper.train_acc if paper else None, paper.text if paper else None,
-                         paper.tag if paper else None, cells["test_mean"], cells["status"], len(runs), cells["n_fit"],
-                         cells["run_ids"]))
-    paths = [_markdown(out_dir / "table4.md", preset, "Table 4", notes, columns, display, outcomes, scale,
+    results = table4_results(outcomes)
+    display = [[_table4_display(r)[c] for c in TABLE4_COLUMNS] for r in results]
+    paths = [_markdown(out_dir / "table4.md", preset, "Table 4", notes, TABLE4_COLUMNS, display, outcomes, scale,
                        extra=["All rows fit random labels (p = 1); the paper reports training accuracy only. For "
                               "random cropping and augmentation the paper raised the per-epoch learning-rate decay "
                               "from 0.95 to 0.999 and trained longer."])]
-    paths.append(write_csv(out_dir / "table4.csv",
-                           ("model", "model_title", "regularizer", "train_acc_ours", "train_acc_paper", "paper_text",
-                            "paper_tag", "test_acc_ours", "status", "n_runs", "n_fit", "run_ids"), csv_rows))
+    paths.append(write_records(out_dir / "table4.csv", TABLE4_CSV_COLUMNS, (_table4_csv(r) for r in results)))
     paths.append(write_sidecar(out_dir, "table4", preset, outcomes, notes, paths, scale=scale,
-                               table={"columns": list(columns), "rows": [list(r) for r in display]}))
+                               table={"columns": list(TABLE4_COLUMNS), "rows": display}))
     return paths
 
 
 # INTERNAL UTILITIES -------------------------------------------------------------------------------
 
 
-def _table1_key(o: Outcome) -> tuple:
+def _table1_display(r: TableResult) -> dict:
+    """A row of Table 1 as displayed: ours beside the paper's (with its trust tag), column by column."""
+    s, paper, cells = r.setting, r.paper, r.cells
+    return {"model": MODEL_TITLES.get(s.model, s.model), "# params (ours)": _int(r.params),
+            "# params (paper)": f"{paper.params:,} [{PARAMS_TAG}]" if paper else "—",
+            "random crop": _yes(s.random_crop), "weight decay": f"yes ({r.weight_decay:g})" if s.weight_decay else "no",
+            "labels": "random" if s.random_labels else "true", "train acc % (ours)": cells["train"],
+            "train acc % (paper)": _paper(paper.train_acc if paper else None, paper),
+            "test acc % (ours)": cells["test"], "test acc % (paper)": _paper(paper.test_acc if paper else None, paper),
+            "status": cells["status"], "runs": cells["runs"]}
+
+
+def _table1_csv(r: TableResult) -> dict:
+    s, paper, cells = r.setting, r.paper, r.cells
+    return {"model": s.model, "model_title": MODEL_TITLES.get(s.model, s.model), "random_crop": s.random_crop,
+            "weight_decay": r.weight_decay, "labels": "random" if s.random_labels else "true",
+            "params_ours": r.params, "params_paper": paper.params if paper else None,
+            "train_acc_ours": cells["train_mean"], "train_acc_paper": paper.train_acc if paper else None,
+            "test_acc_ours": cells["test_mean"], "test_acc_paper": paper.test_acc if paper else None,
+            "paper_tag": paper.tag if paper else None, "status": cells["status"], "n_runs": len(r.runs),
+            "n_fit": cells["n_fit"], "run_ids": cells["run_ids"]}
+
+
+def _table4_display(r: TableResult) -> dict:
+    """A row of Table 4 as displayed: the paper prints a number, or words where it has none."""
+    s, paper, cells = r.setting, r.paper, r.cells
+    paper_cell = "—" if paper is None else (
+        f"{paper.train_acc:.2f} [{paper.tag}]" if paper.train_acc is not None else f"{paper.text} [{paper.tag}]")
+    return {"model": MODEL_TITLES.get(s.model, s.model),
+            "regularizer": TABLE4_REGULARIZERS.get(s.regularizer, s.regularizer), "train acc % (ours)": cells["train"],
+            "train acc % (paper)": paper_cell, "test acc % (ours)": cells["test"], "status": cells["status"],
+            "runs": cells["runs"]}
+
+
+def _table4_csv(r: TableResult) -> dict:
+    s, paper, cells = r.setting, r.paper, r.cells
+    return {"model": s.model, "model_title": MODEL_TITLES.get(s.model, s.model), "regularizer": s.regularizer,
+            "train_acc_ours": cells["train_mean"], "train_acc_paper": paper.train_acc if paper else None,
+            "paper_text": paper.text if paper else None, "paper_tag": paper.tag if paper else None,
+            "test_acc_ours": cells["test_mean"], "status": cells["status"], "n_runs": len(r.runs),
+            "n_fit": cells["n_fit"], "run_ids": cells["run_ids"]}
+
+
+def _table1_key(o: Outcome) -> Table1Setting:
     c = o.config
-    return (c.model, bool(c.random_crop), c.weight_decay > 0, c.corruption == "random-labels")
+    return Table1Setting(c.model, bool(c.random_crop), c.weight_decay > 0, c.corruption == "random-labels")
 
 
-def _table4_key(o: Outcome) -> tuple:
+def _table4_key(o: Outcome) -> Table4Setting:
     c = o.config
     if c.flip_rotate:
         regularizer = "augmentation"
@@ -106,7 +178,7 @@ def _table4_key(o: Outcome) -> tuple:
         regularizer = "weight decay"
     else:
         regularizer = "none"
-    return (c.model, regularizer)
+    return Table4Setting(c.model, regularizer)
 
 
 def _settings(outcomes: Sequence[Outcome], key) -> dict[tuple, list[Outcome]]:

@@ -12,6 +12,7 @@ import json
 import math
 from html import escape
 from pathlib import Path
+from typing import NamedTuple
 
 from ..files import read_json
 
@@ -24,16 +25,23 @@ THEORY_RESULTS = {
 MAX_FOLDED_CHARS = 4000  # a folded field longer than this is cut (the JSON file holds it whole)
 
 
-def find_theory_results(root: Path) -> list[tuple[Path, str, dict]]:
-    """``(path, command, result)`` for every theory result under ``root`` (``<command>.json`` holding a JSON
-    object), sorted by path."""
+class TheoryResult(NamedTuple):
+    """A theory command's result found under the report's folder: its file, the command and the JSON object."""
+
+    path: Path
+    command: str
+    result: dict
+
+
+def find_theory_results(root: Path) -> list[TheoryResult]:
+    """Every theory result under ``root`` (``<command>.json`` holding a JSON object), sorted by path."""
     found = []
     for command in THEORY_RESULTS:
         for path in root.rglob(f"{command}.json"):
             data = read_json(path)
             if isinstance(data, dict) and "shattering_artefact" not in data:
-                found.append((path, command, data))
-    return sorted(found, key=lambda item: item[0].as_posix())
+                found.append(TheoryResult(path, command, data))
+    return sorted(found, key=lambda item: item.path.as_posix())
 
 
 def theory_html(root: Path, path: Path, command: str, result: dict) -> str:

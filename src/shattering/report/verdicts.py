@@ -55,10 +55,10 @@ def kendall_tau_b(x: Sequence[float], y: Sequence[float]) -> float | None:
         raise ValueError(f"kendall_tau_b needs as many x as y values; got {len(x)} and {len(y)}.")
     pairs = [(a, b) for a, b in zip(x, y, strict=True) if _finite(a) and _finite(b)]
     concordant = discordant = tied_x = tied_y = 0
-    for i in range(len(pairs)):
-        for j in range(i + 1, len(pairs)):
-            dx = _sign(pairs[i][0] - pairs[j][0])
-            dy = _sign(pairs[i][1] - pairs[j][1])
+    for i, (xi, yi) in enumerate(pairs):
+        for xj, yj in pairs[i + 1:]:
+            dx = _sign(xi - xj)
+            dy = _sign(yi - yj)
             if dx == 0 and dy == 0:
                 tied_x += 1
                 tied_y += 1

@@ -11,24 +11,40 @@
   per-epoch metrics in long form (:func:`load_curves`), read from the files alone.
 """
 
-from .lifecycle import RunResult as RunResult
-from .lifecycle import as_config as as_config
-from .lifecycle import run as run
-from .lifecycle import trainer_class as trainer_class
-from .measured import measure_run as measure_run
-from .measured import measure_runs as measure_runs
-from .provenance import reuse_message as reuse_message
-from .record import CHECKPOINT_MAGIC as CHECKPOINT_MAGIC
-from .record import KEEP_CHECKPOINTS as KEEP_CHECKPOINTS
-from .record import STATUSES as STATUSES
-from .record import FollowerRecord as FollowerRecord
-from .record import RunRecord as RunRecord
-from .record import evaluated as evaluated
-from .record import moved_aside as moved_aside
-from .record import record_for as record_for
-from .table import load_curves as load_curves
-from .table import load_runs as load_runs
-from .table import select_runs as select_runs
-from .trained import load_model as load_model
-from .trained import read_checkpoint as read_checkpoint
-from .trained import trained_run as trained_run
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
+
+# each name imported when first used (shattering._lazy): `shatter runs` reads the records without torch
+__all__ = lazy_exports(__name__, {
+    ".lifecycle": ("RunResult", "as_config", "run", "trainer_class"),
+    ".measured": ("measure_run", "measure_runs"),
+    ".provenance": ("reuse_message",),
+    ".record": ("CHECKPOINT_MAGIC", "KEEP_CHECKPOINTS", "STATUSES", "FollowerRecord", "RunRecord", "evaluated",
+                "moved_aside", "record_for"),
+    ".table": ("load_curves", "load_runs", "select_runs"),
+    ".trained": ("load_model", "read_checkpoint", "trained_run"),
+})
+
+if TYPE_CHECKING:
+    from .lifecycle import RunResult as RunResult
+    from .lifecycle import as_config as as_config
+    from .lifecycle import run as run
+    from .lifecycle import trainer_class as trainer_class
+    from .measured import measure_run as measure_run
+    from .measured import measure_runs as measure_runs
+    from .provenance import reuse_message as reuse_message
+    from .record import CHECKPOINT_MAGIC as CHECKPOINT_MAGIC
+    from .record import KEEP_CHECKPOINTS as KEEP_CHECKPOINTS
+    from .record import STATUSES as STATUSES
+    from .record import FollowerRecord as FollowerRecord
+    from .record import RunRecord as RunRecord
+    from .record import evaluated as evaluated
+    from .record import moved_aside as moved_aside
+    from .record import record_for as record_for
+    from .table import load_curves as load_curves
+    from .table import load_runs as load_runs
+    from .table import select_runs as select_runs
+    from .trained import load_model as load_model
+    from .trained import read_checkpoint as read_checkpoint
+    from .trained import trained_run as trained_run

@@ -17,8 +17,9 @@ from ..data.catalogue import dataset_info
 from ..data.dataset import ImageData
 from ..devices import resolve_device
 from ..errors import ConfigError
-from ..lease import leased_threads
-from ..measures import with_measures
+from ..lease import leased_threads, rebalance
+from ..measures import selected, with_measures
+from ..probes import PROBES_FOLDER, Probe, parse_probe, probe_specs
 from ..train import distributed
 from ..train.advice import advice_lines
 from ..train.data import make_data, streamed
@@ -41,6 +42,7 @@ class RunResult:
     reused: bool = False
     moved_aside: Path | None = None
     damage: tuple[str, ...] = ()  # what was damaged in the record that a rerun moved aside (then trained again)
+    probes_missing: tuple[str, ...] = ()  # probes asked for that the reused record was made without
 
     @property
     def status(self) -> str:
@@ -59,6 +61,9 @@ class RunResult:
                      f"{self.moved_aside} and the run trained again.")
         elif self.moved_aside is not None:
             text += f" The old record was moved aside to {self.moved_aside}."
+        if self.probes_missing:
+            text += (f" The record was made without the probe(s) {', '.join(self.probes_missing)} asked for now: "
+                     "--rerun (rerun=True) trains it again with them.")
         return text
 
     def facts(self) -> dict:
@@ -137,13 +142,14 @@ def run(config: RunConfig | dict | None = None, /, *, progress: bool = False, da
     """
     check_choice(keep_checkpoints, "keep_checkpoints", KEEP_CHECKPOINTS, of="run")
     cfg = as_config(config, **overrides).resolved()
+    selected(cfg.measures)  # a measure name unknown here is refused now, not after training
     dist = distributed.context(cfg.device)  # None unless started by torchrun (then process 0 writes the record)
     progress = progress and (dist is None or dist.is_main)
     record = record_for(cfg.run_dir(), dist)
     moved = distributed.agree(dist, record.move_aside() if rerun else None)
     summary = distributed.agree(dist, record.read_summary())
     if summary is not None:
-        return RunResult(record.dir, summary, reused=True)
+        return RunResult(record.dir, summary, reused=True, probes_missing=_probes_missing(cfg, record))
     set_aside, damage = distributed.agree(dist, record.set_aside_if_damaged())  # never read back nor resumed over
     moved = set_aside or moved
     created = not record.dir.exists()
@@ -162,6 +168,22 @@ def run(config: RunConfig | dict | None = None, /, *, progress: bool = False, da
     return RunResult(record.dir, summary, moved_aside=moved, damage=tuple(damage))
 
 
+def _probes_missing(cfg: RunConfig, record: RunRecord) -> tuple[str, ...]:
+    """The probes ``cfg`` names that wrote nothing in ``record`` (made without them)."""
+    names = [parse_probe(spec)[0] for spec in probe_specs(cfg.probes)]
+    return tuple(n for n in names if not (record.dir / PROBES_FOLDER / n).is_dir())
+
+
+class CoreLease(Probe):
+    """The core lease's step hook (:func:`shattering.lease.rebalance`, a clock read per step): a process waiting
+    for a core gets one within about a second. Every run and pack the runs layer trains holds one."""
+
+    name = "core_lease"  # not registered: not the user's to choose
+
+    def on_step_end(self) -> None:
+        rebalance()
+
+
 def _train(cfg: RunConfig, record: RunRecord, data: ImageData | None, progress: bool,
            dist: distributed.DistContext | None) -> dict:
     """Load the data (unless given), train the run in ``record`` (locked) and return its summary, with the
@@ -172,7 +194,8 @@ def _train(cfg: RunConfig, record: RunRecord, data: ImageData | None, progress: 
     tune = choose_execution(cfg, data.shape, data.num_classes, data.n_train)
     with leased_threads(tune.threads) as lease, torch.random.fork_rng(devices=forked_gpus(cfg, dist)):
         torch.manual_seed(cfg.seed)  # dropout's draws; restored on resume, isolated from the caller's RNG
-        trainer = trainer_class(cfg)(cfg.replace(layout=tune.layout), data, record, progress, dist)
+        trainer = trainer_class(cfg)(cfg.replace(layout=tune.layout), data, record, progress, dist,
+                                     hooks=[CoreLease()])
         trainer.book.extra["execution"] = {**tune.facts(), "lease": lease.facts(),
                                            "sweep": process_plan() or {"workers": 1, "why": "trained in-process"}}
         trainer.book.write_config()

@@ -41,14 +41,15 @@ import os
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from .. import faults, files
 from ..errors import RecordError, RunLockedError
 from ..files import atomic_write_bytes, atomic_write_json, fsync_dir, json_text, read_json, space_hint, umask_mode
-from ..train.distributed import DistContext
 from ..validation import check_choice
+
+if TYPE_CHECKING:
+    from ..train.distributed import DistContext
 
 try:
     import fcntl
@@ -333,6 +334,8 @@ class RunRecord:
     # -- checkpoints ---------------------------------------------------------------------------------
     def save_checkpoint(self, state: dict) -> None:
         """Serialize ``state`` with a SHA-256 header; keep the previous checkpoint as a fallback."""
+        import torch  # here: `shatter runs` reads records through this module without torch
+
         buf = io.BytesIO()
         torch.save(state, buf)
         payload = buf.getvalue()
@@ -383,6 +386,8 @@ class RunRecord:
         digest, payload = data[head:head + 64].decode(errors="replace"), data[head + 65:]
         if hashlib.sha256(payload).hexdigest() != digest:
             return None, "damaged (checksum mismatch)"
+        import torch  # here: `shatter runs` reads records through this module without torch
+
         try:
             return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=False), "ok"
         except Exception as exc:  # a payload that passes its checksum but does not load: treat as damaged

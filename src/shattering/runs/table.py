@@ -30,7 +30,7 @@ import numpy as np
 from ..config import RunConfig
 from ..errors import ConfigError, RecordError
 from ..files import json_text
-from ..measures import MEASURE_KEYS
+from ..measures import measures as registered_measures
 from ..validation import must_be
 from .record import RunRecord, evaluated, moved_aside
 
@@ -47,18 +47,14 @@ RESULT_COLUMNS = (
     "n_train", "n_test", "label_noise", "test_label_noise", "corrupted_fraction", "data_fingerprint", "version",
     "torch_version", "ran_on", "finished_at", "message",
 )
-# The complexity measures of the trained network (summary["measures"], shattering.measures), blank for a record
-# without them, and the seconds they took.
-MEASURE_COLUMNS = (*(f"measure_{name}" for name in MEASURE_KEYS), "measures_seconds")
-COLUMNS = CONFIG_COLUMNS + RESULT_COLUMNS + MEASURE_COLUMNS
 _INTS = ("epochs_trained", "steps", "fit_epoch", "fit_step", "train_errors", "n_train", "n_test", "epoch", "step")
 # The kind of value each column holds (int, float, bool or str): a column keeps its kind when every cell is blank.
 KINDS = {f.name: f.type.replace(" | None", "") for f in dataclasses.fields(RunConfig)} | {
     "fit": "bool", **dict.fromkeys(_INTS, "int"),
     **dict.fromkeys(("seconds", "fit_seconds", "train_loss", "test_loss", "label_noise", "test_label_noise",
                      "corrupted_fraction", "lr", "train_loss_clean", "train_loss_corrupted", "epoch_seconds",
-                     "eval_seconds", *ACCURACIES, *(f"best_{name}" for name in ACCURACIES), *MEASURE_COLUMNS),
-                  "float"), "measure_pac_bayes_sigma_capped": "bool"}
+                     "eval_seconds", *ACCURACIES, *(f"best_{name}" for name in ACCURACIES), "measures_seconds"),
+                  "float")}
 # The columns of load_curves that say which run a row is of, then the metrics in the order a row is written.
 CURVE_KEYS = ("run_id", "dataset", "model", "corruption", "p", "seed", "status")
 METRICS = ("epoch", "step", "lr", "train_loss", "train_acc", "train_errors", "train_acc_clean", "train_acc_corrupted",
@@ -68,14 +64,36 @@ RECORD_FILES = ("summary.json", "config.json", "checkpoint.pt", "checkpoint.prev
 MISSING_WORDS = ("", "none", "null", "nan", "na")
 
 
+def measure_columns() -> tuple[str, ...]:
+    """The columns of the complexity measures of the trained network (``summary["measures"]``), one
+    ``measure_<name>`` per measure of the registry (:mod:`shattering.measures.registry`; blank for a record
+    without it), then ``measures_seconds``, the seconds they took."""
+    return (*(f"measure_{m.name}" for m in registered_measures()), "measures_seconds")
+
+
+def columns() -> tuple[str, ...]:
+    """Every column of :func:`load_runs`: the config's fields, the results, the measures (:func:`measure_columns`:
+    the registry's now, a measure registered later included)."""
+    return CONFIG_COLUMNS + RESULT_COLUMNS + measure_columns()
+
+
+def __getattr__(name: str) -> tuple[str, ...]:
+    """``COLUMNS`` and ``MEASURE_COLUMNS``: :func:`columns` and :func:`measure_columns`, as the registry is now."""
+    if name == "COLUMNS":
+        return columns()
+    if name == "MEASURE_COLUMNS":
+        return measure_columns()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def load_runs(path: str | Path) -> pd.DataFrame:
     """One row per run record under ``path`` (searched recursively: the ``--out`` folder of ``shatter run``,
-    ``sweep`` or ``reproduce``, or one run's folder), in the columns of :data:`COLUMNS`, sorted by folder.
+    ``sweep`` or ``reproduce``, or one run's folder), in the columns of :func:`columns`, sorted by folder.
 
     >>> df = load_runs("runs")  # doctest: +SKIP
     >>> (1 - df.pivot_table(index="p", columns="model", values="test_acc")).round(3)  # doctest: +SKIP
     """
-    return _frame([row for row, _ in _records(path)], COLUMNS)
+    return _frame([row for row, _ in _records(path)], columns())
 
 
 def load_curves(path: str | Path, running: bool = False) -> pd.DataFrame:
@@ -199,9 +217,9 @@ def _row(d: Path, record: RunRecord, summary: dict | None, config: dict, metrics
             "torch_version": _text(versions.get("torch")), "ran_on": _text(summary.get("device")) if finished else None,
             "finished_at": _text(summary.get("finished_at")) if finished else None}
     measures = _dict(summary.get("measures")) if finished else {}
-    for name in MEASURE_KEYS:
-        value = measures.get(name)
-        row[f"measure_{name}"] = value if isinstance(value, bool) else _number(value)
+    for measure in registered_measures():
+        value = measures.get(measure.name)
+        row[f"measure_{measure.name}"] = value if isinstance(value, bool) else _number(value)
     row["measures_seconds"] = _number(summary.get("measures_seconds")) if finished else None
     if damage:
         row["message"] = (f"damaged: {'; '.join(damage)}. Not a result: run the same command again to repair it.")
@@ -216,13 +234,19 @@ def _row(d: Path, record: RunRecord, summary: dict | None, config: dict, metrics
 def _frame(rows: list[dict], columns: tuple[str, ...]) -> pd.DataFrame:
     """A DataFrame of ``rows`` in ``columns``, each column of the type its values share: integers stay integers
     and booleans booleans where some cells are blank (pandas' nullable Int64 and boolean)."""
-    import pandas as pd  # here, not at the top: about 0.3 s that every other `shatter` command would pay
+    import pandas as pd  # here, not at the top: an import every other `shatter` command would pay
 
     columns_ = {}
     for c in columns:
         values = [r.get(c) for r in rows]
-        columns_[c] = pd.Series(values, dtype=_dtype(values, KINDS.get(c)), name=c)
+        columns_[c] = pd.Series(values, dtype=_dtype(values, KINDS.get(c) or _measure_kind(c)), name=c)
     return pd.DataFrame(columns_, columns=list(columns))
+
+
+def _measure_kind(column: str) -> str | None:
+    """The kind of a ``measure_<name>`` column: bool for a flag, else float (None: not a measure's column)."""
+    kinds = {f"measure_{m.name}": "bool" if m.kind == "flag" else "float" for m in registered_measures()}
+    return kinds.get(column)
 
 
 def _dtype(values: list, kind: str | None) -> str:

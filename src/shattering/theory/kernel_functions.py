@@ -42,14 +42,6 @@ def squared_distances(x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     return d2.clamp_min_(0.0)
 
 
-def kernel_block(x: torch.Tensor, z: torch.Tensor, kernel: str, bandwidth: float) -> torch.Tensor:
-    """k(x_i, z_j) for the Gaussian or Laplacian kernel of width ``bandwidth`` (float64; the plain formula)."""
-    d2 = squared_distances(x, z)
-    if kernel == "gaussian":
-        return d2.mul_(-0.5 / bandwidth ** 2).exp_()
-    return d2.sqrt_().mul_(-1.0 / bandwidth).exp_()
-
-
 def median_bandwidth(x, sample: int = BANDWIDTH_SAMPLE, seed: int = 0) -> float:
     """The median Euclidean distance between distinct pairs of (at most ``sample``) rows of ``x``."""
     x = as_float64(x)

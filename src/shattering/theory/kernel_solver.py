@@ -50,8 +50,7 @@ from .memory import KernelMemoryError, available_memory, check_memory, memory_ne
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 SOLVE_BLOCK = 1024  # block size of the triangular solves with a factor: memory-bound, faster in smaller blocks
-# (n = 40,000 alone, float32, 20 right-hand sides: 1.37 s per solve in blocks of 4096, 0.42 s in blocks of 1024;
-# inside the 60,000-point benchmark, beside 18 GB of other data, a pair took 8-11 s with either block size)
+# where measured (bench/RESULTS.md, "Figures moved from the code")
 REFINE_TOL = {"float64": 1e-10, "float32": 1e-7}  # refine until max |(K + ridge I) alpha - Y| <= tol * max |Y|
 REFINE_STEPS = {"float64": 3, "float32": 50}  # ... or at most this many conjugate-gradient steps
 INTERPOLATION_TOL = 1e-6  # "interpolates" means training accuracy 100% and max |K alpha - Y| below this

@@ -82,9 +82,9 @@ def diagnose(cfg: RunConfig, history: Sequence[dict], num_classes: int, status: 
                              {"epochs": 10 * cfg.epochs} | ({} if cfg.until == "fit" else {"until": "fit"})))
     elif ln_k and math.isfinite(loss) and loss >= AT_LN_K * ln_k and not improving and not decayed:
         found.append(Finding(f"the training loss is not below ln K = {ln_k:.3f} ({_seen(first, last, 'train_loss')}) "
-                             "with the learning rate still "
-                             f"{lr_now:.3g}: SGD does not leave chance, so the learning rate {cfg.lr:g} may be too "
-                             "high for this model", {"lr": _round(cfg.lr / 10)}))
+                             f"with the learning rate still {lr_now:.3g}: {cfg.optimizer} does not leave chance, so "
+                             f"the learning rate {cfg.lr:g} may be too high for this model",
+                             {"lr": _round(cfg.lr / 10)}))
     if decayed:
         budget = lr_budget(cfg.lr, cfg.lr_decay)
         spent = 1 - cfg.lr_decay ** epoch

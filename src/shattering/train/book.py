@@ -3,8 +3,8 @@
 per-epoch record rows and the honest summary.
 
 When an epoch is evaluated (:meth:`RunBook.needs_evaluation`): a full eval-mode pass over the training set
-stays the definition of fit, but it cost 9-24% of an epoch (measured: MLPs 9-15%, AlexNet 24%, small
-Inception 18-24%). It now runs every ``eval_every`` epochs, at the budget's last epoch, on divergence, and at
+stays the definition of fit, but it costs a sizeable share of an epoch (bench/RESULTS.md). It runs every
+``eval_every`` epochs, at the budget's last epoch, on divergence, and at
 the epoch the stuck-at-chance check reads where the training pass's running accuracy is itself at chance (a
 run whose own pass is above it is not stuck); in between, until the run has fit, a *fit probe* decides
 whether the epoch could have fit. The training pass marks, for free, every example its batch logits got wrong
@@ -52,12 +52,11 @@ from .schedule import describe_schedule
 
 CHECKPOINT_EVERY_ENV = "SHATTERING_CHECKPOINT_EVERY_S"
 # A checkpoint after every epoch, or after the first epoch that ends this many seconds after the last checkpoint
-# where epochs are shorter, and always after the run's last epoch. Measured on the 2-core AVX2 AMD EPYC: a checkpoint
-# of MLP 1x512 on Fashion-MNIST (3.3 MB) took 8.3 ms to write, and an epoch of 500 images about 15 ms, so writing one
-# every epoch made the 18 runs of `shatter sweep fig1bc --scale quick --seeds 3` spend about 10 s of their 35 s on it.
+# where epochs are shorter, and always after the run's last epoch: short epochs of small MLPs spent a large share of
+# their time writing checkpoints (bench/RESULTS.md, "Figures moved from the code").
 CHECKPOINT_EVERY_S = 1.0
-# ... and at least this many times the last checkpoint's writing time: a WRN-28-10 checkpoint (292 MB with its
-# momenta) took 1.6 s to write on the same machine, as long as an epoch of 40 images: one every epoch doubled the run.
+# ... and at least this many times the last checkpoint's writing time: a large network's checkpoint can take as long
+# as an epoch of a small training set to write.
 CHECKPOINT_WORK_RATIO = 10  # checkpoints cost at most about a tenth of the training
 STUCK_EPOCHS = 5  # after this many epochs at chance, print the usual causes
 _COUNTERS = ("epoch", "steps", "seconds", "train_seconds", "eval_seconds", "best_test_acc", "fit_at", "warnings",

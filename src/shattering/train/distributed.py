@@ -176,11 +176,10 @@ def collective_work(ctx: DistContext | None) -> Iterator[None]:
 def _leave() -> None:
     """Leave the process group at exit, all processes together. A gloo process that leaves while another still
     holds the group open can abort on its way out ("terminate called without an active exception", SIGABRT),
-    and torchrun then stops the others: measured with two CPU processes whose process 0 stayed 0-0.3 s longer
-    after the last collective (it writes the record and measures the network), 9 aborts in 100; with a barrier
-    before leaving, none in 60 (and none in 100 through this module). A process that fails inside a run skips
-    the barrier: the others may be waiting in a collective it never reaches, and torchrun stops them when it
-    exits."""
+    and torchrun then stops the others when process 0 stays a little longer after the last collective (it writes
+    the record and measures the network); a barrier before leaving removed the aborts (bench/RESULTS.md). A
+    process that fails inside a run skips the barrier: the others may be waiting in a collective it never
+    reaches, and torchrun stops them when it exits."""
     if not torch.distributed.is_initialized():
         return
     if _runs_open == 0:

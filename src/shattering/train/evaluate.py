@@ -7,17 +7,16 @@ reported separately on the corrupted and the clean part of the training set and 
 labels (how much of the truth the model still predicts), and test accuracy is always measured against the
 clean test labels.
 
-Fit is decided on fp32 logits whatever the run's precision. Under bf16 autocast the logits of a digits MLP
-differ from fp32 by up to 0.098 (measured) while the smallest fp32 margin of a fitted one was 0.047, so a bf16
-pass alone could declare fit an epoch early or late. An fp32 pass over the training set measured 3-5x slower
-than a bf16 one on this AMD EPYC (avx512_bf16), so the training set is evaluated in the run's precision and
-only the examples in doubt are computed again in fp32 (:func:`predict_train`): those whose bf16 margin (the
-logit of the label minus the largest other one) is within :data:`DOUBT_ABS` + :data:`DOUBT_REL` x their
-largest |logit| of zero, 5x the largest difference measured. Their fp32 loss and prediction replace the bf16
-ones, so every prediction that could differ between bf16 and fp32 is the fp32 one, and ``train_errors``
-(fit) is the fp32 count; ``train_fp32_checked`` in the metrics says how many were computed again. The test
-set keeps the run's precision (it decides nothing).
-"""
+Fit is decided on fp32 logits whatever the run's precision. Under bf16 autocast the logits of a digits MLP differ
+from fp32 by up to 0.098 (measured) while the smallest fp32 margin of a fitted one was 0.047, so a bf16 pass alone
+could declare fit an epoch early or late. An fp32 pass over the training set is several times slower than a bf16 one
+where the CPU computes bf16 natively (bench/RESULTS.md), so the training set is evaluated in the run's precision and
+only the examples in doubt are computed again in fp32 (:func:`predict_train`): those whose bf16 margin (the logit of
+the label minus the largest other one) is within :data:`DOUBT_ABS` + :data:`DOUBT_REL` x their largest |logit| of
+zero, 5x the largest difference measured. Their fp32 loss and prediction replace the bf16 ones, so every prediction
+that could differ between bf16 and fp32 is the fp32 one, and ``train_errors`` (fit) is the fp32 count;
+``train_fp32_checked`` in the metrics says how many were computed again. The test set keeps the run's precision (it
+decides nothing). """
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Many runs at once: runs of a sweep that share an MLP architecture, data and schedule (corruption levels,
-seeds of Section 2.1's experiments) trained together as one packed model, exactly K independent SGD runs.
+seeds of Section 2.1's experiments) trained together as one packed model, exactly K independent runs.
 
 Each member keeps everything a separate run has: its own initialization (from its seed), batch order (its own
 generator), labels, optimizer state and run record; the K weight matrices of a layer are stacked and applied
@@ -33,8 +33,19 @@ from torch import nn
 
 from ..config import RunConfig
 from ..data.dataset import ImageData
-from ..devices import autocast, optimizer_options, prepare_device, resolve_device
-from ..lease import rebalance
+from ..devices import autocast, prepare_device, resolve_device
+from ..faults import TIMING
+from ..optimizers import (
+    Unpackable,
+    build_optimizer,
+    member_state,
+    model_groups,
+    param_groups,
+    run_optimizer,
+    select_state,
+    stack_state,
+)
+from ..probes import Probe, ProbeSet, RunState
 from ..tuning import seconds_per_call
 from .book import Record, RunBook
 from .checkpoint import checkpoint_state, restore_checkpoint
@@ -42,7 +53,7 @@ from .evaluate import clear_margin, fit_probe, in_doubt, metrics_from_prediction
 from .in_memory import device_tensors
 from .progress import EpochProgress
 from .schedule import lr_at
-from .trainer import init_model, running_metrics, sgd
+from .trainer import EpochResult, init_model, run_probes, running_metrics
 
 
 class PackedMLP(nn.Module):
@@ -68,16 +79,12 @@ class PackedMLP(nn.Module):
                 p.data = p.data[keep].contiguous()
 
 
-SHARED_INPUT_KERNELS = ("wide", "batched")
-
-
 def shared_input_kernel(device: torch.device) -> str:
     """How the first layer of a pack applies K members to one shared batch: ``"wide"``, one (B, D) @ (D, K*out)
     matrix product, or ``"batched"``, the batch repeated K times through ``baddbmm``. Both compute the same
-    function (equal up to float rounding). The default is ``"wide"`` on every device: on the 2-core AMD EPYC
-    (avx512_bf16) one fwd+bwd of 6 members on 128 x 784 -> 512 -> 10 measured 22.0 ms wide vs 23.9 ms batched
-    in bf16, 11.8 vs 12.6 ms in fp32, and the wide path gathers each batch once instead of K times.
-    ``bench/bench.py --only kernels`` measures both on the machine at hand."""
+    function (equal up to float rounding). The default is ``"wide"`` on every device: it measured faster where
+    compared (bench/RESULTS.md) and gathers each batch once instead of K times. ``bench/bench.py --only kernels``
+    measures both on the machine at hand."""
     return "wide"
 
 
@@ -119,15 +126,19 @@ def packed_forward(weights: Sequence[torch.Tensor], biases: Sequence[torch.Tenso
 @dataclass
 class Member:
     """One run of a pack: its config, book, its own model and optimizer (in a separate run's form, for its
-    checkpoints), generator and data tensors, and the global RNG state a separate run would hold."""
+    checkpoints and probes), generator and data tensors, the global RNG state a separate run would hold, its data
+    and its probes."""
 
     cfg: RunConfig
     book: RunBook
     model: nn.Module  # the member as a separate run would build it (for checkpoints in that format)
-    optimizer: torch.optim.SGD
+    optimizer: torch.optim.Optimizer
     generator: torch.Generator
     tensors: dict
     torch_rng: torch.Tensor
+    data: ImageData
+    probes: ProbeSet  # the run's own probes (:mod:`shattering.probes`)
+    resumed: bool
 
 
 def _member_params(model: nn.Module) -> list[nn.Parameter]:
@@ -148,7 +159,7 @@ def open_member(cfg: RunConfig, data: ImageData, record: Record, images: Member 
     device = resolve_device(cfg.device)
     book = RunBook(cfg, data, record)
     model = init_model(cfg, data).to(device)
-    optimizer = sgd(model, cfg, device)
+    optimizer = run_optimizer(cfg, model_groups(model, cfg.weight_decay), device)
     generator = torch.Generator().manual_seed(cfg.seed)
     torch_rng = torch.Generator().manual_seed(cfg.seed).get_state()  # the global RNG a separate run would hold
     state = book.open()
@@ -158,16 +169,19 @@ def open_member(cfg: RunConfig, data: ImageData, record: Record, images: Member 
         restore_checkpoint(state, model, optimizer, generator)
         torch_rng = state["torch_rng"]
     shared = None if images is None else {key: images.tensors[key] for key in ("x_train", "x_test")}
-    return Member(cfg, book, model, optimizer, generator, device_tensors(data, device, images=shared), torch_rng)
+    return Member(cfg, book, model, optimizer, generator, device_tensors(data, device, images=shared), torch_rng,
+                  data, run_probes(cfg), state is not None)
 
 
-def train_pack(members: list[Member], progress: bool = False) -> Iterator[tuple[Member, dict, float]]:
+def train_pack(members: list[Member], progress: bool = False,
+               hooks: Sequence[Probe] = ()) -> Iterator[tuple[Member, dict, float]]:
     """Train ``members`` (all at the same epoch) together; yield ``(member, summary, seconds)`` as each one
     ends, before the next is booked: the caller writes the summary. A member's ``seconds`` (and its summary's,
     and ``fit_seconds``) are its share of the pack's time: each epoch's training time divided by the members
     alive in it, and its evaluation time by the members evaluated or probed in it, summed; the pack's wall time
     until the member ended is its summary's ``packed.pack_seconds``. ``progress``: show the pack's epochs
-    (:class:`~shattering.train.progress.EpochProgress`)."""
+    (:class:`~shattering.train.progress.EpochProgress`). Each member's probes are called at its epochs with its
+    network as a separate module; ``hooks``: the pack's own step hooks (the core lease)."""
     cfg0 = members[0].cfg
     device = resolve_device(cfg0.device)
     for m in [m for m in members if m.book.done]:  # resumed after its last epoch (killed before its summary)
@@ -179,10 +193,12 @@ def train_pack(members: list[Member], progress: bool = False) -> Iterator[tuple[
     packed = PackedMLP([m.model for m in members]).to(device)
     params = _packed_params(packed)
     n_layers = len(packed.weights)
-    groups = [{"params": params[:n_layers], "weight_decay": cfg0.weight_decay},
-              {"params": params[n_layers:], "weight_decay": 0.0}]
-    optimizer = torch.optim.SGD(groups, lr=cfg0.lr, momentum=cfg0.momentum, **optimizer_options(device))
-    _stack_momentum(optimizer, params, members)
+    optimizer = run_optimizer(cfg0, param_groups(params[:n_layers], params[n_layers:], cfg0.weight_decay), device)
+    try:  # each member's state as a separate run holds it (after a resume), stacked
+        stack_state(optimizer, params, [[m.optimizer.state.get(q, {}) for q in _member_params(m.model)]
+                                        for m in members])
+    except Unpackable as exc:  # the executor packs only members at one epoch of one config: a bug if reached
+        raise RuntimeError(f"the pack of {cfg0.model} cannot hold its members' optimizer states: {exc}") from None
     x_train = members[0].tensors["x_train"].flatten(1)  # (N, D), shared by every member
     x_test = members[0].tensors["x_test"].flatten(1)
     for m in members:
@@ -190,15 +206,35 @@ def train_pack(members: list[Member], progress: bool = False) -> Iterator[tuple[
     start = time.perf_counter()
     shown = EpochProgress(f"pack of {len(members)} {cfg0.dataset} {cfg0.model}", cfg0.epochs,
                           initial=members[0].book.epoch, enabled=progress)
+    for m in members:
+        if m.resumed:
+            m.probes.resume(_probe_state(m, m.book.epoch, None, {}, None, device))
+        else:
+            m.probes.epoch_end(lambda m=m: _probe_state(m, 0, None, {}, None, device), 0, False)
+    step_hooks = [h.on_step_end for h in hooks] + [h for m in members for h in m.probes.step_hooks]
     try:
-        yield from _train_packed(packed, optimizer, params, members, x_train, x_test, start, shown)
+        yield from _train_packed(packed, optimizer, params, members, x_train, x_test, start, shown, step_hooks)
     finally:
         shown.close()
+        for m in members:
+            m.probes.close()
 
 
-def _train_packed(packed: PackedMLP, optimizer: torch.optim.SGD, params: list, members: list[Member],
-                  x_train: torch.Tensor, x_test: torch.Tensor, start: float,
-                  shown: EpochProgress) -> Iterator[tuple[Member, dict, float]]:
+def _probe_state(m: Member, epoch: int, metrics: dict | None, running: dict, status: str | None,
+                 device: torch.device) -> RunState:
+    return RunState(m.cfg, m.model, epoch, m.data, m.book.record.dir, metrics, running, status, device)
+
+
+def _copy_member(m: Member, packed: PackedMLP, k: int) -> None:
+    """Member ``k``'s weights from the pack into its separate network ``m.model``."""
+    with torch.no_grad():
+        for mine, p in zip(_member_params(m.model), _packed_params(packed), strict=True):
+            mine.copy_(p[k])
+
+
+def _train_packed(packed: PackedMLP, optimizer: torch.optim.Optimizer, params: list, members: list[Member],
+                  x_train: torch.Tensor, x_test: torch.Tensor, start: float, shown: EpochProgress,
+                  step_hooks: list) -> Iterator[tuple[Member, dict, float]]:
     """The epochs of :func:`train_pack`, until every member has ended."""
     cfg0 = members[0].cfg
     device = resolve_device(cfg0.device)
@@ -208,7 +244,9 @@ def _train_packed(packed: PackedMLP, optimizer: torch.optim.SGD, params: list, m
         for group in optimizer.param_groups:
             group["lr"] = lr
         t0 = time.perf_counter()
-        rows, diverged, running, wrong, losses = train_epoch(packed, optimizer, members, x_train, lr)
+        result = train_epoch(packed, optimizer, members, x_train, lr, step_hooks)
+        rows, diverged, running, wrong, losses = (result.rows, result.diverged, result.running, result.wrong,
+                                                  result.losses)
         t1 = time.perf_counter()
         # each member is evaluated at the epochs it would be alone (its own schedule and fit probe)
         chosen = [k for k, m in enumerate(members) if m.book.needs_evaluation(running[k], diverged[k])]
@@ -229,6 +267,10 @@ def _train_packed(packed: PackedMLP, optimizer: torch.optim.SGD, params: list, m
             status = m.book.end_epoch(lr, metrics[k], running[k], rows[k], (t1 - t0) / alive,
                                       (t2 - t1) / measured if evaluated else 0.0, diverged[k])
             m.book.checkpoint(lambda m=m, k=k: _save_member(m, packed, optimizer, k), status is not None)
+            if m.probes.wanted(m.book.epoch, status is not None):
+                _copy_member(m, packed, k)
+                state = _probe_state(m, m.book.epoch, metrics[k], running[k], status, device)
+                m.probes.epoch_end(lambda state=state: state, m.book.epoch, status is not None)
             if status is None:
                 keep.append(k)
             else:
@@ -239,30 +281,15 @@ def _train_packed(packed: PackedMLP, optimizer: torch.optim.SGD, params: list, m
                                 f"{max(accs):.1f}%, {len(chosen)} evaluated", last=not keep)
         if len(keep) < len(members):
             packed.select(keep)
-            for p in params:
-                buf = optimizer.state.get(p, {}).get("momentum_buffer")
-                if buf is not None:
-                    optimizer.state[p]["momentum_buffer"] = buf[keep].contiguous()
+            select_state(optimizer, params, keep)
             members = [members[k] for k in keep]
 
 
-def _stack_momentum(optimizer: torch.optim.SGD, params: list, members: list[Member]) -> None:
-    """Stack the members' momentum buffers (after a resume) into the packed optimizer's state."""
-    per_member = [[m.optimizer.state.get(p, {}).get("momentum_buffer") for p in _member_params(m.model)]
-                  for m in members]
-    for i, p in enumerate(params):
-        bufs = [row[i] for row in per_member]
-        if all(b is not None for b in bufs):
-            optimizer.state[p]["momentum_buffer"] = torch.stack(bufs).to(p.device)
-
-
-def train_epoch(packed: PackedMLP, optimizer: torch.optim.SGD, members: list[Member], x_train: torch.Tensor,
-                lr: float) -> tuple[list[list], list[bool], list[dict], torch.Tensor, torch.Tensor]:
+def train_epoch(packed: PackedMLP, optimizer: torch.optim.Optimizer, members: list[Member], x_train: torch.Tensor,
+                lr: float, step_hooks: Sequence = ()) -> EpochResult:
     """One epoch of every member: each its own batch order and labels, one batched step for all; returns each
-    member's loss-log rows, whether it diverged, its running training accuracy and loss
-    (:func:`shattering.train.trainer.running_metrics`, counted on the device: one read at the epoch's end) and
-    which examples its training pass got wrong ((K, N) bool on the device: the fit probe's suspects) and each
-    example's loss as the pass saw it ((K, N): the order of the probe's second part). Members
+    member's :class:`~shattering.train.trainer.EpochResult` numbers (lists of K, (K, N) tensors; the running
+    ones counted on the device: one read at the epoch's end). ``step_hooks``: called after every step. Members
     that share a seed (the corruption levels of one seed in Fig. 1b/1c) draw the same order, so they see the
     same images in every batch and differ only in labels: then the batch is gathered once and the first layer
     is one wide product (:func:`wide_first_layer`); the check is made every epoch, so a pack of several seeds
@@ -302,7 +329,8 @@ def train_epoch(packed: PackedMLP, optimizer: torch.optim.SGD, members: list[Mem
         optimizer.zero_grad(set_to_none=True)
         loss.sum().backward()  # members share no parameter: each gets the gradient of its own loss
         optimizer.step()
-        rebalance()  # a clock read; a process waiting for a core gets one within about a second
+        for hook in step_hooks:  # the probes' step hooks (the core lease: a clock read)
+            hook()
         running += loss.detach()
         count += 1
         for m in members:
@@ -321,21 +349,23 @@ def train_epoch(packed: PackedMLP, optimizer: torch.optim.SGD, members: list[Mem
             m.book.first_loss = value
     else:
         correct, losses = tally.tolist()
-    return (rows, diverged, [running_metrics(c, s, seen) for c, s in zip(correct, losses, strict=True)], wrong,
-            seen_losses)
+    return EpochResult(rows, diverged, [running_metrics(c, s, seen) for c, s in zip(correct, losses, strict=True)],
+                       wrong, seen_losses)
 
 
 def packed_step_seconds(model: nn.Module, k: int, input_shape: Sequence[int], num_classes: int, batch_size: int,
                         precision: str, shared: bool) -> float:
     """Seconds per training step of ``k`` copies of ``model`` as one :class:`PackedMLP`, on random inputs on the
     CPU at this process's threads: :func:`train_epoch`'s step (one batch every member sees where ``shared``, else
-    one per member; the members' losses summed; backward; SGD with momentum). The global random state is left as
-    it was. What a sweep weighs to choose its pack size (:func:`shattering.executors.packing.choose_pack_size`)."""
+    one per member; the members' losses summed; backward; an SGD step: the products decide the pack size, an
+    optimizer's element-wise update is a small share). The global random state is left as it was. What a sweep
+    weighs to choose its pack size (:func:`shattering.executors.packing.choose_pack_size`)."""
     cpu = torch.device("cpu")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         packed = PackedMLP([model] * k).train()
-        optimizer = torch.optim.SGD(packed.parameters(), lr=1e-3, momentum=0.9)
+        optimizer = build_optimizer("sgd", model_groups(packed, 0.0), lr=1e-3, device=cpu)
+        setattr(optimizer, TIMING, True)  # a fault counter sees only the run's own steps
         d = math.prod(input_shape)
         x = torch.randn(batch_size, d) if shared else torch.randn(k, batch_size, d)
         y = torch.randint(0, num_classes, (k * batch_size,))
@@ -442,17 +472,15 @@ def measure_pack(packed: PackedMLP, members: list[Member], x_train: torch.Tensor
             | {"train_fp32_checked": checked[j]} for j, m in enumerate(mine)]
 
 
-def _save_member(m: Member, packed: PackedMLP, optimizer: torch.optim.SGD, k: int) -> None:
+def _save_member(m: Member, packed: PackedMLP, optimizer: torch.optim.Optimizer, k: int) -> None:
     """Write member ``k``'s checkpoint in a separate run's format."""
     params = _packed_params(packed)
-    with torch.no_grad():
-        for mine, p in zip(_member_params(m.model), params, strict=True):
-            mine.copy_(p[k])
+    _copy_member(m, packed, k)
     m.optimizer.state.clear()
     for mine, p in zip(_member_params(m.model), params, strict=True):
-        buf = optimizer.state.get(p, {}).get("momentum_buffer")
-        if buf is not None:
-            m.optimizer.state[mine]["momentum_buffer"] = buf[k].clone()
+        state = member_state(optimizer, p, k)
+        if state:
+            m.optimizer.state[mine] = state
     for group in m.optimizer.param_groups:
         group["lr"] = optimizer.param_groups[0]["lr"]
     m.book.record.save_checkpoint(checkpoint_state(m.book, m.model, m.optimizer, m.generator, m.torch_rng, None))

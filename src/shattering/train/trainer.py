@@ -32,7 +32,8 @@ from __future__ import annotations
 import abc
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -40,8 +41,9 @@ import torch.nn.functional as F
 from ..config import RunConfig
 from ..data.dataset import LabelledSplits
 from ..devices import autocast, optimizer_options, prepare_device, resolve_device
-from ..lease import rebalance
 from ..models import build_model
+from ..optimizers import model_groups, run_optimizer
+from ..probes import Probe, ProbeSet, RunState, build_probes, probe_specs
 from .book import Record, RunBook, run_label
 from .checkpoint import checkpoint_state, restore_checkpoint
 from .distributed import DistContext
@@ -52,17 +54,6 @@ from .schedule import lr_at
 AUX_LOSS_WEIGHT = 0.4  # Inception V3's auxiliary classifier, when on (TF and torchvision recipes) [I]
 
 
-def sgd(model: torch.nn.Module, cfg: RunConfig, device: torch.device) -> torch.optim.SGD:
-    """SGD with momentum; weight decay on the weights only (not biases or batch-norm offsets); fused on CUDA
-    (:func:`~shattering.devices.optimizer_options`; ``device``: where the parameters are)."""
-    decay, no_decay = [], []
-    for p in model.parameters():
-        if p.requires_grad:
-            (decay if p.ndim > 1 else no_decay).append(p)
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, **optimizer_options(device))
-
-
 def init_model(cfg: RunConfig, data: LabelledSplits) -> torch.nn.Module:
     """The model of ``cfg``, initialized from ``cfg.seed`` alone (PyTorch's default initialization)."""
     options = {"aux_logits": True} if cfg.aux_logits else {}
@@ -70,6 +61,27 @@ def init_model(cfg: RunConfig, data: LabelledSplits) -> torch.nn.Module:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         return build_model(cfg.model, data.shape, data.num_classes, cfg.dropout, **options)
+
+
+@dataclass
+class EpochResult:
+    """What one training epoch leaves: ``rows`` (the loss log's (step, epoch, loss, lr) rows), ``diverged`` (a
+    logged loss was not finite), ``running`` (:func:`running_metrics`), ``wrong`` (which examples the training
+    pass got wrong: a bool per example, on the device, the fit probe's suspects) and ``losses`` (each example's
+    loss as the pass saw it: the order of the fit probe's second part, :func:`shattering.train.evaluate.
+    fit_probe`). The packed trainer's holds one of each per member (lists, and (K, N) tensors)."""
+
+    rows: list
+    diverged: bool | list[bool]
+    running: dict | list[dict]
+    wrong: torch.Tensor
+    losses: torch.Tensor
+
+
+def run_probes(cfg: RunConfig, extra: Sequence[Probe] = ()) -> ProbeSet:
+    """The probes of run ``cfg`` (its ``probes`` setting, :mod:`shattering.probes`) and ``extra`` ones (the
+    caller's: the core lease's step hook), with the run's epoch budget."""
+    return ProbeSet([*build_probes(probe_specs(cfg.probes)), *extra], cfg.epochs)
 
 
 def running_metrics(correct: float, loss_sum: float, examples: float) -> dict:
@@ -83,12 +95,15 @@ class Trainer(abc.ABC):
     """One run being trained: model, optimizer and random generator; the :class:`RunBook` keeps the rest.
 
     ``net`` is the model; ``model`` is what the loop calls (``net`` itself, or ``net`` wrapped for data
-    parallelism under torchrun, ``dist``). Subclasses say where the data live (:meth:`_setup_data`), where
-    batches come from (:meth:`_batches`) and how an epoch is measured (:meth:`_measure`)."""
+    parallelism under torchrun, ``dist``). ``hooks``: probes the caller adds to the run's own
+    (:mod:`shattering.probes`; the runs layer's core lease acts after every step through one). Subclasses say
+    where the data live (:meth:`_setup_data`), where batches come from (:meth:`_batches`) and how an epoch is
+    measured (:meth:`_measure`)."""
 
     def __init__(self, cfg: RunConfig, data: LabelledSplits, record: Record, progress: bool,
-                 dist: DistContext | None = None):
+                 dist: DistContext | None = None, hooks: Sequence[Probe] = ()):
         self.cfg, self.data, self.progress, self.dist = cfg, data, progress, dist
+        self.probes = run_probes(cfg, hooks)  # the run's probes, and ``hooks``: the caller's step hooks
         self.book = RunBook(cfg, data, record, progress)
         self.device = dist.device if dist is not None else resolve_device(cfg.device)
         prepare_device(self.device)
@@ -98,7 +113,7 @@ class Trainer(abc.ABC):
             isinstance(m, torch.nn.Conv2d) for m in net.modules()) else torch.contiguous_format)
         self.net = net.to(self.device, memory_format=self.memory_format)
         self.model = self.net if dist is None else dist.wrap(self.net, cfg.sync_bn)
-        self.optimizer = sgd(self.net, cfg, self.device)
+        self.optimizer = run_optimizer(cfg, model_groups(self.net, cfg.weight_decay), self.device)
         self.generator = torch.Generator().manual_seed(cfg.seed)  # batch order and augmentation
         self._setup_data()
 
@@ -145,7 +160,7 @@ class Trainer(abc.ABC):
         cuda_rng = state.get("cuda_rng")
         if cuda_rng is None or self.device.type != "cuda":
             return
-        if isinstance(cuda_rng, (list, tuple)):  # checkpoints before the fix held every visible GPU's state
+        if isinstance(cuda_rng, (list, tuple)):  # older checkpoints hold every visible GPU's state
             index = self.device.index if self.device.index is not None else torch.cuda.current_device()
             if index >= len(cuda_rng):
                 note = (f"the checkpoint holds the random states of {len(cuda_rng)} GPU(s), not of GPU {index} "
@@ -170,26 +185,52 @@ class Trainer(abc.ABC):
             self.restore(state)
         desc = run_label(cfg)
         status = None
-        with EpochProgress(desc, cfg.epochs, initial=book.epoch, enabled=self.progress) as progress:
-            while status is None and not book.done:
-                lr = lr_at(cfg, book.epoch)
-                for group in self.optimizer.param_groups:
-                    group["lr"] = lr
-                t0 = time.perf_counter()
-                step_rows, diverged, running, wrong, losses = self._train_epoch(lr)
-                t1 = time.perf_counter()
-                evaluate = book.needs_evaluation(running, diverged)
-                if not evaluate and book.fit_at is None:  # the fit probe: the full pass runs only if it may fit
-                    running |= fit_probe(self._clear_errors, self._clear_errors_rest, wrong, losses)
-                    evaluate = running["fit_probe_wrong"] == 0
-                metrics = self._measure() if evaluate else None
-                status = book.end_epoch(lr, metrics, running, step_rows, t1 - t0, time.perf_counter() - t1,
-                                        diverged)
-                book.checkpoint(lambda: book.record.save_checkpoint(self.state()), status is not None)
-                progress.update(book.epoch, epoch_text(metrics or running), last=status is not None)
+        try:
+            self._probe_start(resumed=state is not None)
+            with EpochProgress(desc, cfg.epochs, initial=book.epoch, enabled=self.progress) as progress:
+                while status is None and not book.done:
+                    lr = lr_at(cfg, book.epoch)
+                    for group in self.optimizer.param_groups:
+                        group["lr"] = lr
+                    t0 = time.perf_counter()
+                    epoch = self._train_epoch(lr)
+                    t1 = time.perf_counter()
+                    running = epoch.running
+                    evaluate = book.needs_evaluation(running, epoch.diverged)
+                    if not evaluate and book.fit_at is None:  # the fit probe: the full pass only if it may fit
+                        running |= fit_probe(self._clear_errors, self._clear_errors_rest, epoch.wrong, epoch.losses)
+                        evaluate = running["fit_probe_wrong"] == 0
+                    metrics = self._measure() if evaluate else None
+                    status = book.end_epoch(lr, metrics, running, epoch.rows, t1 - t0, time.perf_counter() - t1,
+                                            epoch.diverged)
+                    book.checkpoint(lambda: book.record.save_checkpoint(self.state()), status is not None)
+                    self._run_probes(book.epoch, metrics, running, status)
+                    progress.update(book.epoch, epoch_text(metrics or running), last=status is not None)
+        finally:
+            self.probes.close()
         if self.dist is not None:
             book.extra["distributed"] = self.dist.describe()
         return book.summary(status or book.final_status(), str(self.device))
+
+    # -- probes ----------------------------------------------------------------------------------------
+    def _probe_state(self, epoch: int, metrics: dict | None, running: dict, status: str | None) -> RunState:
+        return RunState(self.cfg, self.net, epoch, self.data, self.book.record.dir, metrics, running, status,
+                        self.device)
+
+    def _probe_start(self, resumed: bool) -> None:
+        """Epoch 0 (the network as initialized) for a run that starts; a resumed one tells its probes where."""
+        if self.dist is not None and not self.dist.is_main:
+            return
+        if resumed:
+            self.probes.resume(self._probe_state(self.book.epoch, None, {}, None))
+        else:
+            self.probes.epoch_end(lambda: self._probe_state(0, None, {}, None), 0, False)
+
+    def _run_probes(self, epoch: int, metrics: dict | None, running: dict, status: str | None) -> None:
+        """The probes that asked for ``epoch`` (process 0 alone under torchrun)."""
+        if self.dist is None or self.dist.is_main:
+            self.probes.epoch_end(lambda: self._probe_state(epoch, metrics, running, status), epoch,
+                                  status is not None)
 
     def _loss(self, out, yb: torch.Tensor, scale: float | None) -> tuple[torch.Tensor, torch.Tensor]:
         """The loss to step on, and the per-example losses of the main head (what the running loss sums)."""
@@ -207,13 +248,11 @@ class Trainer(abc.ABC):
             return float(running) / count
         return float(self.dist.sum(running)) / (self.dist.world_size * count)
 
-    def _train_epoch(self, lr: float) -> tuple[list, bool, dict, torch.Tensor, torch.Tensor]:
-        """One epoch of SGD; returns the loss-log rows, whether it diverged, the running training accuracy and
-        loss (:func:`running_metrics`: each batch as the model saw it just before its step), which examples
-        the training pass got wrong (a bool per example, on the device: the fit probe's suspects) and each
-        example's loss as the pass saw it (the order of the probe's second part,
-        :func:`shattering.train.evaluate.fit_probe`)."""
+    def _train_epoch(self, lr: float) -> EpochResult:
+        """One epoch of training at learning rate ``lr`` (:class:`EpochResult`; the running numbers count each
+        batch as the model saw it just before its step)."""
         cfg, book = self.cfg, self.book
+        hooks = self.probes.step_hooks
         self.model.train()
         order = torch.randperm(self.data.n_train, generator=self.generator)
         rows, diverged = [], False
@@ -231,7 +270,8 @@ class Trainer(abc.ABC):
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
-            rebalance()  # a clock read; a process waiting for a core gets one within about a second
+            for hook in hooks:  # the probes' step hooks (the core lease: a clock read)
+                hook()
             book.steps += 1
             running += loss.detach()
             count += 1
@@ -259,4 +299,4 @@ class Trainer(abc.ABC):
         values = totals.tolist()
         if first is not None:
             book.first_loss = values[3] / (self.dist.world_size if self.dist is not None else 1)
-        return rows, diverged, running_metrics(*values[:3]), wrong, losses
+        return EpochResult(rows, diverged, running_metrics(*values[:3]), wrong, losses)
