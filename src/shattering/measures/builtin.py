@@ -146,3 +146,30 @@ register_measure(
     in_table=False,
     formula="‖w − w0‖² / (4σ²), the leading term of the PAC-Bayes bound with its prior at the initialization",
     paper=JIANG + ' ("pacbayes.init")')
+
+
+# -- curvature (expensive: computed where asked for by name or with `all`) --------------------------------------
+
+curvature = lazy_import(f"{__package__}.curvature")
+SAGUN = "Sagun et al. 2017; Ghorbani et al. 2019; Yao et al. 2020 (PyHessian)"
+
+
+def _hessian(m: MeasureInput) -> dict:
+    def compute() -> dict:
+        out = curvature.hessian_measures(m.model, m.x, m.y)
+        m.facts["hessian"] = out["facts"]
+        return out
+    return m.shared("hessian", compute)
+
+
+register_measure(
+    "hessian_lambda_max", lambda m: _hessian(m)["lambda_max"], title="Hessian top eigenvalue", cost="expensive",
+    needs_data=True, heading="hessian λmax",
+    formula="the largest eigenvalue of the Hessian of the mean cross-entropy on the first 500 measured examples "
+            "(eval mode, trained labels), by Lanczos (scipy eigsh) on Hessian-vector products to relative "
+            "tolerance 1e-3; its products and seconds under `hessian`", paper=SAGUN)
+register_measure(
+    "hessian_trace", lambda m: _hessian(m)["trace"], title="Hessian trace", cost="expensive", needs_data=True,
+    heading="hessian trace",
+    formula="the trace of the same Hessian by Hutch++ with 60 Hessian-vector products of seeded Rademacher "
+            "vectors (Meyer et al. 2021)", paper=SAGUN)
