@@ -429,7 +429,8 @@ def _streaming_problems(cfg: RunConfig) -> list[str]:
 
 def _optimizer_problems(cfg: RunConfig) -> list[str]:
     """A setting of another optimizer than the run's, changed from its default: it would be ignored."""
-    unused = unused_settings(cfg.optimizer, {f: getattr(cfg, f) for f in SETTING_FIELDS})
+    defaults = {f.name: f.default for f in dataclasses.fields(cfg) if f.name in SETTING_FIELDS}
+    unused = unused_settings(cfg.optimizer, {f: getattr(cfg, f) for f in SETTING_FIELDS}, defaults)
     if not unused:
         return []
     reads = OPTIMIZERS[cfg.optimizer].settings

@@ -64,8 +64,6 @@ OPTIMIZERS: dict[str, OptimizerInfo] = {o.name: o for o in (
     OptimizerInfo("adagrad", "Adagrad", "Duchi, Hazan and Singer 2011", 1e-2, ("eps",), eps=1e-10),
     OptimizerInfo("adadelta", "Adadelta", "Zeiler 2012", 1.0, ("rho", "eps"), eps=1e-6),
 )}
-# The settings' defaults (RunConfig's): a setting an optimizer does not read must stay at its default.
-SETTING_DEFAULTS = {"momentum": 0.9, "beta1": 0.9, "beta2": 0.999, "eps": None, "alpha": 0.99, "rho": 0.9}
 
 
 def optimizer_info(name: str) -> OptimizerInfo:
@@ -79,11 +77,11 @@ def default_lr(name: str, model_lr: float) -> float:
     return model_lr if lr is None else lr
 
 
-def unused_settings(name: str, values: dict) -> list[str]:
+def unused_settings(name: str, values: dict, defaults: dict) -> list[str]:
     """The settings in ``values`` (field -> value) that optimizer ``name`` does not read but that differ from
-    their defaults: a setting that would be ignored."""
+    their ``defaults`` (RunConfig's): a setting that would be ignored."""
     reads = OPTIMIZERS[name].settings
-    return [f for f in SETTING_FIELDS if f not in reads and values.get(f) != SETTING_DEFAULTS[f]]
+    return [f for f in SETTING_FIELDS if f not in reads and values.get(f) != defaults[f]]
 
 
 def describe(name: str, values: dict) -> str:
