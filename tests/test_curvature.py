@@ -117,3 +117,40 @@ def test_without_curvlinops_the_curvature_measures_say_how_to_install_it(tmp_pat
     measured = shattering.measure_run(run.run_dir, measures="hessian_lambda_max")["measures"]
     assert measured["hessian_lambda_max"] is None
     assert "pip install 'shattering[curvature]'" in measured["unavailable"]["hessian_lambda_max"]
+
+
+@needs_curvlinops[0]
+@needs_curvlinops[1]
+def test_the_top_eigenvalues_and_the_density_quadrature_against_the_dense_hessian():
+    from shattering.measures.curvature import SLQ_STEPS, hessian_operator, lanczos_quadrature, start_vectors
+
+    net = _net(5)  # 53 parameters: Lanczos reaches the whole space within SLQ_STEPS + a few
+    x, y = torch.randn(40, 6, generator=torch.Generator().manual_seed(3)), torch.arange(40) % 3
+    got = hessian_measures(net, x, y, batch_size=16)
+    hessian = dense_hessian(net, x, y)
+    eigenvalues = np.linalg.eigvalsh(hessian)
+    assert got["top_eigenvalues"] == pytest.approx(eigenvalues[::-1][:3], rel=2e-3)
+    density = got["facts"]["density"]
+    (nodes,), (weights,) = density["nodes"], density["weights"]
+    assert density["steps"] == SLQ_STEPS and sum(weights) == pytest.approx(1, abs=1e-9)
+    (v,) = start_vectors(hessian.shape[0], 1)  # the measure's own start vector: its moments are exact
+    for power in (1, 2, 3):
+        direct = v @ np.linalg.matrix_power(hessian, power) @ v
+        assert sum(w * t ** power for t, w in zip(nodes, weights, strict=True)) == pytest.approx(direct, rel=1e-3)
+    assert eigenvalues[0] - 1e-3 <= min(nodes) and max(nodes) <= eigenvalues[-1] + 1e-3
+    # With as many steps as parameters the quadrature is the spectrum itself: every node an eigenvalue.
+    scipy_op = hessian_operator(net, x, y, 16).to_scipy()
+    full_nodes, full_weights = lanczos_quadrature(lambda u: scipy_op @ u, v, hessian.shape[0])
+    assert np.abs(full_nodes[:, None] - eigenvalues[None, :]).min(axis=1).max() < 1e-3 * abs(eigenvalues).max()
+
+
+def test_the_smoothed_density_has_mass_one_and_the_moments_of_its_nodes():
+    from shattering.measures.curvature import spectral_density
+
+    nodes, weights = [np.array([-0.5, 1.0, 4.0]), np.array([0.0, 2.0])], [np.array([0.2, 0.5, 0.3]),
+                                                                          np.array([0.6, 0.4])]
+    grid = np.linspace(-3, 7, 20001)
+    phi = spectral_density(nodes, weights, grid)
+    assert np.trapezoid(phi, grid) == pytest.approx(1, abs=1e-6)
+    mean = (0.2 * -0.5 + 0.5 * 1.0 + 0.3 * 4.0 + 0.6 * 0.0 + 0.4 * 2.0) / 2
+    assert np.trapezoid(grid * phi, grid) == pytest.approx(mean, abs=1e-6)

@@ -164,12 +164,48 @@ def _hessian(m: MeasureInput) -> dict:
 
 register_measure(
     "hessian_lambda_max", lambda m: _hessian(m)["lambda_max"], title="Hessian top eigenvalue", cost="expensive",
-    needs_data=True, heading="hessian λmax",
+    needs_data=True, heading="hessian λmax", group="hessian",
     formula="the largest eigenvalue of the Hessian of the mean cross-entropy on the first 500 measured examples "
-            "(eval mode, trained labels), by Lanczos (scipy eigsh) on Hessian-vector products to relative "
-            "tolerance 1e-3; its products and seconds under `hessian`", paper=SAGUN)
+            "(eval mode, trained labels), by Lanczos (scipy eigsh, the 3 largest) on Hessian-vector products to "
+            "relative tolerance 1e-3; the 3, their products and seconds under `hessian`", paper=SAGUN)
 register_measure(
     "hessian_trace", lambda m: _hessian(m)["trace"], title="Hessian trace", cost="expensive", needs_data=True,
-    heading="hessian trace",
+    heading="hessian trace", group="hessian",
     formula="the trace of the same Hessian by Hutch++ with 60 Hessian-vector products of seeded Rademacher "
-            "vectors (Meyer et al. 2021)", paper=SAGUN)
+            "vectors (Meyer et al. 2021); its spectral density (stochastic Lanczos quadrature, 40 steps with full "
+            "reorthogonalization from one seeded vector: nodes and weights) under `hessian.density`", paper=SAGUN)
+
+
+# -- sharpness (expensive): Keskar et al. 2017 and the adaptive worst case of Andriushchenko et al. 2023 ----------
+
+sharpness = lazy_import(f"{__package__}.sharpness")
+KESKAR = 'Keskar et al. 2017, "On large-batch training for deep learning" (Metric 2.1)'
+
+
+def _sharpness(m: MeasureInput) -> dict:
+    def compute() -> dict:
+        out = sharpness.sharpness_measures(m.model, m.x, m.y, batch_size=m.batch_size)
+        m.facts["sharpness"] = out["facts"]
+        return out
+    return m.shared("sharpness", compute)
+
+
+_BOX = ("100 (max f(x + A y) − f(x)) / (1 + f(x)) over the box |y_i| ≤ ε (|(A⁺x)_i| + 1), f the mean cross-entropy "
+        "on the first 500 measured examples (eval mode, trained labels), maximized by L-BFGS-B from y = 0 for 10 "
+        "iterations; f(x), the maximum and the evaluations under `sharpness`")
+for _name, _space, _eps, _heading in (("keskar_sharpness", "full", 1e-3, "sharp"),
+                                      ("keskar_sharpness_5e4", "full", 5e-4, "sharp 5e-4"),
+                                      ("keskar_sharpness_subspace", "subspace", 1e-3, "sharp sub"),
+                                      ("keskar_sharpness_subspace_5e4", "subspace", 5e-4, "sharp sub 5e-4")):
+    register_measure(
+        _name, lambda m, space=_space, eps=_eps: _sharpness(m)[space][eps], cost="expensive", needs_data=True,
+        title=f"Keskar sharpness ({'full space' if _space == 'full' else 'random 100-dimensional subspace'}, "
+              f"ε = {_eps:g})", heading=_heading, group="sharpness", in_table=_name == "keskar_sharpness",
+        formula=_BOX + (", A = I (the full space)" if _space == "full" else
+                        ", A: 100 seeded random unit-norm Gaussian columns") + f", ε = {_eps:g}", paper=KESKAR)
+register_measure(
+    "adaptive_sharpness", lambda m: _sharpness(m)["adaptive"], cost="expensive", needs_data=True,
+    title="adaptive worst-case sharpness (ρ = 0.001)", heading="adaptive sharp", group="sharpness", in_table=False,
+    formula="max f(x + δ) − f(x) over |δ_i| ≤ ρ |x_i|, ρ = 0.001, by the same L-BFGS-B (the paper: Auto-PGD), f as "
+            "for Keskar's", paper="Andriushchenko et al. 2023, \"A modern look at the relationship between sharpness "
+                                   "and generalization\"")

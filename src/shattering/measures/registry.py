@@ -21,7 +21,9 @@ Which measures a run computes is the run setting ``measures`` (``--measures``; n
 ``default`` (every measure that is not ``expensive``: what runs always computed), ``cheap`` (the cheap tier
 only), ``all`` (the expensive ones too), ``none``, or measure names separated by commas (tiers and names mix:
 ``cheap,pac_bayes_sigma``). ``none`` stores ``summary["measures"] = {}`` (nothing asked for), where None means
-the network could not be measured (``measures_error`` says why).
+the network could not be measured (``measures_error`` says why). A measure may belong to a ``group`` (the
+measures one computation gives: ``hessian``, ``sharpness``), and the group's name selects them all
+(``shatter measures --measures hessian RUNS...``).
 
 Cost tiers: ``cheap``: the weights alone, or one evaluation pass over the measured examples; ``moderate``: a
 few passes (flatness: up to 20 passes over 500 examples); ``expensive``: more (a Hessian's eigenvalues), and
@@ -82,6 +84,7 @@ class Measure:
     kind: str = "number"
     heading: str = ""
     in_table: bool = True
+    group: str = ""
 
     @property
     def sign(self) -> int:
@@ -158,7 +161,7 @@ _TIERS: dict[str, Callable[[Measure], bool]] = {"default": lambda m: m.cost != "
 
 def register_measure(name: str, compute: Callable[[MeasureInput], Any], *, title: str, formula: str, paper: str,
                      more_complex: str = "higher", cost: str = "cheap", needs_data: bool = False,
-                     kind: str = "number", heading: str = "", in_table: bool = True) -> Measure:
+                     kind: str = "number", heading: str = "", in_table: bool = True, group: str = "") -> Measure:
     """Make ``name`` a complexity measure of every run (the arguments: :class:`Measure`). From then on a run
     computes it when its ``measures`` setting selects it (``default`` does, unless it is ``expensive``), and it
     appears in the summary, :func:`shattering.load_runs` (``measure_<name>``), ``shatter measures`` and the
@@ -190,8 +193,14 @@ def register_measure(name: str, compute: Callable[[MeasureInput], Any], *, title
             raise ConfigError(must_be(key, "True or False", flag, of=of))
     if not isinstance(heading, str):
         raise ConfigError(must_be("heading", "a string (the column heading in shatter measures)", heading, of=of))
+    if group != "" and (not isinstance(group, str) or not _NAME.fullmatch(group) or group in SELECTIONS
+                        or group in _REGISTRY or group == name):
+        raise ConfigError(must_be("group", "lower-case letters, digits and underscores, neither a measure's name nor "
+                                  f"one of {', '.join(SELECTIONS)}", group, of=of))
+    if name in groups():
+        raise ConfigError(f"{name!r} names a group of measures already; choose another name.")
     measure = Measure(name, compute, title.strip(), formula.strip(), paper.strip(), more_complex, cost, needs_data,
-                      kind, heading or "", in_table)
+                      kind, heading or "", in_table, group)
     _REGISTRY[name] = measure
     return measure
 
@@ -216,6 +225,15 @@ def measures() -> tuple[Measure, ...]:
     return tuple(_REGISTRY.values())
 
 
+def groups() -> dict[str, tuple[str, ...]]:
+    """Each group word of the setting ``measures`` and the measures it selects, in registry order."""
+    out: dict[str, list[str]] = {}
+    for m in _REGISTRY.values():
+        if m.group:
+            out.setdefault(m.group, []).append(m.name)
+    return {g: tuple(names) for g, names in out.items()}
+
+
 def measure_names(selection: str | None = "all") -> tuple[str, ...]:
     """The names of the measures ``selection`` selects (:func:`selected`), in registry order."""
     return tuple(m.name for m in selected(selection))
@@ -223,15 +241,19 @@ def measure_names(selection: str | None = "all") -> tuple[str, ...]:
 
 def selected(selection: str | None = None) -> tuple[Measure, ...]:
     """The measures the run setting ``measures`` selects: ``default`` (None too), ``cheap``, ``all``, ``none``, or
-    measure names and those words separated by commas; an unknown name is refused in one sentence."""
+    measure names, group names (:func:`groups`) and those words separated by commas; an unknown name is refused in
+    one sentence."""
     text = "default" if selection is None else selection
     if not isinstance(text, str) or not text.strip():
         raise ConfigError(must_be("measures", "default, cheap, all, none or measure names separated by commas",
                                   selection, of="the run setting"))
     wanted: set[str] = set()
+    by_group = groups()
     for token in (t.strip() for t in text.split(",")):
         if token in _TIERS:
             wanted |= {m.name for m in _REGISTRY.values() if _TIERS[token](m)}
+        elif token in by_group:
+            wanted |= set(by_group[token])
         elif token in _REGISTRY:
             wanted.add(token)
         elif token:
@@ -248,9 +270,11 @@ def from_elsewhere(selection: str | None = None) -> tuple[str, ...]:
 def selection_help() -> str:
     """The words and the measures the setting ``measures`` takes, for a command's help."""
     words = "; ".join(f"{word}: {what}" for word, what in SELECTIONS.items())
+    grouped = "; ".join(f"{g}: {', '.join(names)}" for g, names in groups().items())
     tiers = "; ".join(f"{cost}: {', '.join(m.name for m in _REGISTRY.values() if m.cost == cost) or '(none)'}"
                       for cost in COSTS)
-    return f"{words}; or measure names separated by commas ({tiers})"
+    return (f"{words}; " + (f"or a group ({grouped}); " if grouped else "")
+            + f"or measure names separated by commas ({tiers})")
 
 
 def markdown_table(rows: Iterable[Measure] | None = None) -> str:
@@ -279,5 +303,5 @@ def _unknown(token: str, where: str) -> str:
     near = difflib.get_close_matches(token, list(_REGISTRY), 1, 0.6)
     return (f"Unknown measure {token!r} {where}"
             + (f" (did you mean {near[0]!r}?)" if near else "")
-            + f"; give default, cheap, all, none or registered measure names separated by commas "
-              f"({', '.join(_REGISTRY)}).")
+            + f"; give default, cheap, all, none, a group ({', '.join(groups()) or 'none registered'}) or registered "
+              f"measure names separated by commas ({', '.join(_REGISTRY)}).")
