@@ -19,11 +19,12 @@ from shattering.experiments.presets import PRESETS
 # Every command there is, by what it does; a new command must be placed here.
 DATA_READERS = ("run", "data show", "sweep", "reproduce")
 THEORY = ("expressivity", "minnorm", "kernel", "rademacher")
-OTHERS = ("data list", "data fetch", "presets", "report", "runs", "measures", "tune")
+OTHERS = ("data list", "data fetch", "presets", "report", "runs", "measures", "landscape", "tune")
 BUILT_IN_DATASETS = ("digits", "mnist1d", "mnist", "fashion-mnist", "cifar10", "cifar100", "imagenet")
 SHARED_DATA = {"--dataset", "--data-dir", "--train-size", "--test-size", "--seed", "--data-seed"}
-OUT = {"run", "sweep", "reproduce", "report", *THEORY}
-JSON = {"run", "sweep", "reproduce", "data list", "data show", "presets", "runs", "measures", "tune", *THEORY}
+OUT = {"run", "sweep", "reproduce", "report", "landscape", *THEORY}
+JSON = {"run", "sweep", "reproduce", "data list", "data show", "presets", "runs", "measures", "landscape", "tune",
+        *THEORY}
 CONFIG = {"run", "sweep", "reproduce"}
 # Other spellings of shared concepts: sizes, label sets, where output goes.
 FORBIDDEN = {"--n", "--n-train", "--n-test", "--output", "--labels", "-o", "--name", "--size"}

@@ -156,3 +156,16 @@ def test_a_run_records_its_sharpness_with_what_it_rests_on(tmp_path):
     assert all(r["evaluations"] >= 1 for r in facts["maximizations"].values())
     table = shattering.load_runs(tmp_path)
     assert table["measure_keskar_sharpness"].iloc[0] == pytest.approx(m["keskar_sharpness"])
+
+
+def test_shatter_measures_adds_the_sharpness_group_to_a_finished_run(tmp_path, capsys):
+    from shattering.cli import main
+
+    run = shattering.run(dataset="digits", train_size=100, test_size=50, epochs=1, until="epochs", precision="fp32",
+                         device="cpu", out=str(tmp_path), measures="cheap")
+    assert "keskar_sharpness" not in run.summary["measures"]
+    assert main(["measures", str(run.run_dir), "--measures", "sharpness"]) == 0
+    table = capsys.readouterr().out
+    assert "sharp sub 5e-4" in table and "adaptive sharp" in table  # the group's columns, not only the default's
+    measured = shattering.load_runs(tmp_path).iloc[0]
+    assert measured["measure_keskar_sharpness_subspace_5e4"] >= 0 and measured["measure_l2_norm"] > 0

@@ -16,11 +16,11 @@ from .. import _openmp
 from .._version import __version__
 from ..errors import ShatteringError
 from ..formatting import guard_closed_pipes
-from . import data, measures, presets, report, run, runs, theory, tune
+from . import data, landscape, measures, presets, report, run, runs, theory, tune
 from .common import EXIT_USAGE, ArgumentParser, one_line
 
 # Every command group, in the order `shatter --help` lists them; each module has ``register(subparsers)``.
-COMMAND_GROUPS = (run, data, presets, runs, measures, report, theory, tune)
+COMMAND_GROUPS = (run, data, presets, runs, measures, landscape, report, theory, tune)
 
 
 def build_parser() -> ArgumentParser:

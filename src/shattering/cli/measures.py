@@ -15,14 +15,15 @@ import sys
 from ..files import json_text
 from ..formatting import MISSING
 from ..measures import measures
-from ..measures.registry import SELECTIONS, selection_help
+from ..measures.registry import SELECTIONS, groups, selection_help
 from .common import EXIT_USAGE, json_flag, one_line
 
 
 def shown(selection: str | None = None) -> tuple[tuple[str, str], ...]:
     """The columns of the table, (heading, measure name): every registered measure marked ``in_table``, and those
-    ``selection`` names."""
+    ``selection`` names (by name or by group)."""
     named = {t.strip() for t in (selection or "").split(",")} - set(SELECTIONS)
+    named |= {name for group, names in groups().items() if group in named for name in names}
     return tuple((m.heading or m.name, m.name) for m in measures() if m.in_table or m.name in named)
 
 

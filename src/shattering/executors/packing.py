@@ -37,8 +37,9 @@ def pack_key(cfg: RunConfig) -> tuple | None:
     """Runs with equal keys can share a pack; None when ``cfg`` cannot be packed."""
     r = cfg.resolved()
     if (not model_info(r.model).packable or r.corruption not in LABEL_CORRUPTIONS or r.dropout > 0 or r.random_crop
-            or r.flip_rotate or streamed(r) or not optimizer_info(r.optimizer).packable):  # streamed data
-        return None  # (ImageNet) has no tensors to share; an optimizer whose state is not per element, no stack
+            or r.flip_rotate or streamed(r) or not optimizer_info(r.optimizer).packable  # streamed data
+            or r.model_args):  # (ImageNet) has no tensors to share; an optimizer whose state is not per element, no
+        return None  # stack; a model argument (the MLP's activation) another network than the packed ReLU MLP
     fields = {k: v for k, v in r.to_dict().items() if k not in _FREE}  # the optimizer and its settings included
     if r.train_size or r.test_size:  # the data seed picks the subset: members must share it
         fields["data_seed"] = r.data_seed

@@ -17,7 +17,8 @@ itself changes with the scale (``slowdown``: the training-set sizes) gives it pe
 
 Beyond the paper's figures: ``memorization`` (Arpit et al. 2017), ``slowdown`` (Fig. 1a's slowdown against the
 number of training images) and ``measures`` (complexity measures, Jiang et al. 2020) take Fig. 1b/1c's settings,
-so that they reuse its runs.
+so that they reuse its runs; ``sharpness`` (Keskar et al. 2017; Im et al. 2016) trains small and large batches,
+SGD and Adam.
 
 The ImageNet presets (``table2``, ``fig2a``; Appendix B) need the images (an image folder, ``--data-dir``;
 see :mod:`shattering.data.image_folder`): ``smoke`` and ``quick`` train the small AlexNet at a low resolution on
@@ -116,9 +117,11 @@ class Preset:
         for row in self.rows_for(models, scale):
             per_model = self.model_scales.get(scale, {}).get(row.get("model"), {})
             for i in range(seeds):
-                values = {**under, **settings, **per_model, **row, "seed": seed + i, "data_seed": data_seed + i,
-                          "out": out, **overrides}
+                offset = row.get("seed_offset", 0)  # a row's second network of the same setting: another seed
+                values = {**under, **settings, **per_model, **row, "seed": seed + i + offset,
+                          "data_seed": data_seed + i, "out": out, **overrides}
                 values.pop("note", None)
+                values.pop("seed_offset", None)
                 configs.append(RunConfig.from_dict(values, where=f"preset {self.name}"))
         return configs
 
@@ -196,14 +199,15 @@ class Preset:
         """Each model's learning-rate schedule in this run of the preset (models sharing one are named together),
         beside the paper's (Section 2.1: lr 0.1 for the small Inception, 0.01 for AlexNet and the MLPs, x0.95 per
         epoch): ``learning rate: 0.1 x0.95 per epoch for inception-small; 0.01 constant for mlp-1x512 (...)``."""
-        groups: dict[tuple[float, float], list[str]] = {}
+        groups: dict[tuple[float, float, str], list[str]] = {}
         for cfg in self.configs(scale, dataset=dataset, base=base, models=models, **overrides):
             resolved = cfg.resolved()
-            names = groups.setdefault((resolved.lr, resolved.lr_decay), [])
+            names = groups.setdefault((resolved.lr, resolved.lr_decay, resolved.optimizer), [])
             if resolved.model not in names:
                 names.append(resolved.model)
-        parts = [f"{lr:g} {'constant' if decay == 1 else f'x{decay:g} per epoch'} for {', '.join(names)}"
-                 for (lr, decay), names in groups.items()]
+        parts = [f"{lr:g} {'constant' if decay == 1 else f'x{decay:g} per epoch'}"
+                 f"{'' if optimizer == 'sgd' else f' ({optimizer})'} for {', '.join(names)}"
+                 for (lr, decay, optimizer), names in groups.items()]
         paper = ("the paper: 0.1 for the small Inception, 0.01 for AlexNet and the MLPs, x0.95 per epoch on CIFAR-10"
                  if self.paper_dataset == PAPER_DATASET else
                  f"the paper gives no schedule for {DATASETS[self.paper_dataset].title}")
@@ -479,6 +483,131 @@ _register(Preset(
     },
     description="A measure that explains generalization must grow with test error: Kendall's tau over the runs "
                 "of the sweep that fit (Jiang et al. 2020's protocol).",
+))
+
+
+# -- Which minima: sharpness and curvature against batch size, optimizer and labels (Keskar et al. 2017) -----------
+# Small and large batch per scale: Keskar et al.'s large batch is 10% of the training set (5,000 of CIFAR-10's
+# 50,000) against a small one of 128-256; at quick's 2,000 images 10% is 200, against a small batch of 32.
+SHARPNESS_BATCHES = {"smoke": (10, 20), "quick": (32, 200), "paper": (128, 5000)}
+SHARPNESS_MEASURES = "default,hessian,sharpness"  # every run measures its curvature and sharpness when it ends
+# Quick trains the paper's two MLPs: the curvature and sharpness of one AlexNet run on 500 images take about 6
+# minutes on a 2-core CPU (a Hessian-vector product 2.0 s, one loss and gradient 1.0 s), the small Inception's
+# about an hour (21 s and 7 s), measured: bench/RESULTS.md. `--models` adds them.
+_SHARPNESS_MODELS = {"smoke": ("mlp-1x512",), "quick": ("mlp-1x512", "mlp-3x512"), "paper": FIG1BC_MODELS}
+
+
+def _sharpness_rows(scale: str) -> tuple[dict, ...]:
+    """Per model: SGD and Adam with the small and the large batch on true labels, and SGD with the small batch on
+    random labels."""
+    small, large = SHARPNESS_BATCHES[scale]
+    grid = ({"optimizer": "sgd", "batch_size": small}, {"optimizer": "sgd", "batch_size": large},
+            {"optimizer": "adam", "batch_size": small}, {"optimizer": "adam", "batch_size": large},
+            {"optimizer": "sgd", "batch_size": small, "corruption": "random-labels"})
+    return tuple({"model": m, "corruption": "true-labels", **row} for m in _SHARPNESS_MODELS[scale] for row in grid)
+
+
+_register(Preset(
+    name="sharpness", kind="table", paper_ref="Section 5's open question; Keskar et al. (ICLR 2017), Im et al. (2016)",
+    title="Which minima: sharpness and Hessian curvature of small- and large-batch, SGD and Adam solutions on true "
+          "labels, and of random-label solutions",
+    rows=_sharpness_rows("quick"),
+    scale_rows={scale: _sharpness_rows(scale) for scale in SCALES},
+    scales={
+        "smoke": {**_SMOKE, "measures": SHARPNESS_MEASURES,
+                  "note": f"the bundled digits, 200 training images, batches 10 and 20, 2 epochs; {SMOKE_CAVEAT}"},
+        "quick": {"dataset": "fashion-mnist", "train_size": 2000, "test_size": 1000, "epochs": 300, "until": "fit",
+                  "measures": SHARPNESS_MEASURES,
+                  "note": "2,000 Fashion-MNIST training images, 1,000 test images, batches 32 and 200 (10%), stop "
+                          "at 100% training accuracy or 300 epochs; the MLPs only (AlexNet and the small "
+                          "Inception with --models)"},
+        "paper": {"dataset": "cifar10", "epochs": 150, "until": "fit", "measures": SHARPNESS_MEASURES,
+                  "note": "CIFAR-10, batches 128 and 5,000 (10%, as Keskar et al.), stop at 100% training accuracy "
+                          "or 150 epochs"},
+    },
+    claims=paper_claims.SHARPNESS_CLAIMS,
+    description="Sharpness (Keskar et al.'s Metric 2.1 and the adaptive worst case), the Hessian's top eigenvalues, "
+                "trace and spectral density of each run, measured when it ends; the learning rate is each "
+                "optimizer's default for the model (SGD: the paper's; Adam: 0.001) at both batch sizes.",
+))
+
+
+# -- Loss landscapes: lines from initialization, barriers between solutions, planes (Li et al. 2018) ---------------
+# Per model: two seeds and Adam on true labels, and random labels; every run keeps snapshots for its trajectory.
+# Fig. 1's quick settings, so that the true- and random-label runs of seed 0 are fig1bc's own (reused).
+LANDSCAPE_ROWS = ({"corruption": "true-labels"}, {"corruption": "true-labels", "seed_offset": 1},
+                  {"corruption": "true-labels", "optimizer": "adam"}, {"corruption": "random-labels"})
+# What each scale evaluates: examples of every slice, and the plane's grid per model (odd: the solution at its
+# centre; the paper scale Li et al.'s 51 x 51). At quick the small Inception's plane is 11 x 11: one of its points
+# on 250 images takes about a second on a 2-core CPU (bench/RESULTS.md).
+LANDSCAPE_SLICES = {
+    "smoke": {"examples": 60, "plane_examples": 60, "grid": {}, "default_grid": 5},
+    "quick": {"examples": 500, "plane_examples": 250, "grid": {"inception-small": 11, "alexnet-small": 15},
+              "default_grid": 21},
+    "paper": {"examples": 1000, "plane_examples": 1000, "grid": {}, "default_grid": 51},
+}
+_SNAPSHOTS = {"probes": "snapshots:log=12"}
+
+_register(Preset(
+    name="landscape", kind="figure",
+    paper_ref="Section 5's open question; Goodfellow et al. (ICLR 2015), Im et al. (2016), Li et al. (NeurIPS 2018)",
+    title="Loss landscapes: the line from initialization, the barriers between two seeds and between SGD and Adam "
+          "solutions, and filter-normalized planes of true- and random-label solutions on one colour scale",
+    rows=_rows(*({"model": m, **row} for m in FIG1BC_MODELS for row in LANDSCAPE_ROWS)),
+    scale_rows={"smoke": _rows(*({"model": "mlp-1x512", **row} for row in LANDSCAPE_ROWS))},
+    scales={
+        "smoke": {**_SMOKE, "until": "fit", "epochs": 3, **_SNAPSHOTS,
+                  "note": f"the bundled digits, the MLP only, 3 epochs, planes of 5 x 5 on 60 images; {SMOKE_CAVEAT}"},
+        "quick": {**_FIG1_QUICK, **_SNAPSHOTS,
+                  "note": "500 Fashion-MNIST training images, 500 test images, stop at 100% training accuracy or "
+                          "150 epochs; lines on the 500, planes of 21 x 21 (AlexNet 15 x 15, the small Inception "
+                          "11 x 11) on 250"},
+        "paper": {**_FIG1_PAPER, **_SNAPSHOTS},
+    },
+    claims=paper_claims.LANDSCAPE_CLAIMS,
+    description="Every slice on fixed seeded subsets with the labels each run trained on, in eval mode; batch "
+                "norm's running statistics recomputed at every point between two solutions.",
+))
+
+
+# -- The information plane: does a network take longer to compress noise than signal? -----------------------------
+# Saxe et al.'s 1024-20-20-20 MLP with tanh and with ReLU on true labels, random labels, random pixels and Gaussian
+# inputs, three seeds each, every run to fit, the information probe at log-spaced epochs on the whole sample.
+INFORMATION_INPUTS = ("true-labels", "random-labels", "random-pixels", "gaussian")
+INFORMATION_ACTIVATIONS = ("tanh", "relu")
+INFORMATION_SEEDS = 3
+_INFO_PROBE = "information:log=30:examples=1000:bins=30+100"
+
+
+def _information_rows(seeds: int) -> tuple[dict, ...]:
+    return tuple({"model": "mlp-saxe", "model_args": {"activation": a}, "corruption": c, "seed_offset": s}
+                 for a in INFORMATION_ACTIVATIONS for c in INFORMATION_INPUTS for s in range(seeds))
+
+
+_register(Preset(
+    name="information", kind="figure",
+    paper_ref="the seed's hypothesis; Shwartz-Ziv and Tishby (2017), Saxe et al. (ICLR 2018)",
+    title="The information plane of an MLP with tanh and with ReLU on true labels, random labels, random pixels and "
+          "Gaussian inputs: does a network take longer to compress noise than signal?",
+    rows=_information_rows(INFORMATION_SEEDS),
+    scale_rows={"smoke": tuple({"model": "mlp-saxe", "model_args": {"activation": a}, "corruption": c}
+                               for a in INFORMATION_ACTIVATIONS for c in ("true-labels", "random-labels"))},
+    scales={
+        "smoke": {**_SMOKE, "probes": "information:every=1:examples=120", "epochs": 3,
+                  "note": f"the bundled digits, 120 training images, 3 epochs, true and random labels; {SMOKE_CAVEAT}"},
+        "quick": {"dataset": "digits", "test_size": 360, "epochs": 1500, "until": "fit", "probes": _INFO_PROBE,
+                  "note": "the bundled digits (1,437 training images, 360 test images), every run until 100% "
+                          "training accuracy (at most 1,500 epochs), 3 seeds, the information probe at 30 "
+                          "log-spaced epochs on 1,000 training images"},
+        "paper": {"dataset": "mnist", "epochs": 3000, "until": "fit", "probes": _INFO_PROBE,
+                  "note": "MNIST as Saxe et al., every run until 100% training accuracy"},
+    },
+    paper_dataset="mnist",
+    claims=paper_claims.INFORMATION_CLAIMS,
+    description="Saxe et al.'s network (1024-20-20-20; not the paper's MLP): the 512-unit layers of the paper's MLPs "
+                "sit at the binning estimator's ceiling log2 N from the first epoch. Values in bits; binning at 30 "
+                "and 100 bins over each layer's own range, the Kolchinsky-Tracey bounds at noise variance 0.1, a "
+                "k-nearest-neighbour I(T;Y).",
 ))
 
 

@@ -179,6 +179,9 @@ register_measure(
 # -- sharpness (expensive): Keskar et al. 2017 and the adaptive worst case of Andriushchenko et al. 2023 ----------
 
 sharpness = lazy_import(f"{__package__}.sharpness")
+# The measures the sharpness artefact's verdicts read (the one place that names them outside this registry).
+KESKAR_MEASURE = "keskar_sharpness"  # Keskar et al.'s phi, full space, eps = 1e-3
+TOP_EIGENVALUE_MEASURE = "hessian_lambda_max"
 KESKAR = 'Keskar et al. 2017, "On large-batch training for deep learning" (Metric 2.1)'
 
 

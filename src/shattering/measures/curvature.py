@@ -6,8 +6,8 @@ the network was trained on (eval mode: batch norm uses its running statistics, n
 fixed order), H = nabla^2 L(theta). Sagun et al. (2017) and Ghorbani et al. (ICML 2019) read generalization into
 this spectrum; Yao et al. (2020, PyHessian) made the top eigenvalue, the trace and the density the standard
 three. Here H is never formed: curvlinops-for-pytorch (Dangel et al.) gives it as a linear operator of
-Hessian-vector products (forward-over-reverse; a double-backward product, PyHessian's, measured no faster on
-this project's CPUs: bench/RESULTS.md), and
+Hessian-vector products (forward-over-reverse; a double-backward product, PyHessian's, was measured on the
+paper's models: faster on some, slower on others, never by 2x: bench/RESULTS.md), and
 
 - ``top_eigenvalues``: scipy's ``eigsh`` (implicitly restarted Lanczos, ARPACK) for the :data:`TOP_K` largest
   algebraic eigenvalues, to relative tolerance :data:`EIG_TOL`; ``lambda_max`` the first;
@@ -137,10 +137,10 @@ def spectral_density(nodes, weights, grid: np.ndarray, sigma: float | None = Non
 
 
 def hessian_measures(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = BATCH, *,
-                     density: bool = True) -> dict:
-    """The top eigenvalues, ``lambda_max``, ``trace`` and (``density``) the spectral density's quadrature of the
-    Hessian (module docstring) on the first :data:`HESSIAN_EXAMPLES` of ``x``, ``y``, with what they rest on
-    (``facts``): ``examples``, ``tolerance``, the Hessian-vector products and seconds of each quantity."""
+                     trace: bool = True, density: bool = True) -> dict:
+    """The top eigenvalues, ``lambda_max``, (``trace``) the trace and (``density``) the spectral density's
+    quadrature of the Hessian (module docstring) on the first :data:`HESSIAN_EXAMPLES` of ``x``, ``y``, with what
+    they rest on (``facts``): ``examples``, ``tolerance``, the Hessian-vector products and seconds of each."""
     hutchpp_trace = _curvlinops().hutchpp_trace
     from scipy.sparse.linalg import LinearOperator, eigsh
 
@@ -157,14 +157,18 @@ def hessian_measures(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_s
                                           return_eigenvectors=False)), reverse=True)
     facts: dict = {"examples": len(x), "parameters": n, "tolerance": EIG_TOL, "top_eigenvalues": top,
                    "lambda_max_matvecs": counted.count, "lambda_max_seconds": time.perf_counter() - start}
-    start = time.perf_counter()
-    if n <= TRACE_MATVECS:  # a network this small: the exact trace costs no more products than the estimate
-        trace, method, matvecs = float(np.trace(scipy_op @ np.eye(n, dtype=scipy_op.dtype))), "exact", n
+    start, total = time.perf_counter(), None
+    if not trace:
+        pass
+    elif n <= TRACE_MATVECS:  # a network this small: the exact trace costs no more products than the estimate
+        total, method, matvecs = float(np.trace(scipy_op @ np.eye(n, dtype=scipy_op.dtype))), "exact", n
     else:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(SEED)
-            trace, method, matvecs = float(hutchpp_trace(op, TRACE_MATVECS)), "Hutch++", TRACE_MATVECS
-    facts.update(trace_method=method, trace_matvecs=matvecs, trace_seconds=time.perf_counter() - start, seed=SEED)
+            total, method, matvecs = float(hutchpp_trace(op, TRACE_MATVECS)), "Hutch++", TRACE_MATVECS
+    if trace:
+        facts.update(trace_method=method, trace_matvecs=matvecs, trace_seconds=time.perf_counter() - start)
+    facts["seed"] = SEED
     if density:
         start, counted.count = time.perf_counter(), 0
         quadratures = [lanczos_quadrature(counted.matvec, v, SLQ_STEPS) for v in start_vectors(n, SLQ_VECTORS)]
@@ -174,4 +178,4 @@ def hessian_measures(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_s
             "nodes": [[float(t) for t in nodes] for nodes, _ in quadratures],
             "weights": [[float(w) for w in weights] for _, weights in quadratures],
             "matvecs": counted.count, "seconds": time.perf_counter() - start}
-    return {"lambda_max": top[0], "top_eigenvalues": top, "trace": trace, "facts": facts}
+    return {"lambda_max": top[0], "top_eigenvalues": top, "trace": total, "facts": facts}

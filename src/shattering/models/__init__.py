@@ -68,10 +68,18 @@ register_model("inception-small-nobn",
                lr=0.1, paper_params=1_649_402, convolutional=True, description="small Inception without BN")
 register_model("alexnet-small", lambda shape, k, dropout=0.0: _alexnet.AlexNetSmall(shape, k, dropout=dropout),
                lr=0.01, paper_params=1_387_786, convolutional=True, description="small AlexNet")
-register_model("mlp-1x512", lambda shape, k, dropout=0.0: _mlp.MLP(shape, k, depth=1, dropout=dropout),
+# The MLPs take `--model-arg activation=tanh` (Saxe et al.'s switch for the information plane; not the paper's).
+register_model("mlp-1x512", lambda shape, k, dropout=0.0, activation="relu": _mlp.MLP(
+    shape, k, depth=1, dropout=dropout, activation=activation),
                lr=0.01, paper_params=1_209_866, packable=True, description="MLP, one hidden layer of 512")
-register_model("mlp-3x512", lambda shape, k, dropout=0.0: _mlp.MLP(shape, k, depth=3, dropout=dropout),
+register_model("mlp-3x512", lambda shape, k, dropout=0.0, activation="relu": _mlp.MLP(
+    shape, k, depth=3, dropout=dropout, activation=activation),
                lr=0.01, paper_params=1_735_178, packable=True, description="MLP, three hidden layers of 512")
+# Saxe et al.'s information-plane network (ICLR 2018: MNIST, 1024-20-20-20, tanh or ReLU): narrow layers whose
+# binned information does not sit at its ceiling from the start. Not the paper's model.
+register_model("mlp-saxe", lambda shape, k, dropout=0.0, activation="relu": _mlp.MLP(
+    shape, k, widths=(1024, 20, 20, 20), dropout=dropout, activation=activation),
+               lr=0.01, packable=True, description="MLP 1024-20-20-20 (Saxe et al. 2018; not the paper's)")
 register_model("inception-v3",
                lambda shape, k, dropout=0.0, aux_logits=False: _inception_v3.InceptionV3(shape, k, dropout, aux_logits),
                lr=0.1, convolutional=True, min_side=75, needs="imagenet", description="Inception V3 (ImageNet)")

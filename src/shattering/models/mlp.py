@@ -1,5 +1,7 @@
 """Multi-layer perceptrons of Table 1 (Zhang et al., ICLR 2017): "MLP 1x512 means one hidden layer with
 512 hidden units"; ReLU activations; the input is the flattened image (28*28*3 = 2352 values on CIFAR-10).
+``activation="tanh"`` swaps the ReLU for tanh, the switch Saxe et al. (ICLR 2018) turned to show that the
+information plane's compression comes with saturating units: not the paper's model.
 """
 
 from __future__ import annotations
@@ -9,9 +11,13 @@ import math
 import torch
 from torch import nn
 
+from ..errors import ConfigError
+
+ACTIVATIONS = {"relu": torch.relu, "tanh": torch.tanh}
 
 class MLP(nn.Module):
-    """``depth`` hidden layers of ``width`` ReLU units on the flattened image, then a linear output layer.
+    """``depth`` hidden layers of ``width`` ReLU (or ``activation="tanh"``) units on the flattened image (or hidden
+    layers of the given ``widths``), then a linear output layer.
 
     The layers are ``nn.Linear`` modules, but the forward pass applies them as a batched matrix product with a
     batch of one model (``baddbmm``): a single run is then bit for bit the K = 1 case of K runs packed into
@@ -19,10 +25,13 @@ class MLP(nn.Module):
     """
 
     def __init__(self, input_shape: tuple[int, int, int], num_classes: int, depth: int = 1, width: int = 512,
-                 dropout: float = 0.0):
+                 dropout: float = 0.0, activation: str = "relu", widths: tuple[int, ...] | None = None):
         super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ConfigError(f"The MLP's activation must be one of {', '.join(ACTIVATIONS)}; got {activation!r}.")
+        self.activation = activation
         d = math.prod(input_shape)
-        sizes = [d] + [width] * depth + [num_classes]
+        sizes = [d] + (list(widths) if widths is not None else [width] * depth) + [num_classes]
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:], strict=True))
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
@@ -30,8 +39,9 @@ class MLP(nn.Module):
         return self.representations(x)["output"]
 
     def representations(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Each hidden layer's activations (``layers.0``, ...: after its ReLU) and the ``output`` logits: what the
-        ``activations`` probe records (the layers are applied as products, not called, so no hook sees them)."""
+        """Each hidden layer's activations (``layers.0``, ...: after its ReLU or tanh) and the ``output`` logits:
+        what the ``activations`` probe records (the layers are applied as products, not called, so no hook sees
+        them)."""
         x = x.flatten(1).unsqueeze(0)  # (1, B, D): one model in the batched product
         last = len(self.layers) - 1
         out = {}
@@ -40,7 +50,7 @@ class MLP(nn.Module):
                 x = self.dropout(x)
             x = torch.baddbmm(layer.bias[None, None], x, layer.weight.unsqueeze(0).transpose(1, 2))  # b + x W^T
             if i < last:
-                x = torch.relu(x)
+                x = ACTIVATIONS[self.activation](x)
                 out[f"layers.{i}"] = x[0]
         out["output"] = x[0]
         return out

@@ -16,8 +16,11 @@ from .figures import render_fig1a as render_fig1a
 from .figures import render_fig1bc as render_fig1bc
 from .imagenet import render_fig2a as render_fig2a
 from .imagenet import render_table2 as render_table2
+from .information import render_information as render_information
+from .landscape import render_landscape as render_landscape
 from .measures import render_measures as render_measures
 from .memorization import render_memorization as render_memorization
+from .sharpness import render_sharpness as render_sharpness
 from .slowdown import render_slowdown as render_slowdown
 from .table3 import render_table3 as render_table3
 from .tables import render_table1 as render_table1
@@ -37,6 +40,9 @@ RENDERERS: dict[str, Renderer] = {
     "memorization": render_memorization,
     "slowdown": render_slowdown,
     "measures": render_measures,
+    "sharpness": render_sharpness,
+    "landscape": render_landscape,
+    "information": render_information,
 }
 
 ARTEFACTS_DIR = "artefacts"

@@ -8,6 +8,7 @@ and rewrites the same bytes.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import traceback
 from collections.abc import Sequence
@@ -38,6 +39,27 @@ def reproduce_presets(name: str) -> list[Preset]:
         if n not in PRESETS:
             raise ConfigError(f"Unknown preset {n!r}; known presets: {', '.join((*PRESETS, *GROUPS))}.")
     return [get_preset(n) for n in names]
+
+
+def measured_as_asked(outcome):
+    """``outcome`` with the measures its run setting ``measures`` selects and its summary lacks (a run finished
+    before under another setting, read back) computed from its checkpoint and written into its summary
+    (:func:`shattering.runs.measure_run`); as it was where it has them all, did not finish, or cannot be measured
+    (no checkpoint: the artefact then says "not measured")."""
+    from ..errors import RecordError
+    from ..measures import selected
+    from ..runs import measure_run
+
+    summary = outcome.summary
+    if summary is None or summary.get("status") == "diverged" or summary.get("measures") is None:
+        return outcome
+    missing = [m.name for m in selected(outcome.config.measures) if m.name not in summary["measures"]]
+    if not missing:
+        return outcome
+    try:
+        return dataclasses.replace(outcome, summary=measure_run(outcome.run_dir, measures=",".join(missing)))
+    except RecordError:
+        return outcome
 
 
 def reproduce(name: str, scale: str = "quick", *, dataset=None, seeds: int = 1, out: str = "runs",
@@ -79,6 +101,7 @@ def reproduce(name: str, scale: str = "quick", *, dataset=None, seeds: int = 1, 
     outcomes = sweep.run_sweep([cfg for _, configs in plans for cfg in configs], progress=progress, log=log, pack=pack,
                                executor=executor, executor_options=executor_options, rerun=rerun,
                                keep_checkpoints=keep_checkpoints, local_workers=local_workers)
+    outcomes = [measured_as_asked(o) for o in outcomes]
     by_id = {o.config.run_id(): o for o in outcomes}
     artefacts, errors = {}, {}
     for preset, configs in plans:

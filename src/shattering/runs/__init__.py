@@ -23,7 +23,7 @@ __all__ = lazy_exports(__name__, {
     ".record": ("CHECKPOINT_MAGIC", "KEEP_CHECKPOINTS", "STATUSES", "FollowerRecord", "RunRecord", "evaluated",
                 "moved_aside", "record_for"),
     ".table": ("load_curves", "load_runs", "select_runs"),
-    ".trained": ("load_model", "read_checkpoint", "trained_run"),
+    ".trained": ("load_model", "read_checkpoint", "solution_distance", "trained_run"),
 })
 
 if TYPE_CHECKING:
@@ -47,4 +47,5 @@ if TYPE_CHECKING:
     from .table import select_runs as select_runs
     from .trained import load_model as load_model
     from .trained import read_checkpoint as read_checkpoint
+    from .trained import solution_distance as solution_distance
     from .trained import trained_run as trained_run

@@ -104,11 +104,22 @@ def load_curves(path: str | Path, running: bool = False) -> pd.DataFrame:
     Only the epochs with a full eval-mode evaluation (every ``eval_every`` epochs, the last one, the one of fit:
     :mod:`shattering.train.book`) unless ``running``: then also the others, whose ``evaluated`` is False and
     which hold only ``running_train_acc``, ``running_train_loss`` and the fit probe (the accuracy columns blank,
-    never a result)."""
+    never a result). A run with the ``information`` probe has a column per layer and estimator,
+    ``info_<layer>_<estimator>`` (bits; :class:`shattering.probes.Information`), at the epochs it probed (an
+    epoch probed but not evaluated gets a row of its own, its metrics blank)."""
+    from ..probes import load_information  # the information probe's files (probes/information/)
+
     rows, extra = [], set()
     for row, metrics in _records(path):
         keys = {key: row[key] for key in CURVE_KEYS}
-        for m in (metrics if running else evaluated(metrics)):
+        info = {epoch: {f"info_{layer}_{k}": v for layer, values in layers.items() if isinstance(values, dict)
+                        for k, v in values.items()}
+                for epoch, layers in load_information(row["run_dir"]).items()} if row.get("run_dir") else {}
+        shown = list(metrics if running else evaluated(metrics))
+        seen = {m.get("epoch") for m in shown}
+        shown += [{"epoch": epoch} for epoch in sorted(info) if epoch not in seen]  # probed, not evaluated
+        for m in sorted(shown, key=lambda m: m.get("epoch") if isinstance(m.get("epoch"), int) else -1):
+            m = {**m, **info.get(m.get("epoch"), {})}
             extra.update(k for k in m if k not in METRICS)
             rows.append(keys | {k: _cell(v) for k, v in m.items()})
     return _frame(rows, CURVE_KEYS + METRICS + tuple(sorted(extra - set(CURVE_KEYS))))

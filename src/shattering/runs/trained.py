@@ -117,6 +117,27 @@ def load_model(run_dir: str | Path, *, device: str | None = None) -> torch.nn.Mo
     return trained_run(run_dir, device=device).model
 
 
+def solution_distance(run_a: str | Path, run_b: str | Path) -> dict:
+    """How far apart the trained networks of two finished runs of one architecture are (Im, Tao and Branson 2016:
+    do different optimizers reach different minima?): ``distance`` = ||theta_a - theta_b||_2 over every trainable
+    parameter, and ``travel_a``, ``travel_b`` = ||theta - theta_0|| of each from its own initialization (rebuilt
+    from its seed), so that ``distance`` can be read against how far each moved. Two networks of different shapes
+    are refused in one sentence."""
+    a, b = trained_run(run_a, device="cpu"), trained_run(run_b, device="cpu")
+    named_a, named_b = dict(a.model.named_parameters()), dict(b.model.named_parameters())
+    if {k: tuple(p.shape) for k, p in named_a.items()} != {k: tuple(p.shape) for k, p in named_b.items()}:
+        raise RecordError(f"The runs in {a.run_dir} and {b.run_dir} train networks of different shapes "
+                          f"({a.config.model} and {b.config.model}); compare two runs of one architecture.")
+
+    def flat(model: torch.nn.Module) -> torch.Tensor:
+        return torch.cat([p.detach().double().reshape(-1) for p in model.parameters() if p.requires_grad])
+
+    theta_a, theta_b = flat(a.model), flat(b.model)
+    init_a, init_b = (flat(init_model(t.config, _Shape(RunRecord(t.run_dir).read_config()))) for t in (a, b))
+    return {"distance": float((theta_a - theta_b).norm()), "travel_a": float((theta_a - init_a).norm()),
+            "travel_b": float((theta_b - init_b).norm()), "same_init": bool(torch.equal(init_a, init_b))}
+
+
 @dataclass(frozen=True)
 class _Shape:
     """What :func:`~shattering.train.trainer.init_model` asks of the data (input shape, classes), read from the

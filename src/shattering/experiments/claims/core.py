@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ...config import RunConfig
 from ...runs import RunRecord
@@ -79,12 +80,14 @@ def judged(ok: bool, text: str, **numbers) -> Verdict:
 
 @dataclass(frozen=True)
 class RunFacts:
-    """What a claim reads of one run: its config, its summary (None: failed) and its training-loss curve, as
-    (step, loss) pairs from the step log (or the epoch-end losses when it logged no step)."""
+    """What a claim reads of one run: its config, its summary (None: failed), its training-loss curve, as
+    (step, loss) pairs from the step log (or the epoch-end losses when it logged no step), and its record's
+    folder (``run_dir``: for claims that compare trained networks)."""
 
     config: RunConfig
     summary: dict | None
     curve: tuple[tuple[int, float], ...] = ()
+    run_dir: Path | None = None
 
     @property
     def fit(self) -> bool:
@@ -105,7 +108,7 @@ def facts_of(outcomes: Sequence, curves: bool = False) -> list[RunFacts]:
             rows = record.read_steps()
             curve = (tuple((int(r["step"]), float(r["loss"])) for r in rows) if rows else
                      tuple((int(r["step"]), float(r["train_loss"])) for r in record.read_metrics()))
-        facts.append(RunFacts(o.config, o.summary, curve))
+        facts.append(RunFacts(o.config, o.summary, curve, o.run_dir))
     return facts
 
 
