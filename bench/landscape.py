@@ -58,7 +58,7 @@ def load_examples(n: int) -> tuple[torch.Tensor, torch.Tensor]:
 def reference_plane(model: nn.Module, theta: dict, d1: dict, d2: dict, coef: torch.Tensor, x, y) -> np.ndarray:
     """One point at a time, as the reference implementation does it: set the weights, evaluate, next point."""
     loader = DataLoader(TensorDataset(x, y), batch_size=REFERENCE_BATCH, shuffle=False)
-    params = dict(model.named_parameters())
+    params = {k: p for k, p in model.named_parameters() if k in theta}
     out = []
     with torch.no_grad():
         for a, b in coef.tolist():

@@ -101,8 +101,8 @@ def _run_with_information(tmp_path, name: str, activation: str, corruption: str,
     folder = tmp_path / name / "probes" / "information"
     folder.mkdir(parents=True)
     for epoch, value in enumerate(xt):
-        layers = {"layers.0": {"binned30_i_xt": 5.0, "binned100_i_xt": 5.0, "kde_i_xt_upper": 5.0},
-                  "layers.1": {"binned30_i_xt": value, "binned100_i_xt": value, "kde_i_xt_upper": value}}
+        layers = {"layers.0": {"binned4_i_xt": 5.0, "binned30_i_xt": 5.0, "kde_i_xt_upper": 5.0},
+                  "layers.1": {"binned4_i_xt": value, "binned30_i_xt": value, "kde_i_xt_upper": value}}
         (folder / f"epoch-{epoch:04d}.json").write_text(json_.dumps({"epoch": epoch, "layers": layers}))
     cfg = RunConfig(dataset="digits", model="mlp-saxe", model_args={"activation": activation}, corruption=corruption,
                     seed=seed)

@@ -42,8 +42,8 @@ def test_one_catalogue_entry_per_model():
     builtin = [n for n in MODELS if is_builtin(n)]  # models a test registered are not shattering's
     assert {n: MODELS[n].lr for n in builtin} == {"inception-small": 0.1, "inception-small-nobn": 0.1,
                                                   "alexnet-small": 0.01, "mlp-1x512": 0.01, "mlp-3x512": 0.01,
-                                                  "mlp-saxe": 0.01, "inception-v3": 0.1, "resnet18": 0.1, "wrn-28-1": 0.1,
-                                                  "wrn-28-10": 0.1, "vit-tiny": 0.01}
+                                                  "mlp-saxe": 0.01, "inception-v3": 0.1, "resnet18": 0.1,
+                                                  "wrn-28-1": 0.1, "wrn-28-10": 0.1, "vit-tiny": 0.01}
     assert [n for n in builtin if MODELS[n].packable] == ["mlp-1x512", "mlp-3x512", "mlp-saxe"]
     assert [n for n in builtin if MODELS[n].convolutional] == ["inception-small", "inception-small-nobn",
                                                                "alexnet-small", "inception-v3", "resnet18",

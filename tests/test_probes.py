@@ -144,7 +144,8 @@ def test_a_killed_and_resumed_run_writes_the_probe_files_of_an_uninterrupted_one
 
 
 def test_bad_probe_settings_are_refused_in_one_sentence():
-    with pytest.raises(ConfigError, match=r"Unknown probe 'snapshot'; the probes are activations, information, snapshots, "):
+    with pytest.raises(ConfigError,
+                       match=r"Unknown probe 'snapshot'; the probes are activations, information, snapshots, "):
         RunConfig(probes=["snapshot"])
     with pytest.raises(ConfigError, match=r"The probe 'snapshots' takes every, log, epochs; got often\."):
         RunConfig(probes=["snapshots:often=2"])

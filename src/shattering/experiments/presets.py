@@ -538,11 +538,11 @@ _register(Preset(
 LANDSCAPE_ROWS = ({"corruption": "true-labels"}, {"corruption": "true-labels", "seed_offset": 1},
                   {"corruption": "true-labels", "optimizer": "adam"}, {"corruption": "random-labels"})
 # What each scale evaluates: examples of every slice, and the plane's grid per model (odd: the solution at its
-# centre; the paper scale Li et al.'s 51 x 51). At quick the small Inception's plane is 11 x 11: one of its points
-# on 250 images takes about a second on a 2-core CPU (bench/RESULTS.md).
+# centre; the paper scale Li et al.'s 51 x 51). At quick the small Inception's plane is 9 x 9: it evaluates about
+# 275 images a second on a 2-core CPU, so one point on 250 images takes about a second (bench/RESULTS.md).
 LANDSCAPE_SLICES = {
     "smoke": {"examples": 60, "plane_examples": 60, "grid": {}, "default_grid": 5},
-    "quick": {"examples": 500, "plane_examples": 250, "grid": {"inception-small": 11, "alexnet-small": 15},
+    "quick": {"examples": 250, "plane_examples": 250, "grid": {"inception-small": 9, "alexnet-small": 13},
               "default_grid": 21},
     "paper": {"examples": 1000, "plane_examples": 1000, "grid": {}, "default_grid": 51},
 }
@@ -560,8 +560,8 @@ _register(Preset(
                   "note": f"the bundled digits, the MLP only, 3 epochs, planes of 5 x 5 on 60 images; {SMOKE_CAVEAT}"},
         "quick": {**_FIG1_QUICK, **_SNAPSHOTS,
                   "note": "500 Fashion-MNIST training images, 500 test images, stop at 100% training accuracy or "
-                          "150 epochs; lines on the 500, planes of 21 x 21 (AlexNet 15 x 15, the small Inception "
-                          "11 x 11) on 250"},
+                          "150 epochs; every slice on 250 training (and test) images, planes of 21 x 21 (AlexNet "
+                          "13 x 13, the small Inception 9 x 9)"},
         "paper": {**_FIG1_PAPER, **_SNAPSHOTS},
     },
     claims=paper_claims.LANDSCAPE_CLAIMS,
@@ -576,7 +576,7 @@ _register(Preset(
 INFORMATION_INPUTS = ("true-labels", "random-labels", "random-pixels", "gaussian")
 INFORMATION_ACTIVATIONS = ("tanh", "relu")
 INFORMATION_SEEDS = 3
-_INFO_PROBE = "information:log=30:examples=1000:bins=30+100"
+_INFO_PROBE = "information:log=30:examples=1000:bins=4+30"  # Saxe et al.'s bins and Shwartz-Ziv and Tishby's
 
 
 def _information_rows(seeds: int) -> tuple[dict, ...]:
@@ -593,7 +593,7 @@ _register(Preset(
     scale_rows={"smoke": tuple({"model": "mlp-saxe", "model_args": {"activation": a}, "corruption": c}
                                for a in INFORMATION_ACTIVATIONS for c in ("true-labels", "random-labels"))},
     scales={
-        "smoke": {**_SMOKE, "probes": "information:every=1:examples=120", "epochs": 3,
+        "smoke": {**_SMOKE, "probes": "information:every=1:examples=120:bins=4+30", "epochs": 3,
                   "note": f"the bundled digits, 120 training images, 3 epochs, true and random labels; {SMOKE_CAVEAT}"},
         "quick": {"dataset": "digits", "test_size": 360, "epochs": 1500, "until": "fit", "probes": _INFO_PROBE,
                   "note": "the bundled digits (1,437 training images, 360 test images), every run until 100% "
@@ -605,8 +605,8 @@ _register(Preset(
     paper_dataset="mnist",
     claims=paper_claims.INFORMATION_CLAIMS,
     description="Saxe et al.'s network (1024-20-20-20; not the paper's MLP): the 512-unit layers of the paper's MLPs "
-                "sit at the binning estimator's ceiling log2 N from the first epoch. Values in bits; binning at 30 "
-                "and 100 bins over each layer's own range, the Kolchinsky-Tracey bounds at noise variance 0.1, a "
+                "sit at the binning estimator's ceiling log2 N from the first epoch. Values in bits; binning at 4 "
+                "and 30 bins over each layer's own range, the Kolchinsky-Tracey bounds at noise variance 0.1, a "
                 "k-nearest-neighbour I(T;Y).",
 ))
 

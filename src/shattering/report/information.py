@@ -2,7 +2,7 @@
 al., ICLR 2018), from the ``information`` probe's files, for an MLP with tanh and with ReLU on true labels, random
 labels, random pixels and Gaussian inputs, over seeds.
 
-Writes ``information.png``/``.svg``/``.pdf`` (binned at 30 bins: one panel per activation and input, every layer's
+Writes ``information.png``/``.svg``/``.pdf`` (binned at 4 bins: one panel per activation and input, every layer's
 trajectory (I(X;T), I(T;Y)) over the probed epochs, coloured by epoch, every seed), ``information-kde.*`` (the same
 with the Kolchinsky-Tracey upper values at noise variance 0.1: what depends on the estimator), ``information-
 compression.*`` (the last hidden layer's I(X;T) against the epoch under each estimator, with the training loss and
@@ -29,10 +29,10 @@ from .plotting import FORMATS, PNG_DPI, RC, notes_line, status_caption
 
 _METADATA = {"png": {"Software": None}, "svg": {"Date": None, "Creator": None},
              "pdf": {"Creator": None, "Producer": None, "CreationDate": None}}
-ESTIMATORS = (("binned30", "binning, 30 bins"), ("binned100", "binning, 100 bins"),
+ESTIMATORS = (("binned4", "binning, 4 bins"), ("binned30", "binning, 30 bins"),
               ("kde_upper", "KDE upper, noise 0.1"))
 COLUMNS = ("activation", "input", "seed", "run id", "status", "fit epoch", "ceiling log2 N",
-           "last layer: peak I(X;T) (binned30)", "its epoch", "fall by the end", "fall (binned100)",
+           "last layer: peak I(X;T) (binned4)", "its epoch", "fall by the end", "fall (binned30)",
            "fall (KDE upper)", "final I(T;Y) (kNN)")
 
 
@@ -79,7 +79,7 @@ def render_information(preset, outcomes: Sequence[Outcome], out_dir: Path, notes
                                "information")]
     paths: list[Path] = []
     with matplotlib.rc_context(RC):
-        for stem, est in (("information", "binned30"), ("information-kde", "kde_upper")):
+        for stem, est in (("information", "binned4"), ("information-kde", "kde_upper")):
             fig = _planes(runs, activations, inputs, est, preset, scale)
             paths += _save(fig, out_dir, stem)
         paths += _save(_compression(runs, activations, inputs, preset, scale), out_dir, "information-compression")
@@ -156,9 +156,9 @@ def _planes(runs, activations, inputs, est: str, preset, scale) -> Figure:
 
 def _compression(runs, activations, inputs, preset, scale) -> Figure:
     fig, axes = _figure(len(activations), len(inputs), "the last hidden layer's I(X;T) against the epoch under each "
-                        "estimator (solid: binning 30, dashed: 100, dotted: KDE upper), the training loss (grey, "
+                        "estimator (solid: binning 4, dashed: 30, dotted: KDE upper), the training loss (grey, "
                         "right axis) and the epoch of fit (vertical line)", preset, scale)
-    styles = {"binned30": "-", "binned100": "--", "kde_upper": ":"}
+    styles = {"binned4": "-", "binned30": "--", "kde_upper": ":"}
     for i, act in enumerate(activations):
         for j, inp in enumerate(inputs):
             ax = axes[i, j]
@@ -205,5 +205,5 @@ def _row(o: Outcome, s: dict | None) -> list[str]:
     return [_activation(o), o.config.corruption, str(o.config.seed), f"`{o.config.run_id()}`", status_text(o),
             "—" if fit is None else str(fit), num(s and s.get("ceiling")), num(peak and peak["peak"]),
             "—" if peak is None else str(peak["peak_epoch"]), num(peak and peak["fall"]),
-            num(falls.get("binned100")), num(falls.get("kde_upper")), num(s and s.get("knn"))]
+            num(falls.get("binned30")), num(falls.get("kde_upper")), num(s and s.get("knn"))]
 
