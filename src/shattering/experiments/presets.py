@@ -576,7 +576,7 @@ _register(Preset(
 INFORMATION_INPUTS = ("true-labels", "random-labels", "random-pixels", "gaussian")
 INFORMATION_ACTIVATIONS = ("tanh", "relu")
 INFORMATION_SEEDS = 3
-_INFO_PROBE = "information:log=30:examples=1000:bins=4+30"  # Saxe et al.'s bins and Shwartz-Ziv and Tishby's
+INFORMATION_PROBE = "information:log=30:examples=1000:bins=4+30"  # Saxe et al.'s bins and Shwartz-Ziv and Tishby's
 
 
 def _information_rows(seeds: int) -> tuple[dict, ...]:
@@ -595,11 +595,11 @@ _register(Preset(
     scales={
         "smoke": {**_SMOKE, "probes": "information:every=1:examples=120:bins=4+30", "epochs": 3,
                   "note": f"the bundled digits, 120 training images, 3 epochs, true and random labels; {SMOKE_CAVEAT}"},
-        "quick": {"dataset": "digits", "test_size": 360, "epochs": 1500, "until": "fit", "probes": _INFO_PROBE,
+        "quick": {"dataset": "digits", "test_size": 360, "epochs": 1500, "until": "fit", "probes": INFORMATION_PROBE,
                   "note": "the bundled digits (1,437 training images, 360 test images), every run until 100% "
                           "training accuracy (at most 1,500 epochs), 3 seeds, the information probe at 30 "
                           "log-spaced epochs on 1,000 training images"},
-        "paper": {"dataset": "mnist", "epochs": 3000, "until": "fit", "probes": _INFO_PROBE,
+        "paper": {"dataset": "mnist", "epochs": 3000, "until": "fit", "probes": INFORMATION_PROBE,
                   "note": "MNIST as Saxe et al., every run until 100% training accuracy"},
     },
     paper_dataset="mnist",

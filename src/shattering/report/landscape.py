@@ -42,26 +42,29 @@ def describe(result: dict) -> str:
             f"{100 * sum(result['explained']):.1f}% of their variation")
 
 
-def draw_slices(results: Sequence[dict], out_dir: Path, stem: str, title: str) -> list[Path]:
-    """``stem.png``/``.svg``/``.pdf`` with one panel per slice (planes and trajectories on one colour scale),
-    and ``stem.json`` with the slices' numbers; the paths written."""
+def draw_slices(results: Sequence[dict], out_dir: Path, stem: str, title: str, columns: int = 3) -> list[Path]:
+    """``stem.png``/``.svg``/``.pdf`` with one panel per slice, ``columns`` to a row (planes and trajectories on
+    one colour scale), and ``stem.json`` with the slices' numbers; the paths written."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     surfaces = [r for r in results if r["kind"] in ("plane", "trajectory")]
     levels = _levels(surfaces)
     with matplotlib.rc_context(RC):
         n = len(results)
-        width = max(7.0, 5.2 * n)
+        cols = min(n, columns)
+        rows = -(-n // cols)
+        width = max(7.0, 5.2 * cols)
         lines = textwrap.wrap(title, int(width * 14))
-        fig = Figure(figsize=(width, 4.0 + 0.2 * len(lines)))
+        fig = Figure(figsize=(width, 4.0 * rows + 0.2 * len(lines)))
         fig.suptitle("\n".join(lines), fontsize=9)
         for i, r in enumerate(results):
-            ax = fig.add_subplot(1, n, i + 1)
+            ax = fig.add_subplot(rows, cols, i + 1)
             if r["kind"] in ("line", "between"):
                 _draw_line(ax, r)
             else:
                 _draw_contours(ax, r, levels)
-        fig.subplots_adjust(left=0.07, right=0.92, top=0.80 - 0.03 * len(lines), bottom=0.13, wspace=0.45)
+        top = 1 - (0.45 + 0.18 * len(lines)) / (4.0 * rows + 0.2 * len(lines))
+        fig.subplots_adjust(left=0.07, right=0.92, top=top, bottom=0.13 / rows, wspace=0.45, hspace=0.45)
         paths = []
         for fmt in FORMATS:
             path = out_dir / f"{stem}.{fmt}"
@@ -94,13 +97,15 @@ def draw_surface(result: dict, out_dir: Path, stem: str, levels: np.ndarray | No
 
 
 def _levels(surfaces: Sequence[dict]) -> np.ndarray:
-    """Contour levels shared by every plane: from the lowest loss to the 95th percentile of all of them (the
-    far corners of a plane reach losses that would flatten every contour near the minimum)."""
+    """Contour levels shared by every plane, log-spaced from the lowest loss to the 95th percentile of all of them
+    (the far corners of a plane reach losses that would flatten every contour near the minimum)."""
     values = np.concatenate([np.asarray(r["train_loss"], dtype=float).ravel() for r in surfaces]) if surfaces else \
         np.array([0.0, 1.0])
     values = values[np.isfinite(values)]
-    low, high = float(values.min()), float(np.percentile(values, 95))
-    return np.linspace(low, high if high > low else low + 1.0, 30)
+    low, high = max(float(values.min()), 1e-4), float(np.percentile(values, 95))
+    # log-spaced: the planes of networks whose losses differ by orders of magnitude share one scale and each still
+    # shows its contours near its minimum
+    return np.geomspace(low, high if high > low else low * 10, 30)
 
 
 def _draw_line(ax, r: dict) -> None:
@@ -142,7 +147,10 @@ def _draw_contours(ax, r: dict, levels: np.ndarray) -> None:
 
 
 def _label(r: dict) -> str:
-    return f"{r['model']}, {r['corruption']}, {r['optimizer']}, seed {r['seed']}"
+    label = f"{r['model']}, {r['corruption']}, {r['optimizer']}, seed {r['seed']}"
+    if r["kind"] == "between":
+        label += f" to {r['other_corruption']}, {r['other_optimizer']}, seed {r['other_seed']}"
+    return label
 
 
 # -- the `landscape` artefact ---------------------------------------------------------------------------------
