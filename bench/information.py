@@ -25,7 +25,7 @@ shattering.set_openmp_wait_policy()
 
 import bench as base  # noqa: E402
 
-from shattering.experiments.presets import INFORMATION_PROBE  # noqa: E402
+from shattering.experiments.presets_beyond import INFORMATION_PROBE  # noqa: E402
 
 PART = "information"
 SETTINGS = (("tanh", "true-labels"), ("relu", "true-labels"), ("tanh", "random-labels"), ("relu", "random-labels"))

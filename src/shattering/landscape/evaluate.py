@@ -216,8 +216,8 @@ def _forward(model: nn.Module, stacked: Mapping[str, torch.Tensor], xb: torch.Te
              z: torch.Tensor | None = None) -> torch.Tensor:
     """The logits (P, B, C) of a chunk of P stacked points on one data batch (``z``: each point's output of the
     shared first layer, replayed by ``replay``). A network without convolutions takes the chunk at once under
-    ``vmap``; a convolutional one a point at a time, in channels_last (measured on a 2-core AMD EPYC: 8 points of
-    the small AlexNet on 512 images, vmap 4.9 s, one at a time 3.9 s, channels_last 2.7 s)."""
+    ``vmap``; a convolutional one a point at a time, in channels_last (``vmap`` of a convolution with batched
+    weights measured slower on a CPU than a loop over the points: docs/landscapes.md)."""
     if not any(isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)) for m in model.modules()):
         def logits_of(params: dict, z_p: torch.Tensor | None) -> torch.Tensor:
             if replay is not None:

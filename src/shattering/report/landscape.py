@@ -165,7 +165,8 @@ def render_landscape(preset, outcomes, out_dir: Path, notes: Sequence[str], *, s
     """Compute (or read back from each run's record) every slice of the artefact, draw the lines, the paths
     between solutions and the planes (one colour scale), and write the table and the sidecar."""
     from ..experiments.landscape import computed_slice
-    from ..experiments.presets import LANDSCAPE_SLICES, scale_claim
+    from ..experiments.presets import scale_claim
+    from ..experiments.presets_beyond import LANDSCAPE_SLICES
     from .common import status_of, write_records, write_sidecar
     from .plotting import notes_line, status_caption
 
