@@ -828,6 +828,17 @@ def _markers(key: str) -> tuple[str, str]:
     return f"<!-- {key}:start -->", f"<!-- {key}:end -->"
 
 
+def finish_part(slug: str, title: str, part: str, body: list[str], write: bool) -> int:
+    """Print ``body``; with ``write``, write it as part ``part`` of machine ``slug``'s section of RESULTS.md
+    (:func:`write_part`) and say so. Returns 0, a script's exit status."""
+    print("\n".join(body))
+    if write:
+        text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+        RESULTS.write_text(write_part(text, slug, title, part, body).rstrip("\n") + "\n")
+        print(f"wrote {RESULTS} (section speed-{slug}, part {part})")
+    return 0
+
+
 def write_part(text: str, slug: str, title: str, part: str, body: list[str]) -> str:
     """``text`` (RESULTS.md) with part ``part`` of machine ``slug``'s section replaced by ``body`` (or added at the
     end of that section; the section added at the end of the file, headed ``title``, when new)."""

@@ -62,13 +62,7 @@ def main(argv=None) -> int:
             "|---|---|---|---|---|---|",
             *(f"| {r['activation']} | {r['corruption']} | {r['fit_epoch']} | {r['without']:.1f} | {r['with']:.1f} | "
               f"{100 * r['share']:.0f}% |" for r in rows)]
-    print("\n".join(body))
-    if args.no_write:
-        return 0
-    text = base.RESULTS.read_text()
-    base.RESULTS.write_text(base.write_part(text, slug, info["cpu"], PART, body).rstrip("\n") + "\n")
-    print(f"wrote {base.RESULTS} (section speed-{slug}, part {PART})")
-    return 0
+    return base.finish_part(slug, info["cpu"], PART, body, write=not args.no_write)
 
 
 if __name__ == "__main__":

@@ -214,3 +214,23 @@ def test_bad_inputs_are_refused_naming_the_argument(estimator, t, y, named):
 def test_bad_settings_are_refused_naming_the_argument(call, named):
     with pytest.raises(ConfigError, match=named):
         call()
+
+
+@pytest.mark.parametrize("units", [5, 30])
+def test_pairwise_information_equals_the_estimators_apart(units):
+    """The probe's one pass over the distances gives what the two estimators give apart (the k-d tree's counts
+    at few units, brute force above), and a class of one example falls back to them."""
+    from shattering.information import pairwise_information
+
+    rng = np.random.default_rng(units)
+    t = rng.normal(size=(300, units))
+    y = rng.integers(0, 4, 300)
+    kde, knn = pairwise_information(t, y, noise_var=0.2, k=3)
+    apart = kde_information_bounds(t, y, noise_var=0.2)
+    for field in ("i_xt_upper", "i_xt_lower", "i_ty_upper", "i_ty_lower"):
+        assert getattr(kde, field) == pytest.approx(getattr(apart, field), rel=1e-12, abs=1e-12)
+    assert knn == pytest.approx(knn_label_information(t, y, k=3), rel=1e-12, abs=1e-12)
+    y[0] = 9  # a class of one example
+    kde, knn = pairwise_information(t, y, noise_var=0.2, k=3)
+    assert knn == pytest.approx(knn_label_information(t, y, k=3)) and kde.i_ty_upper == pytest.approx(
+        kde_information_bounds(t, y, noise_var=0.2).i_ty_upper)

@@ -23,6 +23,7 @@ __all__ = ["__version__", *lazy_exports(__name__, {
     ".config": ("RunConfig",),
     ".corruptions": ("CORRUPTIONS", "randomize"),
     ".data": ("ArrayData", "load_dataset"),
+    ".experiments.memorization_scores": ("subset_study",),
     ".measures": ("Measure", "register_measure", "unregister_measure"),
     ".models": ("MODELS", "build_model", "paper_param_count", "register_model"),
     ".optimizers": ("OPTIMIZERS",),
@@ -39,6 +40,7 @@ if TYPE_CHECKING:  # what type checkers and editors see
     from .corruptions import randomize as randomize
     from .data import ArrayData as ArrayData
     from .data import load_dataset as load_dataset
+    from .experiments.memorization_scores import subset_study as subset_study
     from .measures import Measure as Measure
     from .measures import register_measure as register_measure
     from .measures import unregister_measure as unregister_measure

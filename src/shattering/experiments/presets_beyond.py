@@ -1,7 +1,8 @@
 """The presets beyond the paper's figures: what its runs also show (``memorization``, Arpit et al. 2017;
 ``slowdown``; ``measures``, Jiang et al. 2020), and which minima networks reach and what they compress: the
 ``sharpness`` (Keskar et al. 2017; Im et al. 2016), ``landscape`` (Goodfellow et al. 2015; Li et al. 2018) and
-``information`` (Shwartz-Ziv and Tishby 2017; Saxe et al. 2018) artefacts. Each is a :class:`~.presets.Preset`
+``information`` (Shwartz-Ziv and Tishby 2017; Saxe et al. 2018) artefacts, and which examples are memorized
+(``memorization-scores``: Feldman and Zhang 2020; Jiang et al. 2021). Each is a :class:`~.presets.Preset`
 registered into :data:`~.presets.PRESETS` (:mod:`.presets` imports this module last).
 """
 
@@ -226,4 +227,40 @@ register_preset(Preset(
                 "sit at the binning estimator's ceiling log2 N from the first epoch. Values in bits; binning at 4 "
                 "and 30 bins over each layer's own range, the Kolchinsky-Tracey bounds at noise variance 0.1, a "
                 "k-nearest-neighbour I(T;Y).",
+))
+
+
+# -- Which examples are memorized: per-example memorization and consistency scores ---------------------------------
+# Per run (true labels, p = 0.2 and 0.4), K networks on random 70% subsets of its training set (Feldman and Zhang
+# 2020; Jiang et al. 2021), trained by the renderer into the run's record. networks: K; group: networks per pack
+# and per kept file (the unit a stopped study resumes from).
+MEMORIZATION_SCORES_P = (0.0, 0.2, 0.4)
+MEMORIZATION_SCORES_STUDY = {
+    "smoke": {"networks": 8, "group": 8},
+    "quick": {"networks": 100, "group": 10},
+    "paper": {"networks": 2000, "group": 10},
+}
+
+register_preset(Preset(
+    name="memorization-scores", kind="figure",
+    paper_ref="the seed's question; Feldman and Zhang (NeurIPS 2020), Jiang et al. (ICML 2021)",
+    title="Which examples are memorized: per-example memorization and C-scores of true and partially corrupted "
+          "labels, from networks trained on random 70% subsets",
+    rows=tuple({"model": "mlp-1x512", **corruption_at(p)} for p in MEMORIZATION_SCORES_P),
+    scales={
+        "smoke": {**SMOKE, "until": "fit", "epochs": 3,
+                  "note": f"the bundled digits, 120 training images, 3 epochs, 8 subset networks; {SMOKE_CAVEAT}"},
+        "quick": {"dataset": "fashion-mnist", "train_size": 2000, "test_size": 500, "epochs": 200, "until": "fit",
+                  "log_every": 5,
+                  "note": "2,000 Fashion-MNIST training images, 500 test images, every network until 100% training "
+                          "accuracy on its subset or 200 epochs; 100 subset networks per run"},
+        "paper": {"dataset": "cifar10", "epochs": 150, "until": "fit", "lr_decay": 0.95,
+                  "note": "CIFAR-10 with the paper's MLP (Feldman and Zhang train ResNets), 2,000 subset networks "
+                          "per run"},
+    },
+    paper_dataset="cifar10",
+    claims=paper_claims.MEMORIZATION_SCORES_CLAIMS,
+    description="Memorization and C-scores are estimated from the networks' 0/1 correctness on each training "
+                "example (with the label trained on); the full run beside them is the run of the same "
+                "configuration on the whole training set.",
 ))

@@ -30,3 +30,4 @@ from .estimators import KDEInformation as KDEInformation
 from .estimators import binned_information as binned_information
 from .estimators import kde_information_bounds as kde_information_bounds
 from .estimators import knn_label_information as knn_label_information
+from .estimators import pairwise_information as pairwise_information

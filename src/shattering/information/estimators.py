@@ -17,15 +17,14 @@ empirical frequency. Three estimators, each a pure function:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy.spatial import cKDTree
-from scipy.special import digamma, logsumexp
+from scipy.special import digamma
 
 from ..errors import ConfigError
 from ..validation import check_float, check_int, check_matrix, must_be
@@ -157,26 +156,82 @@ def binned_information(t: ArrayLike | torch.Tensor, y: ArrayLike | torch.Tensor,
 
 def squared_distance_blocks(t: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
     """The N x N matrix of squared Euclidean distances ||t_i - t_j||^2 by row blocks: (first row, block).
-    Each entry is ||a||^2 + ||b||^2 - 2 a.b (one matrix product per block) clipped at 0, the diagonal exactly 0;
-    a block has at most :data:`ROW_BLOCK` rows and :data:`BLOCK_ENTRIES` entries."""
+    Each entry is ||a||^2 + ||b||^2 - 2 a.b (one matrix product per block, float64, torch's threads) clipped at 0,
+    the diagonal exactly 0; a block has at most :data:`ROW_BLOCK` rows and :data:`BLOCK_ENTRIES` entries."""
+    import torch
+
     n = len(t)
     rows = max(1, min(ROW_BLOCK, BLOCK_ENTRIES // n))
-    norms = np.einsum("ij,ij->i", t, t)
+    tt = torch.from_numpy(np.ascontiguousarray(t, dtype=np.float64))
+    norms = (tt * tt).sum(dim=1)
     for start in range(0, n, rows):
-        block = t[start:start + rows]
-        sq = norms[start:start + len(block), None] + norms[None, :] - 2.0 * (block @ t.T)
-        np.maximum(sq, 0.0, out=sq)
-        sq[np.arange(len(block)), np.arange(start, start + len(block))] = 0.0
-        yield start, sq
+        block = tt[start:start + rows]
+        sq = torch.addmm(norms[start:start + len(block), None] + norms[None, :], block, tt.T, alpha=-2.0)
+        sq.clamp_(min=0.0)
+        sq[torch.arange(len(block)), torch.arange(start, start + len(block))] = 0.0
+        yield start, sq.numpy()
+
+
+@dataclass(frozen=True)
+class PairwiseSums:
+    """What one pass over the squared distances gives (:func:`pairwise_sums`): per scale s, ``all[s]`` the sum
+    over i of ln sum_j exp(-D_ij / s) and ``same[s]`` (N,) the same sum over j of i's class only; ``counts`` the
+    kNN counts m_i of :func:`knn_label_information` (None unless asked)."""
+
+    all: dict[float, float]
+    same: dict[float, np.ndarray]
+    counts: np.ndarray | None
+
+
+def pairwise_sums(t: np.ndarray, y: np.ndarray, scales: Sequence[float], k: np.ndarray | None = None) -> PairwiseSums:
+    """One pass over the N x N squared distances D (:func:`squared_distance_blocks`) for every pairwise estimator
+    of a layer: the Kolchinsky-Tracey log-sums at each of ``scales`` over all examples and over each example's
+    class (the mixture and the class-conditional mixtures share every distance), and, with ``k`` (the neighbour
+    count of each example), the kNN counts: the k_i-th smallest distance within i's class (i itself, at 0, the
+    smallest), then the number of entries of the row at or below it, less i (both from the same numbers, so the
+    k-th neighbour is counted)."""
+    import torch
+
+    yt = torch.from_numpy(np.asarray(y, dtype=np.int64))
+    total = {s: 0.0 for s in scales}
+    same = {s: np.empty(len(t)) for s in scales}
+    counts = None if k is None else np.empty(len(t), dtype=np.int64)
+    for start, block in squared_distance_blocks(t):
+        sq = torch.from_numpy(block)
+        rows = slice(start, start + len(sq))
+        other = yt[rows, None] != yt[None, :]  # (rows, N): j of another class than i
+        for scale in scales:
+            # D >= 0 and D_ii = 0: the largest term of every row is exp(0) = 1, so the plain sum of the exponentials
+            # is the log-sum-exp's (nothing to subtract, no underflow of the whole row)
+            terms = torch.exp(sq * (-1.0 / scale))
+            total[scale] += float(torch.log(terms.sum(dim=1)).sum())
+            same[scale][rows] = torch.log(terms.masked_fill_(other, 0.0).sum(dim=1)).numpy()
+        if counts is not None:
+            within_class = sq.masked_fill(other, math.inf)
+            for k_value in np.unique(k[rows]):
+                pick = torch.from_numpy(np.flatnonzero(k[rows] == k_value))
+                kth = within_class[pick].topk(int(k_value) + 1, dim=1, largest=False).values[:, -1]
+                counts[start + pick.numpy()] = ((sq[pick] <= kth[:, None]).sum(dim=1) - 1).numpy()
+    return PairwiseSums(total, same, counts)
+
+
+def _excess_entropies(sums: PairwiseSums, y: np.ndarray, scale: float) -> tuple[float, float]:
+    """(H_D, H_D(T|Y)) in bits from :func:`pairwise_sums`: -(1/N) sum_i log2 (1/N) sum_j exp(-D_ij / s), and the
+    same within each class weighted by p(y) (each a Gaussian mixture's entropy less its components')."""
+    n = len(y)
+    h = (math.log(n) - sums.all[scale] / n) / LN2
+    classes, sizes = np.unique(y, return_counts=True)
+    cond = sum(size / n * (math.log(size) - sums.same[scale][y == label].sum() / size) / LN2
+               for label, size in zip(classes, sizes, strict=True))
+    return h, float(cond)
 
 
 def mixture_excess_entropy(t: np.ndarray, scale: float) -> float:
     """-(1/N) sum_i log2 (1/N) sum_j exp(-||t_i - t_j||^2 / scale), in bits: Kolchinsky and Tracey's estimate of
     the entropy of the equal-weight mixture of N Gaussians N(t_i, sigma^2 I) less the entropy of one component,
     for the pairwise distance D_ij = ||t_i - t_j||^2 / scale (KL: scale = 2 sigma^2; Bhattacharyya: 8 sigma^2).
-    The inner sum by logsumexp, block by block (:func:`squared_distance_blocks`)."""
-    total = sum(float(logsumexp(-sq / scale, axis=1).sum()) for _, sq in squared_distance_blocks(t))
-    return (math.log(len(t)) - total / len(t)) / LN2
+    The inner sum by logsumexp, block by block (:func:`pairwise_sums`)."""
+    return _excess_entropies(pairwise_sums(t, np.zeros(len(t), dtype=np.int64), [scale]), np.zeros(len(t)), scale)[0]
 
 
 def kde_information_bounds(t: ArrayLike | torch.Tensor, y: ArrayLike | torch.Tensor,
@@ -211,12 +266,20 @@ def kde_information_bounds(t: ArrayLike | torch.Tensor, y: ArrayLike | torch.Ten
     t = as_representation(t, of)
     y = as_labels(y, len(t), of)
     noise_var = check_float(noise_var, "noise_var", low=0.0, low_open=True, of=of)
+    return _kde_result(pairwise_sums(t, y, _kde_scales(noise_var)), y, noise_var)
+
+
+def _kde_scales(noise_var: float) -> tuple[float, float]:
+    """The KL (upper) and Bhattacharyya (lower) scales of D_ij = ||T_i - T_j||^2 / scale: 2 sigma^2, 8 sigma^2."""
+    return 2.0 * noise_var, 8.0 * noise_var
+
+
+def _kde_result(sums: PairwiseSums, y: np.ndarray, noise_var: float) -> KDEInformation:
     out = {}
-    for side, scale in (("upper", 2.0 * noise_var), ("lower", 8.0 * noise_var)):
-        h_t = mixture_excess_entropy(t, scale)
-        out[f"i_xt_{side}"] = h_t
-        out[f"i_ty_{side}"] = h_t - conditional_entropy(t, y, partial(mixture_excess_entropy, scale=scale))
-    return KDEInformation(**out, noise_var=noise_var, ceiling=math.log2(len(t)))
+    for side, scale in zip(("upper", "lower"), _kde_scales(noise_var), strict=True):
+        h_t, h_t_given_y = _excess_entropies(sums, y, scale)
+        out[f"i_xt_{side}"], out[f"i_ty_{side}"] = h_t, h_t - h_t_given_y
+    return KDEInformation(**out, noise_var=noise_var, ceiling=math.log2(len(y)))
 
 
 def neighbour_counts_tree(t: np.ndarray, y: np.ndarray, k: np.ndarray) -> np.ndarray:
@@ -232,18 +295,10 @@ def neighbour_counts_tree(t: np.ndarray, y: np.ndarray, k: np.ndarray) -> np.nda
 
 
 def neighbour_counts_brute(t: np.ndarray, y: np.ndarray, k: np.ndarray) -> np.ndarray:
-    """m_i of :func:`knn_label_information` from the squared distances of :func:`squared_distance_blocks`: the
-    k_i-th smallest within the class (i itself, at 0, the smallest), then the count of entries of the row at or
-    below it, less i; both from the same numbers, so the k-th neighbour is counted."""
-    counts = np.empty(len(t), dtype=np.int64)
-    for start, sq in squared_distance_blocks(t):
-        labels = y[start:start + len(sq)]
-        for label in np.unique(labels):
-            rows = np.flatnonzero(labels == label)
-            k_c = int(k[start + rows[0]])
-            within = np.partition(sq[rows][:, y == label], k_c, axis=1)[:, k_c]
-            counts[start + rows] = (sq[rows] <= within[:, None]).sum(axis=1) - 1
-    return counts
+    """m_i of :func:`knn_label_information` from the squared distances, by :func:`pairwise_sums`: the k_i-th
+    smallest within the class (i itself, at 0, the smallest), then the count of entries of the row at or below
+    it, less i; both from the same numbers, so the k-th neighbour is counted."""
+    return pairwise_sums(t, y, (), k).counts
 
 
 def knn_label_information(t: ArrayLike | torch.Tensor, y: ArrayLike | torch.Tensor, k: int = DEFAULT_K) -> float:
@@ -273,16 +328,41 @@ def knn_label_information(t: ArrayLike | torch.Tensor, y: ArrayLike | torch.Tens
     of = "knn_label_information"
     t = as_representation(t, of)
     y = as_labels(y, len(t), of)
-    k = check_int(k, "k", minimum=1, of=of)
+    keep, class_size, k_used = _knn_setting(y, check_int(k, "k", minimum=1, of=of), of)
+    t, y = t[keep], y[keep]
+    count = neighbour_counts_tree if t.shape[1] <= KDTREE_MAX_UNITS else neighbour_counts_brute
+    return _knn_bits(class_size, k_used, count(t, y, k_used))
+
+
+def _knn_setting(y: np.ndarray, k: int, of: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The examples :func:`knn_label_information` keeps (those of classes of two or more), their class sizes and
+    the k each uses (k, or N_y - 1 in a class of N_y <= k)."""
     classes, sizes = np.unique(y, return_counts=True)
     keep = np.isin(y, classes[sizes > 1])
     if keep.sum() < 2:
         raise ConfigError(must_be("y", "labels with at least one class of two or more examples", y, of=of,
                                   shown="one example per class"))
-    t, y = t[keep], y[keep]
-    class_size = sizes[np.searchsorted(classes, y)]
-    k_used = np.minimum(k, class_size - 1)
-    count = neighbour_counts_tree if t.shape[1] <= KDTREE_MAX_UNITS else neighbour_counts_brute
-    m = count(t, y, k_used)
-    nats = digamma(len(t)) - digamma(class_size).mean() + digamma(k_used).mean() - digamma(m).mean()
+    class_size = sizes[np.searchsorted(classes, y[keep])]
+    return keep, class_size, np.minimum(k, class_size - 1)
+
+
+def _knn_bits(class_size: np.ndarray, k_used: np.ndarray, m: np.ndarray) -> float:
+    nats = digamma(len(m)) - digamma(class_size).mean() + digamma(k_used).mean() - digamma(m).mean()
     return float(nats / LN2)
+
+
+def pairwise_information(t: ArrayLike | torch.Tensor, y: ArrayLike | torch.Tensor, noise_var: float = NOISE_VAR,
+                         k: int = DEFAULT_K) -> tuple[KDEInformation, float]:
+    """:func:`kde_information_bounds` and :func:`knn_label_information` (its neighbours by brute force) of one
+    layer from ONE pass over its squared distances (:func:`pairwise_sums`): what the ``information`` probe
+    computes at each probed epoch. Where a class has a single example (the kNN estimator leaves it out) the two
+    are computed apart."""
+    of = "pairwise_information"
+    t = as_representation(t, of)
+    y = as_labels(y, len(t), of)
+    noise_var = check_float(noise_var, "noise_var", low=0.0, low_open=True, of=of)
+    keep, class_size, k_used = _knn_setting(y, check_int(k, "k", minimum=1, of=of), of)
+    if not keep.all():
+        return kde_information_bounds(t, y, noise_var), knn_label_information(t, y, k)
+    sums = pairwise_sums(t, y, _kde_scales(noise_var), k_used)
+    return _kde_result(sums, y, noise_var), _knn_bits(class_size, k_used, sums.counts)

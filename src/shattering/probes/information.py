@@ -68,10 +68,10 @@ class Information(Probe):
                 entry[f"binned{b}_i_xt"], entry[f"binned{b}_i_ty"] = binned.i_xt, binned.i_ty
                 entry["ceiling"] = binned.ceiling
             if t.shape[1] <= INFO_MAX_FEATURES:
-                kde = information.kde_information_bounds(t, y, noise_var=self.noise)
+                kde, knn = information.pairwise_information(t, y, noise_var=self.noise)  # one distance pass
                 entry.update(kde_i_xt_upper=kde.i_xt_upper, kde_i_xt_lower=kde.i_xt_lower,
                              kde_i_ty_upper=kde.i_ty_upper, kde_i_ty_lower=kde.i_ty_lower, noise=self.noise,
-                             knn_i_ty=information.knn_label_information(t, y))
+                             knn_i_ty=knn)
             out[name] = entry
         state.write_bytes(self.name, ".json", json.dumps({"epoch": state.epoch, "layers": out},
                                                          sort_keys=True).encode())

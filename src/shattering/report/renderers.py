@@ -20,6 +20,7 @@ from .information import render_information as render_information
 from .landscape import render_landscape as render_landscape
 from .measures import render_measures as render_measures
 from .memorization import render_memorization as render_memorization
+from .memorization_scores import render_memorization_scores as render_memorization_scores
 from .sharpness import render_sharpness as render_sharpness
 from .slowdown import render_slowdown as render_slowdown
 from .table3 import render_table3 as render_table3
@@ -43,6 +44,7 @@ RENDERERS: dict[str, Renderer] = {
     "sharpness": render_sharpness,
     "landscape": render_landscape,
     "information": render_information,
+    "memorization-scores": render_memorization_scores,
 }
 
 ARTEFACTS_DIR = "artefacts"
