@@ -1,6 +1,7 @@
-"""Measured verdicts on the claims an artefact shows, and Kendall's rank correlation (tau-b) that several of
-them rest on (Jiang et al., ICLR 2020, "Fantastic generalization measures and where to find them", Section 4:
-a measure is judged by the rank correlation of its values with the generalization gap over many runs).
+"""Measured verdicts on the claims an artefact shows; Kendall's rank correlation (tau-b, from
+:mod:`shattering.analysis`) that several of them rest on (Jiang et al., ICLR 2020, "Fantastic generalization
+measures and where to find them", Section 4: a measure is judged by the rank correlation of its values with the
+generalization gap over many runs).
 
 A claim is a plain dict ``{"claim", "verdict", "evidence"}``: the claim in words, the verdict measured on the
 runs (``holds``, ``holds in part``, ``does not hold``, ``undecided``) and the numbers behind it, so that the
@@ -10,9 +11,10 @@ caption alike.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
+
+from ..analysis import kendall_tau_b as kendall_tau_b  # the one Kendall's tau (shattering.analysis.ranking)
 
 HOLDS, PARTLY, FAILS, UNDECIDED = "holds", "holds in part", "does not hold", "undecided"
 
@@ -46,40 +48,3 @@ def tally(results: Sequence[bool | None]) -> tuple[str, str]:
 def claim_lines(claims: Sequence[dict]) -> list[str]:
     """Each claim as one line: ``Claim: ... Measured: holds (evidence).``"""
     return [f"Claim: {c['claim']}. Measured: {c['verdict']} ({c['evidence']})." for c in claims]
-
-
-def kendall_tau_b(x: Sequence[float], y: Sequence[float]) -> float | None:
-    """Kendall's tau-b of the pairs (x[i], y[i]) (ties counted as in scipy.stats.kendalltau); None for fewer
-    than two pairs or where either side is constant (no ranking to correlate)."""
-    if len(x) != len(y):
-        raise ValueError(f"kendall_tau_b needs as many x as y values; got {len(x)} and {len(y)}.")
-    pairs = [(a, b) for a, b in zip(x, y, strict=True) if _finite(a) and _finite(b)]
-    concordant = discordant = tied_x = tied_y = 0
-    for i, (xi, yi) in enumerate(pairs):
-        for xj, yj in pairs[i + 1:]:
-            dx = _sign(xi - xj)
-            dy = _sign(yi - yj)
-            if dx == 0 and dy == 0:
-                tied_x += 1
-                tied_y += 1
-            elif dx == 0:
-                tied_x += 1
-            elif dy == 0:
-                tied_y += 1
-            elif dx == dy:
-                concordant += 1
-            else:
-                discordant += 1
-    total = len(pairs) * (len(pairs) - 1) // 2
-    denominator = math.sqrt((total - tied_x) * (total - tied_y))
-    if denominator == 0:
-        return None
-    return (concordant - discordant) / denominator
-
-
-def _sign(v: float) -> int:
-    return (v > 0) - (v < 0)
-
-
-def _finite(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
