@@ -10,7 +10,8 @@ What is measured (each figure the median of several repeats, the baseline in the
 - ``peak``: the machine's matmul peak, fp32 and bf16 (torch.mm on 4096x4096; bf16 on 512x512 where the CPU has no
   bf16 instructions and torch emulates it at about 1 GFLOP/s).
 - ``train``: training images/s of each paper model on CIFAR-shaped inputs (3x28x28, 10 classes): a textbook
-  loop (torch DataLoader over a TensorDataset, fp32, NCHW) against shattering's trainer step (data as one
+  loop (torch DataLoader over a TensorDataset, fp32, NCHW, an MLP as nn.Sequential of nn.Linear: what a
+  researcher writes) against shattering's trainer step (data as one
   tensor, batches by index, bf16 autocast where native, channels_last); achieved GFLOP/s from the exact
   operation count of one training step (torch.utils.flop_counter) beside the measured peak.
 - ``profile``: where the small Inception's training step spends its time (torch.profiler, self CPU time of
@@ -67,7 +68,7 @@ from shattering.data.dataset import ImageData
 from shattering.devices import cpu_has_native_bf16, resolve_precision
 from shattering.executors.sweep import run_sweep
 from shattering.executors.wait_policy import measure_wait_policy
-from shattering.models import MODELS, build_model
+from shattering.models import MODELS, build_model, model_info
 from shattering.runs import RunRecord
 from shattering.train.evaluate import predict
 from shattering.train.in_memory import InMemoryTrainer
@@ -182,13 +183,25 @@ def step_flops(model_name: str, precision: str, shape: tuple[int, ...] = SHAPE) 
     return counter.get_total_flops() / BATCH
 
 
+def textbook_model(model_name: str) -> torch.nn.Module:
+    """The model as a textbook loop would write it: shattering's for the convolutional nets (plain modules), and
+    for an MLP ``nn.Sequential(Flatten, Linear, ReLU, ..., Linear)`` with the same layers (shattering's MLP applies
+    them as batched products, so that a run alone equals a member of a pack bit for bit)."""
+    model = build_model(model_name, SHAPE, CLASSES)
+    layers = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    if model_info(model_name).convolutional or not layers:
+        return model
+    body = [part for layer in layers[:-1] for part in (layer, torch.nn.ReLU())]
+    return torch.nn.Sequential(torch.nn.Flatten(), *body, layers[-1])
+
+
 def textbook_images_per_s(model_name: str, device: torch.device, steps: int, repeats: int) -> float:
     """torch DataLoader over a TensorDataset, fp32, NCHW, plain loop: what most re-implementations do."""
     n = BATCH * steps
     data = TensorDataset(torch.randn(n, *SHAPE), torch.randint(0, CLASSES, (n,)))
     loader = DataLoader(data, batch_size=BATCH, shuffle=True)
     torch.manual_seed(0)
-    model = build_model(model_name, SHAPE, CLASSES).to(device)
+    model = textbook_model(model_name).to(device)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
 
     def epoch():
@@ -202,7 +215,7 @@ def textbook_images_per_s(model_name: str, device: torch.device, steps: int, rep
     return n / median_time(epoch, repeats)
 
 
-def _trainer(model_name: str, device: torch.device, n: int, precision: str, tmp: str):
+def _trainer(model_name: str, device: torch.device, n: int, precision: str, tmp: str, compile: str = "off"):
     """shattering's real trainer (`InMemoryTrainer`) on an in-memory CIFAR-shaped data set of ``n`` images."""
     g = torch.Generator().manual_seed(0)
     x = torch.randn(n, *SHAPE, generator=g).numpy()
@@ -213,7 +226,7 @@ def _trainer(model_name: str, device: torch.device, n: int, precision: str, tmp:
                      y_test=yt, y_train_original=y, y_test_original=yt, train_changed=y != y,
                      test_changed=yt != yt, preprocessing={})
     cfg = RunConfig(dataset="digits", model=model_name, precision=precision, device=device.type,
-                    log_every=10**9).resolved()
+                    log_every=10**9, compile=compile).resolved()
     return InMemoryTrainer(cfg, data, RunRecord(tmp), progress=False), cfg
 
 

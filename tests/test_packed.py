@@ -243,3 +243,46 @@ def test_sigkill_a_packed_sweep_then_resume(tmp_path):
     resumed = run_sweep(cfgs[6:], progress=False)
     assert_same_runs(resumed, reference)
     assert all(len(o.summary["resumes"]) == 1 for o in resumed)
+
+
+def test_the_batched_layer_has_baddbmms_derivatives_in_the_weights_layout():
+    """``batched_linear`` against plain ``torch.baddbmm`` under autograd (an independent derivative): the same
+    forward bit for bit, the same first and second derivatives (float64 gradcheck), forward mode and vmap (what
+    curvature operators and the loss landscape use), autocast bf16 alike; the weight gradient is contiguous,
+    and a member's weight gradient in a pack of three is a pack of one's bit for bit (10-class output layer)."""
+    from torch.func import grad, jvp, vmap
+
+    from shattering.models.batched_linear import batched_linear
+
+    def plain(x, w, b):
+        return torch.baddbmm(b, x, w.transpose(1, 2))
+
+    torch.manual_seed(0)
+    x, w, b = (torch.randn(*s, dtype=torch.float64, requires_grad=True) for s in ((3, 5, 7), (3, 4, 7), (3, 1, 4)))
+    assert torch.autograd.gradcheck(batched_linear, (x, w, b)) and torch.autograd.gradgradcheck(batched_linear,
+                                                                                                (x, w, b))
+    assert torch.autograd.gradcheck(batched_linear, (x, w, b), check_forward_ad=True, check_backward_ad=False)
+    v = torch.randn_like(w)
+    hvp = [jvp(grad(lambda w_, f=f: f(x, w_, b).pow(3).sum()), (w,), (v,))[1] for f in (batched_linear, plain)]
+    torch.testing.assert_close(hvp[0], hvp[1], rtol=1e-12, atol=1e-12)
+    ws = torch.randn(2, 3, 4, 7, dtype=torch.float64)
+    torch.testing.assert_close(vmap(lambda w_: batched_linear(x, w_, b))(ws), vmap(lambda w_: plain(x, w_, b))(ws))
+    xs, ws1, bs = torch.randn(3, 128, 512), torch.randn(3, 10, 512), torch.randn(3, 1, 10)
+    assert torch.equal(batched_linear(xs, ws1, bs), plain(xs, ws1, bs))
+    for f in (batched_linear, plain):  # autocast: bf16 products, float32 gradients
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            w16 = ws1.clone().requires_grad_()
+            out = f(xs, w16, bs)
+        out.float().square().sum().backward()
+        assert out.dtype == torch.bfloat16 and w16.grad.dtype == torch.float32
+        if f is batched_linear:
+            first = (out, w16.grad)
+    assert torch.equal(first[0], out) and torch.equal(first[1], w16.grad)
+    g = torch.randn(3, 128, 10)
+    pack = ws1.clone().requires_grad_()
+    (batched_linear(xs, pack, bs) * g).sum().backward()
+    assert pack.grad.is_contiguous()
+    for k in range(3):
+        alone = ws1[k:k + 1].clone().requires_grad_()
+        (batched_linear(xs[k:k + 1], alone, bs[k:k + 1]) * g[k:k + 1]).sum().backward()
+        assert torch.equal(alone.grad[0], pack.grad[k])

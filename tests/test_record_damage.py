@@ -15,6 +15,7 @@ import pytest
 import shattering
 from shattering.cli import main
 from shattering.errors import RecordError
+from shattering.executors.sweep import run_sweep
 from shattering.runs import RunRecord, load_curves, load_runs
 
 RUN = {"dataset": "digits", "model": "mlp-1x512", "corruption": "random-labels", "train_size": 60, "test_size": 30,
@@ -139,8 +140,7 @@ def test_a_damaged_summary_alone_is_finished_again_from_the_checkpoint(finished)
 def test_a_damaged_record_in_a_sweep_is_trained_again_not_done_before(finished, capsys):
     run_dir, _ = finished
     garble_line(run_dir / "metrics.jsonl", 2)
-    (outcome,) = shattering.executors.sweep.run_sweep([shattering.RunConfig(**RUN, out=str(run_dir.parent))],
-                                                      progress=False)
+    (outcome,) = run_sweep([shattering.RunConfig(**RUN, out=str(run_dir.parent))], progress=False)
     assert not outcome.skipped and outcome.moved_aside is not None
     assert "damaged files" in outcome.line()
 

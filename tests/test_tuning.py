@@ -307,3 +307,43 @@ def test_a_sweep_too_short_to_pay_for_a_worker_trains_in_this_process(tmp_path, 
     plan = local.sweep_plan(short, cores=2)
     assert plan.workers == 1 and "start" in plan.why
     assert local.sweep_plan(long, cores=2).workers == 2
+
+
+def test_compile_auto_pays_only_over_a_budget_long_enough(machine, monkeypatch):
+    """auto weighs the compiled step with its compile time over the run's steps: 4 ms compiled against 5 ms eager
+    and 2 s of compiling x 2 batch shapes pays over 10,000 steps (44 s against 50 s), not over 100 (4.4 against
+    0.5 s); the numbers are in the reason, and they are cached like the other candidates (no second compile)."""
+    compiles = []
+
+    def fake_compiled(net, shape, classes, batch, dev, precision, layout, threads, key, seconds_key):
+        compiles.append(key)
+        return {key: 0.004, seconds_key: 2.0}
+
+    monkeypatch.setattr(tuning, "_measure", lambda net, *a: {c: 0.005 for c in a[-1]})
+    monkeypatch.setattr(tuning, "_measure_compiled", fake_compiled)
+    monkeypatch.setattr(tuning, "cpp_compiler", lambda: "g++")
+    long = choose(**MLP, compile="auto", budget=(10_000, 2))
+    short = choose(**MLP, compile="auto", budget=(100, 2))
+    assert long.compiled and long.compile_why.startswith("used:") and "50 s" in long.compile_why
+    assert not short.compiled and "4.4 s against 0.5 s" in short.compile_why
+    assert len(compiles) == 1 and long.facts()["compile"] == {"used": True, "why": long.compile_why}
+    assert not choose(**MLP).compiled  # off by default: nothing weighed
+
+
+def test_compile_without_a_compiler_is_refused_or_left_eager(machine, monkeypatch):
+    monkeypatch.setattr(tuning, "cpp_compiler", lambda: None)
+    with pytest.raises(ConfigError, match="compile on needs a C\\+\\+ compiler.*--compile off"):
+        choose(**MLP, compile="on")
+    auto = choose(**MLP, compile="auto")
+    assert not auto.compiled and "no C++ compiler" in auto.compile_why
+
+
+def test_a_compiled_run_trains_as_the_eager_one(machine, tmp_path):
+    """compile on (torch.compile of the training step) changes how the step runs, not what it computes: the
+    run's numbers equal the eager run's within float32 rounding, and the record says the step was compiled."""
+    runs = {mode: run(dataset="digits", model="mlp-1x512", epochs=2, train_size=256, compile=mode,
+                      out=str(tmp_path / mode), progress=False).summary for mode in ("off", "on")}
+    assert runs["on"]["execution"]["compile"]["used"] and not runs["off"]["execution"]["compile"]["used"]
+    assert runs["on"]["run_id"] == runs["off"]["run_id"]  # not in the run id
+    for key in ("train_loss", "test_loss", "running_train_loss", "train_acc", "test_acc"):
+        assert runs["on"]["final"][key] == pytest.approx(runs["off"]["final"][key], rel=1e-4, abs=1e-5)

@@ -5,8 +5,7 @@ data set's or the model's default when the config is resolved (:meth:`RunConfig.
 learning rate is the paper's for the model (Section 2.1: 0.1 for the Inceptions, 0.01 otherwise), the
 learning-rate decay and epoch budget are the data set's (the paper's x0.95 per epoch on CIFAR; constant
 elsewhere, where the paper's schedule stalls), crop and whitening are the data set's preprocessing.
-A run is identified by the hash of its resolved config, leaving out fields that do not change results
-(where data lives, where records go, the device, the evaluation batch size).
+A run's id hashes its resolved config, less the fields that do not change results (paths, device, speed).
 """
 
 from __future__ import annotations
@@ -46,7 +45,7 @@ from .models import (
 from .models.arguments import canonical_model_args, model_args_problems
 from .optimizers import OPTIMIZERS, SETTING_FIELDS, default_lr, unused_settings
 from .probes import canonical_probes
-from .tuning import LAYOUTS, check_threads
+from .tuning import COMPILE_MODES, LAYOUTS, check_threads
 from .validation import setting_must_be
 
 UNTIL = ("fit", "epochs")
@@ -201,6 +200,9 @@ class RunConfig:
                               "and cached, within the cores other shattering processes leave free; not in the "
                               "run id)",
                       check=(check_threads, "auto or a positive whole number"), hashed=False, section="execution")
+    compile: str = _f("off", "torch.compile the training step: on, off, or auto: where it measured faster here over "
+                             "the run's step budget, its compile time included (not in the run id)",
+                      choices=COMPILE_MODES, hashed=False, section="execution")
     measures: str = _f("default", "complexity measures the run computes when it ends: default (every measure but "
                                   "the expensive ones), cheap, all, none, or measure names separated by commas "
                                   "(`shatter measures --help` lists them; not in the run id)",

@@ -10,12 +10,25 @@ interleaved rounds, the fastest kept; the global random state is left as it was)
 machine (CPU model and flags, or GPU name, and the torch version) in ``<cache>/tuning.json``
 (:func:`shattering.lease.cache_dir`). Precision is never chosen by speed (:mod:`shattering.devices`). A cache that
 cannot be read or written costs one warning line; the run measures again (or keeps what it measured) and goes on.
+
+``torch.compile`` of the model's training step is one more candidate (``compile``: off by default, on, or auto).
+With auto the chosen layout and threads are timed compiled too, with the compile's own seconds, and the compiled
+step is used only where it pays over the run's whole step budget:
+
+    compile seconds x shapes + budget steps x compiled step  <  budget steps x eager step
+
+(``shapes``: 2 where the epoch's last batch is smaller, which compiles again). On the CPUs measured so far it did
+not pay: the small AlexNet and the MLPs stepped slower compiled, after 10-30 s of compiling (bench/RESULTS.md).
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import functools
 import json
+import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +37,7 @@ from pathlib import Path
 from . import _openmp
 from ._lazy import lazy_import
 from .devices import autocast, cpu_has_native_bf16, resolve_device
+from .errors import ConfigError
 from .faults import TIMING
 from .files import atomic_write_json, read_json
 from .lease import cache_dir, cpu_cores, warn
@@ -34,6 +48,7 @@ torch = lazy_import("torch")  # imported when something is measured: the config 
 F = lazy_import("torch.nn.functional")
 
 LAYOUTS = ("auto", "channels_last", "contiguous")
+COMPILE_MODES = ("off", "auto", "on")
 CACHE_NAME = "tuning.json"
 STEP_BUDGET_S = 0.2  # timed seconds per candidate (after one warm-up step): a few steps of a small model
 MAX_STEPS = 5
@@ -84,18 +99,27 @@ def thread_candidates(cores: int) -> list[int]:
 @dataclass(frozen=True)
 class Tuning:
     """The choice for one run: ``threads`` and ``layout``; ``timings``: seconds per training step of every
-    candidate measured (``"<layout> x<threads>"``); ``source``: measured now, read from the cache, or set by
-    the caller (``--threads``/``--layout``); ``why`` in words."""
+    candidate measured (``"<layout> x<threads>"``; ``"compiled <layout> x<threads>"`` and ``"compile seconds
+    ..."`` where compilation was weighed); ``source``: measured now, read from the cache, or set by the caller
+    (``--threads``/``--layout``); ``why`` in words; ``compiled``: whether the training step is ``torch.compile``d,
+    and ``compile_why``."""
 
     threads: int
     layout: str
     timings: dict = field(default_factory=dict)
     source: str = "measured"
     why: str = ""
+    compiled: bool = False
+    compile_why: str = "off (the default)"
 
     def facts(self) -> dict:
         return {"threads": self.threads, "layout": self.layout, "source": self.source, "why": self.why,
-                "seconds_per_step": dict(self.timings), "openmp_wait": _openmp.WAIT_WHY}
+                "seconds_per_step": dict(self.timings), "openmp_wait": _openmp.WAIT_WHY,
+                "compile": {"used": self.compiled, "why": self.compile_why}}
+
+    def without_compile(self, why: str) -> Tuning:
+        """This choice, trained eager for the reason ``why`` (a pack, torchrun)."""
+        return dataclasses.replace(self, compiled=False, compile_why=why) if self.compiled else self
 
     def step_seconds(self, threads: int) -> float | None:
         """The fastest measured step at ``threads`` threads (any layout allowed by the choice)."""
@@ -109,10 +133,35 @@ def _key(name: str, t: int) -> str:
 
 def choose(model: str, input_shape: tuple[int, ...], num_classes: int, batch_size: int, device: str = "auto",
            precision: str = "fp32", *, layout: str = "auto", threads="auto", model_args: dict | None = None,
-           convolutional: bool | None = None) -> Tuning:
+           convolutional: bool | None = None, compile: str = "off", budget: tuple[int, int] | None = None) -> Tuning:
     """The fastest layout and thread count for training ``model`` on this machine (measured once, then read
     from the cache); ``layout``/``threads`` other than ``auto`` are taken as given (and only the other is
-    chosen). A sweep worker's share of the cores (:func:`set_process_threads`) caps the threads."""
+    chosen). A sweep worker's share of the cores (:func:`set_process_threads`) caps the threads. ``compile``
+    (:data:`COMPILE_MODES`) and ``budget`` (the run's steps, and how many batch shapes an epoch has): whether the
+    step is compiled (module docstring)."""
+    tune = _choose_eager(model, input_shape, num_classes, batch_size, device, precision, layout, threads,
+                         model_args, convolutional)
+    if compile == "off":
+        return tune
+    missing = resolve_device(device).type == "cpu" and not cpp_compiler()
+    if compile == "on":
+        if missing:
+            raise ConfigError("compile on needs a C++ compiler on the CPU (torch.compile builds the step with one) "
+                              "and none was found: install g++ (or set CXX), or use --compile off.")
+        return dataclasses.replace(tune, compiled=True, compile_why="asked for (compile on)")
+    if missing:
+        return dataclasses.replace(tune, compile_why="not used: no C++ compiler here (g++, clang++ or $CXX)")
+    return _weigh_compile(tune, model, input_shape, num_classes, batch_size, resolve_device(device), precision,
+                          model_args, budget or (1, 1))
+
+
+def cpp_compiler() -> str | None:
+    """The C++ compiler ``torch.compile`` would build a CPU step with (``$CXX``, else g++ or clang++), or None."""
+    return os.environ.get("CXX") or shutil.which("g++") or shutil.which("clang++")
+
+
+def _choose_eager(model, input_shape, num_classes, batch_size, device, precision, layout, threads, model_args,
+                  convolutional) -> Tuning:
     dev = resolve_device(device)
     if precision == "bf16" and dev.type == "cpu" and not cpu_has_native_bf16():
         warn_emulated_bf16()
@@ -151,8 +200,7 @@ def _choose(model: str, input_shape, num_classes: int, batch_size: int, dev: tor
     counts = [fixed_threads] if fixed_threads is not None else (
         thread_candidates(cores) if dev.type == "cpu" else [torch.get_num_threads()])
     wanted = [_key(lay, t) for lay in layouts for t in counts]
-    ident = json.dumps([model, model_args or {}, list(input_shape), int(num_classes), int(batch_size), dev.type,
-                        precision], sort_keys=True)
+    ident = _ident(model, input_shape, num_classes, batch_size, dev, precision, model_args)
 
     def measure(missing: list[str]) -> dict:
         built = net if net is not None else _build(model, input_shape, num_classes, model_args)
@@ -165,6 +213,68 @@ def _choose(model: str, input_shape, num_classes: int, batch_size: int, dev: tor
     given = " (threads given)" if fixed_threads is not None else " (layout given)" if layout != "auto" else ""
     why = f"fastest of {len(wanted)} candidate(s){given}: {timings[best] * 1e3:.1f} ms per step"
     return Tuning(int(t), best_layout, timings, source, why)
+
+
+def _ident(model, input_shape, num_classes, batch_size, dev, precision, model_args) -> str:
+    return json.dumps([model, model_args or {}, list(input_shape), int(num_classes), int(batch_size), dev.type,
+                       precision], sort_keys=True)
+
+
+def _weigh_compile(tune: Tuning, model: str, input_shape, num_classes: int, batch_size: int, dev: torch.device,
+                   precision: str, model_args: dict | None, budget: tuple[int, int]) -> Tuning:
+    """``tune`` with the compiled step where it pays over ``budget`` = (steps, batch shapes) (module docstring),
+    timed at the chosen layout and threads (cached like the other candidates); a compile that fails leaves the
+    run eager, with the reason."""
+    eager, compiled, seconds = (_key(name, tune.threads) for name in
+                                (tune.layout, f"compiled {tune.layout}", f"compile seconds {tune.layout}"))
+
+    def measure(missing: list[str]) -> dict:
+        net = _build(model, input_shape, num_classes, model_args)
+        out = _measure(net, input_shape, num_classes, batch_size, dev, precision, [eager]) if eager in missing \
+            else {}
+        return out | _measure_compiled(net, input_shape, num_classes, batch_size, dev, precision, tune.layout,
+                                       tune.threads, compiled, seconds)
+
+    try:
+        timings, _ = cached_timings(_ident(model, input_shape, num_classes, batch_size, dev, precision, model_args),
+                                    [eager, compiled, seconds], measure, dev.type)
+    except Exception as exc:  # no C++ compiler, an unsupported operation: the run trains eager
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        return dataclasses.replace(tune, compile_why=f"not used: compiling failed here ({type(exc).__name__}: "
+                                                     f"{reason})")
+    steps, shapes = budget
+    eager_s, compiled_s = steps * timings[eager], shapes * timings[seconds] + steps * timings[compiled]
+    numbers = (f"{timings[compiled] * 1e3:.1f} ms per step compiled against {timings[eager] * 1e3:.1f} eager, "
+               f"{timings[seconds]:.1f} s to compile x {shapes} batch shape(s), over {steps} steps: "
+               f"{compiled_s:.3g} s against {eager_s:.3g} s")
+    pays = compiled_s < eager_s
+    return dataclasses.replace(tune, timings={**tune.timings, **timings}, compiled=pays,
+                               compile_why=("used: " if pays else "not used: ") + numbers)
+
+
+def _measure_compiled(net, input_shape, num_classes: int, batch_size: int, dev, precision: str, layout: str,
+                      threads: int, key: str, seconds_key: str) -> dict:
+    """Seconds per compiled training step (``key``) and seconds the first call spent compiling beyond a step
+    (``seconds_key``), on a copy of ``net`` in ``layout`` at ``threads`` threads."""
+    before = torch.get_num_threads()
+    fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
+    devices = [torch.cuda.current_device()] if dev.type == "cuda" else []
+    try:
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(0)
+            if dev.type == "cpu":
+                torch.set_num_threads(threads)
+            model = torch.compile(copy.deepcopy(net).to(dev, memory_format=fmt).train())
+            x = torch.randn(batch_size, *input_shape, device=dev).contiguous(memory_format=fmt)
+            y = torch.randint(0, num_classes, (batch_size,), device=dev)
+            step = _step(model, x, y, dev, precision)
+            start = time.perf_counter()
+            step()
+            first = time.perf_counter() - start
+            per_step = seconds_per_call(step)
+    finally:
+        torch.set_num_threads(before)
+    return {key: per_step, seconds_key: max(0.0, first - per_step)}
 
 
 def cached_timings(ident: str, wanted: list[str], measure: Callable[[list[str]], dict],
@@ -222,7 +332,12 @@ def _measure(net: torch.nn.Module, input_shape, num_classes: int, batch_size: in
 
 
 def _time_steps(model, x, y, dev: torch.device, precision: str) -> float:
-    """Seconds per training step with the paper's optimizer (SGD, momentum 0.9, :func:`shattering.optimizers.
+    """Seconds per training step (:func:`_step`)."""
+    return seconds_per_call(_step(model, x, y, dev, precision))
+
+
+def _step(model, x, y, dev: torch.device, precision: str) -> Callable[[], None]:
+    """One training step with the paper's optimizer (SGD, momentum 0.9, :func:`shattering.optimizers.
     build_optimizer`), marked as a timing step (:data:`shattering.faults.TIMING`: a fault counter sees only the
     run's own steps)."""
     optimizer = build_optimizer("sgd", model_groups(model, 0.0), lr=1e-3, device=dev)
@@ -239,7 +354,7 @@ def _time_steps(model, x, y, dev: torch.device, precision: str) -> float:
         if dev.type == "cuda":
             torch.cuda.synchronize()
 
-    return seconds_per_call(step)
+    return step
 
 
 def seconds_per_call(step: Callable[[], None]) -> float:

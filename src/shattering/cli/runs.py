@@ -25,8 +25,8 @@ IDENTITY = ("dataset", "model", "corruption")
 RESULTS = ("status", "epochs_trained", "fit_epoch", "train_acc", "test_acc", "best_test_acc", "label_noise")
 SHOWN = ("run_id", *IDENTITY, "p", "seed", *RESULTS)  # what the table showed before it chose by variation
 # Settings that never tell two runs' results apart (where they ran, not what): never chosen as varying.
-NOT_RESULTS = ("data_dir", "out", "device", "eval_batch_size", "workers", "layout", "threads", "model_digest",
-               "data_digest")
+NOT_RESULTS = ("data_dir", "out", "device", "eval_batch_size", "workers", "layout", "threads", "compile",
+               "model_digest", "data_digest")
 PERCENT = {"train_acc", "test_acc", "best_test_acc", "label_noise"}
 HEADINGS = {"epochs_trained": "epochs run", "train_acc": "train", "test_acc": "test", "best_test_acc": "best test",
             "label_noise": "label noise"}

@@ -15,6 +15,7 @@ worker and trains here after the others. How many runs a pack holds on the worke
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import multiprocessing as mp
 import os
@@ -93,9 +94,11 @@ def _run_here(configs: Sequence[RunConfig], pack: int | None, keep_checkpoints: 
 def _packed_with_lease(group: list[RunConfig], keep_checkpoints: str, progress: bool) -> Iterator[Outcome]:
     """A packed group, with the threads measured for its model and the cores the lease gives."""
     try:
-        tune = choose_execution(group[0])
+        tune = choose_execution(group[0].replace(compile="off"))
     except Exception:  # a model that does not build fails in the group itself, with its message
         tune = Tuning(1, "contiguous", source="set", why="no measurement: the model did not build")
+    if group[0].compile != "off":
+        tune = dataclasses.replace(tune, compile_why="not used: a pack of MLPs trains eager")
     with leased_threads(tune.threads) as lease:
         yield from run_packed_group(group, keep_checkpoints, progress, _execution(tune, lease, None))
 

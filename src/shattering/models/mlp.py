@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
@@ -19,9 +20,11 @@ class MLP(nn.Module):
     """``depth`` hidden layers of ``width`` ReLU (or ``activation="tanh"``) units on the flattened image (or hidden
     layers of the given ``widths``), then a linear output layer.
 
-    The layers are ``nn.Linear`` modules, but the forward pass applies them as a batched matrix product with a
-    batch of one model (``baddbmm``): a single run is then bit for bit the K = 1 case of K runs packed into
-    one model (:mod:`shattering.train.packed`), whose batched products round exactly like this one.
+    The layers are ``nn.Linear`` modules applied as ``F.linear`` (the product and derivatives ``nn.Linear`` has).
+    K runs packed into one model (:mod:`shattering.train.packed`) apply the same layers as batched products
+    (:func:`~shattering.models.batched_linear.batched_linear`), which compute each member's numbers with the
+    same dot products: a run alone equals its member of a pack bit for bit (tests/test_packed.py checks it on
+    the CPU at hand; in general float rounding at most).
     """
 
     def __init__(self, input_shape: tuple[int, int, int], num_classes: int, depth: int = 1, width: int = 512,
@@ -42,15 +45,15 @@ class MLP(nn.Module):
         """Each hidden layer's activations (``layers.0``, ...: after its ReLU or tanh) and the ``output`` logits:
         what the ``activations`` probe records (the layers are applied as products, not called, so no hook sees
         them)."""
-        x = x.flatten(1).unsqueeze(0)  # (1, B, D): one model in the batched product
+        x = x.flatten(1)
         last = len(self.layers) - 1
         out = {}
         for i, layer in enumerate(self.layers):
             if i == last:
                 x = self.dropout(x)
-            x = torch.baddbmm(layer.bias[None, None], x, layer.weight.unsqueeze(0).transpose(1, 2))  # b + x W^T
+            x = F.linear(x, layer.weight, layer.bias)  # b + x W^T
             if i < last:
                 x = ACTIVATIONS[self.activation](x)
-                out[f"layers.{i}"] = x[0]
-        out["output"] = x[0]
+                out[f"layers.{i}"] = x
+        out["output"] = x
         return out

@@ -191,11 +191,14 @@ def _train(cfg: RunConfig, record: RunRecord, data: ImageData | None, progress: 
     if data is None:
         data = distributed.share_data(dist, lambda: make_data(cfg, progress=progress, labels_dir=record.dir),
                                       streamed(cfg))
-    tune = choose_execution(cfg, data.shape, data.num_classes, data.n_train)
+    tune = choose_execution(cfg if dist is None else cfg.replace(compile="off"), data.shape, data.num_classes,
+                            data.n_train)
+    if dist is not None and cfg.compile != "off":
+        tune = dataclasses.replace(tune, compile_why="not used: under torchrun the step trains eager")
     with leased_threads(tune.threads) as lease, torch.random.fork_rng(devices=forked_gpus(cfg, dist)):
         torch.manual_seed(cfg.seed)  # dropout's draws; restored on resume, isolated from the caller's RNG
-        trainer = trainer_class(cfg)(cfg.replace(layout=tune.layout), data, record, progress, dist,
-                                     hooks=[CoreLease()])
+        trainer = trainer_class(cfg)(cfg.replace(layout=tune.layout, compile="on" if tune.compiled else "off"), data,
+                                     record, progress, dist, hooks=[CoreLease()])
         trainer.book.extra["execution"] = {**tune.facts(), "lease": lease.facts(),
                                            "sweep": process_plan() or {"workers": 1, "why": "trained in-process"}}
         trainer.book.write_config()
@@ -223,11 +226,14 @@ def forked_gpus(cfg: RunConfig, dist: distributed.DistContext | None) -> list[in
 
 def choose_execution(cfg: RunConfig, shape: tuple[int, ...] | None = None, num_classes: int | None = None,
                      n_train: int | None = None) -> Tuning:
-    """The measured (or given) threads and memory format for training ``cfg`` here (:mod:`shattering.tuning`);
-    ``shape``, ``num_classes`` and ``n_train`` default to the config's data set's. Timed at the run's own step
-    (:meth:`~shattering.config.RunConfig.step_batch`: 40 images where 40 are trained on, not a batch of 128)."""
+    """The measured (or given) threads, memory format and compilation for training ``cfg`` here
+    (:mod:`shattering.tuning`); ``shape``, ``num_classes`` and ``n_train`` default to the config's data set's.
+    Timed at the run's own step (:meth:`~shattering.config.RunConfig.step_batch`: 40 images where 40 are trained
+    on, not a batch of 128); compilation weighed over the run's epoch budget of steps."""
     cfg = cfg.resolved()
     shape = shape if shape is not None else cfg.input_shape()
     num_classes = num_classes if num_classes is not None else dataset_info(cfg.dataset).num_classes
-    return choose(cfg.model, shape, num_classes, cfg.step_batch(n_train), cfg.device, cfg.precision, layout=cfg.layout,
-                  threads=cfg.threads, model_args=cfg.model_kwargs() or None)
+    batch, n = cfg.step_batch(n_train), n_train if n_train is not None else cfg.known_train_size()
+    budget = (cfg.epochs * -(-n // batch), 1 + bool(n % batch)) if n else None
+    return choose(cfg.model, shape, num_classes, batch, cfg.device, cfg.precision, layout=cfg.layout,
+                  threads=cfg.threads, model_args=cfg.model_kwargs() or None, compile=cfg.compile, budget=budget)

@@ -35,6 +35,7 @@ from ..config import RunConfig
 from ..data.dataset import ImageData
 from ..devices import autocast, prepare_device, resolve_device
 from ..faults import TIMING
+from ..models.batched_linear import batched_linear
 from ..optimizers import (
     Unpackable,
     build_optimizer,
@@ -53,7 +54,7 @@ from .evaluate import clear_margin, fit_probe, in_doubt, metrics_from_prediction
 from .in_memory import device_tensors
 from .progress import EpochProgress
 from .schedule import lr_at
-from .trainer import EpochResult, init_model, run_probes, running_metrics
+from .trainer import EpochResult, epoch_tally, init_model, run_probes, running_metrics
 
 
 class PackedMLP(nn.Module):
@@ -117,7 +118,7 @@ def packed_forward(weights: Sequence[torch.Tensor], biases: Sequence[torch.Tenso
             # numbers however many others share its pack (and a resumed pack equals an uninterrupted one).
             w, b = torch.cat([w, w.detach()]), torch.cat([b, b.detach()])
             x = torch.cat([x, x.detach()]) if x.shape[0] == 1 else x
-        x = torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))  # (K, B, out) = b + x @ W^T per member
+        x = batched_linear(x, w, b.unsqueeze(1))  # (K, B, out) = b + x @ W^T per member
         if i < last:
             x = torch.relu(x)
     return x[:1] if alone else x
@@ -304,8 +305,7 @@ def train_epoch(packed: PackedMLP, optimizer: torch.optim.Optimizer, members: li
     diverged = [False] * k
     running = torch.zeros(k, device=device)
     count = 0
-    tally = torch.zeros(2, k, dtype=torch.float64, device=device)  # per member: (correct, loss sum)
-    seen = 0
+    seen = 0  # examples per member: the running numbers are read from ``wrong`` and ``seen_losses`` at the end
     wrong = torch.zeros(k, n, dtype=torch.bool, device=device)
     seen_losses = torch.zeros(k, n, device=device)
     first = None  # each member's loss at the run's very first step, where this epoch holds it
@@ -321,10 +321,8 @@ def train_epoch(packed: PackedMLP, optimizer: torch.optim.Optimizer, members: li
         loss = per_example.view(k, b).mean(dim=1)  # each member's mean over its batch
         if first is None and members[0].book.steps == 0:  # the members as initialized (see the single trainer)
             first = loss.detach().double()
-        hit = logits.detach().argmax(dim=2) == yb
-        wrong.scatter_(1, idx, ~hit)
+        wrong.scatter_(1, idx, logits.detach().argmax(dim=2) != yb)
         seen_losses.scatter_(1, idx, per_example.detach().view(k, b))
-        tally += torch.stack([hit.sum(dim=1).double(), per_example.detach().view(k, b).double().sum(dim=1)])
         seen += b
         optimizer.zero_grad(set_to_none=True)
         loss.sum().backward()  # members share no parameter: each gets the gradient of its own loss
@@ -343,14 +341,15 @@ def train_epoch(packed: PackedMLP, optimizer: torch.optim.Optimizer, members: li
                 diverged[j] = diverged[j] or not math.isfinite(values[j])
             running.zero_()
             count = 0
+    errors, losses = epoch_tally(wrong, seen_losses)
     if first is not None:  # read with the epoch's numbers (no extra host read)
-        correct, losses, firsts = torch.cat([tally, first[None]]).tolist()
+        errors, losses, firsts = torch.stack([errors, losses, first]).tolist()
         for m, value in zip(members, firsts, strict=True):
             m.book.first_loss = value
     else:
-        correct, losses = tally.tolist()
-    return EpochResult(rows, diverged, [running_metrics(c, s, seen) for c, s in zip(correct, losses, strict=True)],
-                       wrong, seen_losses)
+        errors, losses = torch.stack([errors, losses]).tolist()
+    running = [running_metrics(seen - e, s, seen) for e, s in zip(errors, losses, strict=True)]
+    return EpochResult(rows, diverged, running, wrong, seen_losses)
 
 
 def packed_step_seconds(model: nn.Module, k: int, input_shape: Sequence[int], num_classes: int, batch_size: int,

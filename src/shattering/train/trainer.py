@@ -84,6 +84,14 @@ def run_probes(cfg: RunConfig, extra: Sequence[Probe] = ()) -> ProbeSet:
     return ProbeSet([*build_probes(probe_specs(cfg.probes)), *extra], cfg.epochs)
 
 
+def epoch_tally(wrong: torch.Tensor, losses: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The running numbers' sums over the epoch's training pass, per member of the last axis: examples the pass
+    got wrong, and its loss sum (float64), read at the epoch's end from ``wrong`` and ``losses`` (an example
+    not seen is neither wrong nor costs anything), not added up step by step: five small operations fewer per
+    step (bench/RESULTS.md, "step profile")."""
+    return wrong.sum(dim=-1, dtype=torch.float64).reshape(-1), losses.double().sum(dim=-1).reshape(-1)
+
+
 def running_metrics(correct: float, loss_sum: float, examples: float) -> dict:
     """The running training accuracy and loss of an epoch: every batch scored by the model that stepped on it,
     just before its step, in train mode (so it lags the eval-mode accuracy at the epoch's end; never a fit)."""
@@ -113,6 +121,8 @@ class Trainer(abc.ABC):
             isinstance(m, torch.nn.Conv2d) for m in net.modules()) else torch.contiguous_format)
         self.net = net.to(self.device, memory_format=self.memory_format)
         self.model = self.net if dist is None else dist.wrap(self.net, cfg.sync_bn)
+        if cfg.compile == "on" and dist is None:  # the training step only: evaluation and probes use ``net``
+            self.model = torch.compile(self.net)
         self.optimizer = run_optimizer(cfg, model_groups(self.net, cfg.weight_decay), self.device)
         self.generator = torch.Generator().manual_seed(cfg.seed)  # batch order and augmentation
         self._setup_data()
@@ -258,7 +268,7 @@ class Trainer(abc.ABC):
         rows, diverged = [], False
         running, count = torch.zeros((), device=self.device), 0
         first = None  # the loss of the run's very first step, where this epoch holds it
-        tally, seen = torch.zeros(2, dtype=torch.float64, device=self.device), 0  # (correct, loss sum), examples
+        seen = 0  # examples counted: the running numbers are read from ``wrong`` and ``losses`` at the end
         wrong = torch.zeros(self.data.n_train, dtype=torch.bool, device=self.device)
         losses = torch.zeros(self.data.n_train, device=self.device)  # each example's loss as the pass saw it
         for xb, yb, scale, ib in self._batches(order):
@@ -277,10 +287,8 @@ class Trainer(abc.ABC):
             count += 1
             if scale != 0.0:  # (0: a stand-in example of a process whose shard is empty, not counted)
                 logits = (out[0] if isinstance(out, tuple) else out).detach()
-                hit = logits.argmax(dim=1) == yb
-                wrong[ib] = ~hit
+                wrong[ib] = logits.argmax(dim=1) != yb
                 losses[ib] = per_example.detach()
-                tally += torch.stack([hit.sum().double(), per_example.detach().double().sum()])
                 seen += len(yb)
             if book.steps % cfg.log_every == 0:
                 value = self._logged_loss(running, count)
@@ -290,13 +298,14 @@ class Trainer(abc.ABC):
                 if not math.isfinite(value):
                     diverged = True
                     break
-        totals = torch.cat([tally, torch.tensor([float(seen)], dtype=torch.float64, device=self.device),
+        totals = torch.cat([torch.tensor([float(seen)], dtype=torch.float64, device=self.device),
                             *([first] if first is not None else [])])
         if self.dist is not None:
             totals = self.dist.sum(totals)  # every process books the same numbers (and evaluates alike)
             wrong = self.dist.sum(wrong.to(torch.int32)) > 0
             losses = self.dist.sum(losses)  # the shards are disjoint
-        values = totals.tolist()
+        values = torch.cat([totals, *epoch_tally(wrong, losses)]).tolist()  # one host read
         if first is not None:
-            book.first_loss = values[3] / (self.dist.world_size if self.dist is not None else 1)
-        return EpochResult(rows, diverged, running_metrics(*values[:3]), wrong, losses)
+            book.first_loss = values[1] / (self.dist.world_size if self.dist is not None else 1)
+        seen, errors, loss_sum = values[0], values[-2], values[-1]
+        return EpochResult(rows, diverged, running_metrics(seen - errors, loss_sum, seen), wrong, losses)
