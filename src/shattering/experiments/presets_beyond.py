@@ -2,7 +2,8 @@
 ``slowdown``; ``measures``, Jiang et al. 2020), and which minima networks reach and what they compress: the
 ``sharpness`` (Keskar et al. 2017; Im et al. 2016), ``landscape`` (Goodfellow et al. 2015; Li et al. 2018) and
 ``information`` (Shwartz-Ziv and Tishby 2017; Saxe et al. 2018) artefacts, and which examples are memorized
-(``memorization-scores``: Feldman and Zhang 2020; Jiang et al. 2021). Each is a :class:`~.presets.Preset`
+(``memorization-scores``: Feldman and Zhang 2020; Jiang et al. 2021), and the factorial study of what drives
+generalization (``factors``). Each is a :class:`~.presets.Preset`
 registered into :data:`~.presets.PRESETS` (:mod:`.presets` imports this module last).
 """
 
@@ -19,6 +20,7 @@ from .presets import (
     SCALES,
     SMOKE,
     SMOKE_CAVEAT,
+    WEIGHT_DECAY,
     Preset,
     corruption_at,
     register_preset,
@@ -263,4 +265,54 @@ register_preset(Preset(
     description="Memorization and C-scores are estimated from the networks' 0/1 correctness on each training "
                 "example (with the label trained on); the full run beside them is the run of the same "
                 "configuration on the whole training set.",
+))
+
+
+# -- The factorial study: architecture x optimizer x batch size x input x regularization, over seeds ----------------
+# Every axis crossed with every other (granulated tau needs runs that differ in one axis only); the input and the
+# label noise are one axis, a run taking one randomization. Quick: the paper's two MLPs on Fig. 1's quick data, so
+# that the MLP 1x512's SGD, batch-128, no-regularization runs of seed 0 on true labels, p = 0.4 and random labels
+# are fig1bc's own (same run ids, reused).
+FACTORS_DATA = ({"corruption": "true-labels"}, {"corruption": "partial-labels", "p": 0.4},
+                {"corruption": "random-labels"}, {"corruption": "shuffled-pixels"}, {"corruption": "random-pixels"},
+                {"corruption": "gaussian"})
+FACTORS_GRID = {  # per scale: architectures, (small, large) batch, randomizations, seeds
+    "smoke": (("mlp-1x512",), (10, 40), FACTORS_DATA[:1] + FACTORS_DATA[2:3], 1),
+    "quick": (("mlp-1x512", "mlp-3x512"), (32, 128), FACTORS_DATA, 2),
+    "paper": (FIG1BC_MODELS + ("mlp-3x512",), (128, 5000), FACTORS_DATA, 2),
+}
+FACTORS_OPTIMIZERS = ("sgd", "adam")
+
+
+def _factors_rows(scale: str) -> tuple[dict, ...]:
+    models, batches, data, seeds = FACTORS_GRID[scale]
+    decays = (0.0,) if scale == "smoke" else (0.0, WEIGHT_DECAY)
+    return tuple({"model": m, "optimizer": o, "batch_size": b, "weight_decay": wd, **d, "seed_offset": s}
+                 for m in models for o in FACTORS_OPTIMIZERS for b in batches for d in data for wd in decays
+                 for s in range(seeds))
+
+
+register_preset(Preset(
+    name="factors", kind="table",
+    paper_ref="Section 5's open question; Section 3; Keskar et al. (2017), Im et al. (2016), Jiang et al. (2020)",
+    title="The factorial study: the effect of the architecture, optimizer, batch size, input and explicit "
+          "regularization on the test error and the generalization gap, and which measure ranks the gap",
+    rows=_factors_rows("quick"),
+    scale_rows={scale: _factors_rows(scale) for scale in SCALES},
+    scales={
+        "smoke": {**SMOKE, "note": "the bundled digits, 120 training images, 2 epochs; the MLP 1x512, SGD and Adam, "
+                                   f"batches 10 and 40, true and random labels, one seed; {SMOKE_CAVEAT}"},
+        "quick": {**FIG1_QUICK,
+                  "note": "500 Fashion-MNIST training images, 500 test images, stop at 100% training accuracy or "
+                          "150 epochs; the full grid: MLP 1x512 and 3x512 x SGD and Adam x batches 32 and 128 x "
+                          "six inputs (true, labels p = 0.4, random labels, shuffled pixels, random pixels, "
+                          "Gaussian) x weight decay 0 and 5e-4 x 2 seeds (192 runs)"},
+        "paper": {**FIG1_PAPER, "note": "CIFAR-10, the paper's models and MLP 3x512, batches 128 and 5,000 (10%, as "
+                                        "Keskar et al.), the full grid over 2 seeds"},
+    },
+    claims=paper_claims.FACTORS_CLAIMS,
+    description="Each factor's main effect and two-way interactions on the test error and the gap (an analysis of "
+                "variance by statsmodels, partial eta squared); each measure's Kendall tau with the gap, "
+                "granulated per axis, its conditional mutual information and worst case over environments. The "
+                "learning rate is each optimizer's default for the model (SGD: the paper's; Adam: 0.001).",
 ))

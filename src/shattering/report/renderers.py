@@ -12,6 +12,7 @@ from ..errors import ConfigError
 from ..executors.outcome import Outcome
 from .batchnorm import render_fig2b as render_fig2b
 from .claims import attach_claims, measure_claims
+from .factors import render_factors as render_factors
 from .figures import render_fig1a as render_fig1a
 from .figures import render_fig1bc as render_fig1bc
 from .imagenet import render_fig2a as render_fig2a
@@ -45,6 +46,7 @@ RENDERERS: dict[str, Renderer] = {
     "landscape": render_landscape,
     "information": render_information,
     "memorization-scores": render_memorization_scores,
+    "factors": render_factors,
 }
 
 ARTEFACTS_DIR = "artefacts"

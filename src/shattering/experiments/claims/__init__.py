@@ -14,7 +14,8 @@ can see what "about zero" or "far below chance" meant.
 - ``figures.py``: Figures 1a, 1b/1c and 2b; ``tables.py``: Tables 1 and 4 (CIFAR-10);
 - ``imagenet.py``: Table 2 and Figure 2a; ``theory.py``: Table 3 / Section 5 and Theorem 1;
 - ``sharpness.py``: beyond the paper, which minima networks reach (Keskar et al. 2017; Im et al. 2016);
-- ``memorization_scores.py``: which examples are memorized (Feldman and Zhang 2020; Jiang et al. 2021).
+- ``memorization_scores.py``: which examples are memorized (Feldman and Zhang 2020; Jiang et al. 2021);
+- ``factors.py``: the factorial study (Zhang et al.'s Section 3, Keskar et al., Im et al., Jiang et al.).
 """
 
 from .core import (
@@ -37,6 +38,7 @@ from .core import (
     not_measured,
     steps_below,
 )
+from .factors import FACTORS_CLAIMS
 from .figures import FIG1A_CLAIMS, FIG1BC_CLAIMS, FIG2B_CLAIMS
 from .imagenet import FIG2A_CLAIMS, TABLE2_CLAIMS, describe_regularizers
 from .information import INFORMATION_CLAIMS
@@ -46,7 +48,8 @@ from .sharpness import SHARPNESS_CLAIMS
 from .tables import TABLE1_CLAIMS, TABLE4_CLAIMS
 from .theory import TABLE3_CLAIMS, THEOREM1_CLAIM
 
-__all__ = ["BN_COST_BAND", "CHANCE_MARGIN", "Claim", "EARLY_STOPPING_GAIN", "FAR_BELOW_CHANCE", "FIG1A_CLAIMS",
+__all__ = ["BN_COST_BAND", "CHANCE_MARGIN", "Claim", "EARLY_STOPPING_GAIN", "FACTORS_CLAIMS", "FAR_BELOW_CHANCE",
+           "FIG1A_CLAIMS",
            "FIG1BC_CLAIMS", "FIG2A_CLAIMS", "FIG2B_CLAIMS", "HOLDS", "INFORMATION_CLAIMS", "LANDSCAPE_CLAIMS",
            "LOSS_FRACTION", "MEMORIZATION_SCORES_CLAIMS", "NOT_AT_SCALE", "NOT_MEASURED", "NOT_NEEDED_FACTOR",
            "RunFacts", "SHARPNESS_CLAIMS",
