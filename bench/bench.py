@@ -841,6 +841,15 @@ def _markers(key: str) -> tuple[str, str]:
     return f"<!-- {key}:start -->", f"<!-- {key}:end -->"
 
 
+def start_part() -> tuple[dict, str, str, float]:
+    """What a script that writes a part of RESULTS.md records first: the machine (printed as one JSON line), the
+    date, the machine's section slug and the load average at the start."""
+    info = machine()
+    slug = machine_slug(info)
+    print(json.dumps(info | {"slug": slug}), flush=True)
+    return info, time.strftime("%Y-%m-%d"), slug, load_average()
+
+
 def finish_part(slug: str, title: str, part: str, body: list[str], write: bool) -> int:
     """Print ``body``; with ``write``, write it as part ``part`` of machine ``slug``'s section of RESULTS.md
     (:func:`write_part`) and say so. Returns 0, a script's exit status."""

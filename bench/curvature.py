@@ -32,7 +32,6 @@ end.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 import warnings
@@ -280,10 +279,8 @@ def main(argv=None) -> int:
     # curvlinops' dependencies (linear_operator) decorate with torch.jit.script, deprecated since torch 2.14
     warnings.filterwarnings("ignore", message=r"`torch.jit.script` is deprecated", category=FutureWarning)
     curvature._curvlinops()  # fails here, saying how to install it, before anything is measured
-    info, date = base.machine(), time.strftime("%Y-%m-%d")
-    slug = base.machine_slug(info)
-    print(json.dumps(info | {"slug": slug}), flush=True)
-    before, rows = base.load_average(), []
+    info, date, slug, before = base.start_part()
+    rows = []
     for name in models:
         row = bench_model(name, per.get(name, default))
         rows.append(row)

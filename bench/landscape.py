@@ -119,10 +119,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     grids = {"mlp-1x512": 5} if args.quick else {k: int(v) for k, v in (p.split("=") for p in args.grid.split(","))}
     n = 100 if args.quick else args.examples
-    info, date = base.machine(), time.strftime("%Y-%m-%d")
-    slug = base.machine_slug(info)
-    print(json.dumps(info | {"slug": slug}), flush=True)
-    before, rows = base.load_average(), []
+    info, date, slug, before = base.start_part()
+    rows = []
     for name, grid in grids.items():
         rows.append(bench_model(name, grid, n))
         print(json.dumps(rows[-1]), flush=True)

@@ -20,7 +20,6 @@ partially corrupted at ``--p`` (default 0.4, the artefact's hardest run; 0 for t
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -69,10 +68,7 @@ def main(argv=None) -> int:
     parser.add_argument("--group", type=int, default=10, help="networks per pack (the artefact's)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     args = parser.parse_args(argv)
-    info, date = base.machine(), time.strftime("%Y-%m-%d")
-    slug = base.machine_slug(info)
-    print(json.dumps(info | {"slug": slug}), flush=True)
-    before = base.load_average()
+    info, date, slug, before = base.start_part()
     cfg = config(args.p)
     data = make_data(cfg)
     n = len(data.y_train)

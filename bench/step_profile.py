@@ -144,10 +144,7 @@ def main(argv=None) -> int:
     parser.add_argument("--no-compile", action="store_true", help="leave out the compiled epochs")
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     args = parser.parse_args(argv)
-    info, date = base.machine(), time.strftime("%Y-%m-%d")
-    slug = base.machine_slug(info)
-    print(json.dumps(info | {"slug": slug}), flush=True)
-    before = base.load_average()
+    info, date, slug, before = base.start_part()
     auto = resolve_precision("auto", "cpu")
     rows, pythons = [], {}
     for name in [m for m in args.models.split(",") if m]:

@@ -17,8 +17,8 @@ step is used only where it pays over the run's whole step budget:
 
     compile seconds x shapes + budget steps x compiled step  <  budget steps x eager step
 
-(``shapes``: 2 where the epoch's last batch is smaller, which compiles again). On the CPUs measured so far it did
-not pay: the small AlexNet and the MLPs stepped slower compiled, after 10-30 s of compiling (bench/RESULTS.md).
+(``shapes``: 2 where the epoch's last batch is smaller, which compiles again). It is off by default: on the CPUs
+measured it paid on no paper model (bench/RESULTS.md, docs/speed.md).
 """
 
 from __future__ import annotations
@@ -183,7 +183,8 @@ def _choose_eager(model, input_shape, num_classes, batch_size, device, precision
 def warn_emulated_bf16() -> None:
     """Once per process: bf16 was asked for on a CPU without bf16 instructions, where torch emulates it."""
     warn("precision bf16 was asked for, but this CPU has no bf16 instructions (AVX512-BF16 or AMX), so torch "
-         "emulates them, about 100x slower than fp32; use --precision fp32, or auto, which picks fp32 here.")
+         "emulates them, far slower than fp32 (bench/RESULTS.md); use --precision fp32, or auto, which picks fp32 "
+         "here.")
 
 
 def _choose(model: str, input_shape, num_classes: int, batch_size: int, dev: torch.device, precision: str,

@@ -37,6 +37,12 @@ def data_level(cfg) -> str:
     return _DATA.get(cfg.corruption, cfg.corruption)
 
 
+def levels(cfg) -> dict:
+    """The run's level on each of :data:`AXES`."""
+    return {"architecture": cfg.model, "optimizer": cfg.optimizer, "batch": cfg.batch_size, "data": data_level(cfg),
+            "regularization": f"weight decay {cfg.weight_decay:g}" if cfg.weight_decay else "none"}
+
+
 def _number(v) -> float | None:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
 
@@ -53,9 +59,7 @@ def run_table(facts: Sequence[RunFacts]) -> list[dict]:
         train_loss, test_loss = _number(final.get("train_loss")), _number(final.get("test_loss"))
         measures = {k: _number(v) for k, v in ((f.summary.get("measures") or {}).items())}
         rows.append({
-            "architecture": c.model, "optimizer": c.optimizer, "batch": c.batch_size, "data": data_level(c),
-            "regularization": f"weight decay {c.weight_decay:g}" if c.weight_decay else "none",
-            "seed": c.seed, "run_id": c.run_id(), "status": f.summary.get("status"),
+            **levels(c), "seed": c.seed, "run_id": c.run_id(), "status": f.summary.get("status"),
             "train_acc": train, "test_acc": test,
             "test_error": None if test is None else 1.0 - test,
             "gap": None if None in (train, test) else train - test,
@@ -87,9 +91,8 @@ def effects(rows: Sequence[dict], response: str, axes: Sequence[str] | None = No
 
     axes = list(axes) if axes is not None else varied_axes(rows)
     have = [r for r in rows if r.get(response) is not None]
-    if not axes or len(have) < 3 or not varied_axes(have):
-        return None
-    return factor_effects(have, response, [a for a in axes if a in varied_axes(have)])
+    varied = [a for a in axes if a in varied_axes(have)]
+    return factor_effects(have, response, varied) if len(have) >= 3 and varied else None
 
 
 def orientation(name: str) -> int:

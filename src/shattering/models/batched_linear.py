@@ -4,9 +4,9 @@ layout.
 A pack of K MLPs of Table 1 (Zhang et al., ICLR 2017; :mod:`shattering.train.packed`) applies each layer as
 one batched product, ``torch.baddbmm(b, x, W^T)`` with x (K, B, in), W (K, out, in), b (K, 1, out). PyTorch's own
 derivative of that product returns the weight gradient as ``(x^T @ g)^T``: a transposed view, which autograd then
-copies into the parameter's row-major layout. On a 2-core Zen 4 that copy made the MLP 1x512's training step 1.75x
-slower than ``nn.Linear``'s, and a pack of ten's largest weight gradient 2.5x slower (docs/speed.md). Here the
-same forward product is kept and the derivative is written out:
+copies into the parameter's row-major layout: a copy as large as the weight every step, and the slower of the
+two layouts for the product itself (measured: docs/speed.md). Here the same forward product is kept and the
+derivative is written out:
 
     dL/dx = g @ W,    dL/dW = g^T @ x  (K, out, in: the parameter's layout),    dL/db = sum over the batch of g
 
@@ -45,15 +45,10 @@ class _BatchedLinear(torch.autograd.Function):
     @staticmethod
     def jvp(ctx, dx, dweight, dbias):
         x, weight = ctx.saved_tensors
-        shape = (max(x.shape[0], weight.shape[0]), x.shape[1], weight.shape[1])
-        out = torch.zeros(shape, dtype=x.dtype, device=x.device)
-        if dx is not None:
-            out = out + dx.bmm(weight.transpose(1, 2))
-        if dweight is not None:
-            out = out + x.bmm(dweight.transpose(1, 2))
-        if dbias is not None:
-            out = out + dbias
-        return out
+        terms = [t for t in (None if dx is None else dx.bmm(weight.transpose(1, 2)),
+                             None if dweight is None else x.bmm(dweight.transpose(1, 2))) if t is not None]
+        out = sum(terms[1:], terms[0]) if terms else x.new_zeros(x.shape[0], x.shape[1], weight.shape[1])
+        return out if dbias is None else out + dbias
 
 
 def weight_gradient(grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

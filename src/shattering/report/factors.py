@@ -21,7 +21,16 @@ import numpy as np
 
 from ..executors.outcome import Outcome
 from ..experiments.claims import facts_of
-from ..experiments.factors import AXES, RESPONSES, effects, measure_names, measure_ranking, run_table, varied_axes
+from ..experiments.factors import (
+    AXES,
+    RESPONSES,
+    effects,
+    levels,
+    measure_names,
+    measure_ranking,
+    run_table,
+    varied_axes,
+)
 from .common import status_text, write_records, write_sidecar, write_text
 from .plotting import RC, figure, notes_line, save, status_caption
 
@@ -115,11 +124,11 @@ def _runs_table(outcomes: Sequence[Outcome], rows: Sequence[dict]) -> list[str]:
     out = ["| run id | " + " | ".join(AXES) + " | seed | status | test acc | gap |", "|" + "---|" * (len(AXES) + 5)]
     for o in outcomes:
         c, r = o.config, by_id.get(o.config.run_id(), {})
-        levels = [str(r.get(a, "—")) for a in AXES] if r else [c.model, c.optimizer, str(c.batch_size), c.corruption,
-                                                                 f"{c.weight_decay:g}"]
+        shown = levels(c)
         test, gap = r.get("test_acc"), r.get("gap")
-        out.append(f"| `{c.run_id()}` | " + " | ".join(levels) + f" | {c.seed} | {status_text(o)} | "
-                   f"{'—' if test is None else f'{100 * test:.2f}%'} | {'—' if gap is None else f'{100 * gap:.2f}'} |")
+        cells = [f"`{c.run_id()}`", *(str(shown[a]) for a in AXES), str(c.seed), status_text(o),
+                 "—" if test is None else f"{100 * test:.2f}%", "—" if gap is None else f"{100 * gap:.2f}"]
+        out.append("| " + " | ".join(cells) + " |")
     return out
 
 

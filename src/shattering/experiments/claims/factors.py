@@ -26,11 +26,15 @@ MEDIUM_EFFECT = 0.06  # Cohen (1988): eta squared 0.01 small, 0.06 medium, 0.14 
 ALPHA = 0.05
 
 
-def _terms(result) -> dict[str, dict]:
-    """Each main-effect term of an analysis of variance: {factor: {eta, p}}."""
+def main_effects(rows: Sequence[dict], response: str):
+    """The analysis of variance of ``response`` over ``rows`` (None where nothing varies) and its main-effect
+    terms: {factor: {eta, p}} (empty without one)."""
+    result = effects(rows, response)
+    if result is None:
+        return None, {}
     table = result.table.drop(index="Residual", errors="ignore")
-    return {str(t): {"eta": float(row["partial_eta_sq"]), "p": float(row["p"])}
-            for t, row in table.iterrows() if ":" not in str(t)}
+    return result, {str(t): {"eta": float(row["partial_eta_sq"]), "p": float(row["p"])}
+                    for t, row in table.iterrows() if ":" not in str(t)}
 
 
 def _effect_text(name: str, term: dict) -> str:
@@ -39,8 +43,7 @@ def _effect_text(name: str, term: dict) -> str:
 
 def regularization_not_it(facts: Sequence[RunFacts]) -> Verdict:
     rows = run_table(facts)
-    result = effects(rows, "test_error")
-    terms = _terms(result) if result is not None else {}
+    result, terms = main_effects(rows, "test_error")
     if "regularization" not in terms:
         return not_measured("the grid does not vary explicit regularization (weight decay) over runs with a test "
                             "accuracy")
@@ -57,8 +60,7 @@ def regularization_not_it(facts: Sequence[RunFacts]) -> Verdict:
 def large_batch_gap(facts: Sequence[RunFacts]) -> Verdict:
     rows = [r for r in run_table(facts) if r["data"] == "true"]
     sizes = sorted({r["batch"] for r in rows})
-    result = effects(rows, "gap") if len(sizes) >= 2 else None
-    terms = _terms(result) if result is not None else {}
+    result, terms = main_effects(rows, "gap")
     if "batch" not in terms:
         return not_measured("no runs on the true data with two batch sizes and a gap")
     mean = {b: sum(r["gap"] for r in rows if r["batch"] == b and r["gap"] is not None)
@@ -73,8 +75,7 @@ def large_batch_gap(facts: Sequence[RunFacts]) -> Verdict:
 
 def optimizer_changes_test_error(facts: Sequence[RunFacts]) -> Verdict:
     rows = run_table(facts)
-    result = effects(rows, "test_error")
-    terms = _terms(result) if result is not None else {}
+    result, terms = main_effects(rows, "test_error")
     if "optimizer" not in terms:
         return not_measured("the grid does not vary the optimizer over runs with a test accuracy")
     term = terms["optimizer"]
@@ -89,9 +90,7 @@ def optimizer_changes_test_error(facts: Sequence[RunFacts]) -> Verdict:
 
 
 def randomization_drives_gap(facts: Sequence[RunFacts]) -> Verdict:
-    rows = run_table(facts)
-    result = effects(rows, "gap")
-    terms = _terms(result) if result is not None else {}
+    result, terms = main_effects(run_table(facts), "gap")
     if "data" not in terms:
         return not_measured("the grid does not vary the input's randomization over runs with a gap")
     largest = max(terms, key=lambda k: terms[k]["eta"])
