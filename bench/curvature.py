@@ -22,7 +22,9 @@ learning rate), so the Hessian is not the initialization's; then, in eval mode o
    operator as shattering uses it (``hessian_operator(...).to_scipy() @ v``) and the double backward of 2; and
    how far apart the two products are. Measured first, so that its warm-ups take the process's first-call costs.
 4. One :func:`shattering.measures.sharpness.sharpness_measures` (``SHARPNESS_EXAMPLES`` set to N): its seconds
-   and each L-BFGS-B maximization's loss-and-gradient evaluations.
+   and each L-BFGS-B maximization's loss-and-gradient evaluations; with ``--sharpness one``, only Keskar et al.'s
+   phi in the full space at eps 1e-3 (one maximization: a big model on many examples takes about 20 s per
+   evaluation, and the five maximizations about 76 evaluations).
 
 Without ``--quick`` or ``--no-write`` the table goes into its own marked part (``curvature``) of this machine's
 section of RESULTS.md, through bench.py's ``write_part``, with the CPU line and the load average at the start and
@@ -179,7 +181,19 @@ def one_hvp_seconds(model, x, y) -> dict:
             "difference": float(np.linalg.norm(ours - theirs) / max(np.linalg.norm(ours), 1e-30))}
 
 
-def bench_model(name: str, n: int) -> dict:
+def one_sharpness(model, x, y) -> dict:
+    """Keskar et al.'s phi in the full space at the first eps of ``EPSILONS``, timed: the ``sharpness`` row's
+    shape with one maximization."""
+    start = time.perf_counter()
+    f, theta = sharpness.loss_function(model, x, y)
+    eps = sharpness.EPSILONS[0]
+    r = sharpness.keskar_sharpness(f, theta, eps)
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "examples": len(x), "phi": r["phi"],
+            "maximizations": {f"full eps {eps:g}": {"evaluations": r["evaluations"], "seconds": seconds}}}
+
+
+def bench_model(name: str, n: int, all_sharpness: bool = True) -> dict:
     x, y, source = load_examples(n)
     t0 = time.perf_counter()
     model = trained_model(name, x, y)
@@ -195,6 +209,9 @@ def bench_model(name: str, n: int) -> dict:
         row["pyhessian"] = power_iteration(model, x, y)
         a, b = row["shattering"]["value"], row["pyhessian"]["value"]
         row["relative_difference"] = abs(a - b) / max(abs(a), 1e-30)
+        if not all_sharpness:
+            row["sharpness"] = one_sharpness(model, x, y)
+            return row
         t0 = time.perf_counter()
         sm = sharpness.sharpness_measures(model, x, y)
         row["sharpness"] = {"seconds": time.perf_counter() - t0, "examples": sm["facts"]["examples"],
@@ -243,7 +260,8 @@ def render(rows: list[dict], info: dict, load: tuple[float, float], date: str, c
             "(a small change, not a small residual) stops short of lambda_max. One HVP: all the examples, "
             f"median of {HVP_REPEATS} after a warm-up. Sharpness: one `sharpness_measures` (Keskar et al.'s phi in "
             "the full space and a random subspace at two eps, and the adaptive sharpness: five L-BFGS-B "
-            "maximizations). One run each, except the HVP.", "", *table(rows)]
+            "maximizations; with `--sharpness one`, the full-space phi at eps 1e-3 alone: the last column names the "
+            "maximizations run). One run each, except the HVP.", "", *table(rows)]
 
 
 def parse_examples(text: str, parser) -> tuple[int, dict[str, int]]:
@@ -266,6 +284,9 @@ def main(argv=None) -> int:
     parser.add_argument("--examples", default=str(DEFAULT_EXAMPLES),
                         help="training examples: N, and model=N for one model (e.g. 2000,inception-small=500)")
     parser.add_argument("--quick", action="store_true", help="MLP 1x512 on 64 examples; prints only")
+    parser.add_argument("--sharpness", choices=("all", "one"), default="all",
+                        help="all: the five maximizations of sharpness_measures; one: Keskar's phi, full space, "
+                             "eps 1e-3 (default %(default)s)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     args = parser.parse_args(argv)
     if args.quick:
@@ -282,7 +303,7 @@ def main(argv=None) -> int:
     info, date, slug, before = base.start_part()
     rows = []
     for name in models:
-        row = bench_model(name, per.get(name, default))
+        row = bench_model(name, per.get(name, default), args.sharpness == "all")
         rows.append(row)
         s, p, h = row["shattering"], row["pyhessian"], row["hvp"]
         print(f"{name}: {row['examples']} examples ({row['data']}), {row['parameters']:,} parameters, trained "

@@ -132,3 +132,26 @@ def test_a_run_gives_a_core_to_a_waiting_process_and_its_record_says_so(tmp_path
     assert lease_facts["threads"] == 2 and lease_facts["cores"] == [0, 1]  # as it started
     assert lease_facts["changes"][0]["threads"] == 1 and "waited for a core" in lease_facts["changes"][0]["why"]
     assert "openmp_wait" in result.summary["execution"]
+
+
+def test_spare_threads_borrow_only_the_idle_cores_and_give_them_back(tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.setenv("SHATTERING_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(lease, "cpu_cores", lambda: 3)
+    (tmp_path / "cores").mkdir()
+    held = [_hold(tmp_path / "cores" / f"core-{i}.lock") for i in (0, 1)]  # another process holds two of three
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with lease.spare_threads() as threads:
+            assert threads == torch.get_num_threads() == 2  # its own thread and the one idle core
+            assert lease.cores_held_elsewhere(total=3, directory=tmp_path) == 3  # leased while borrowed
+        assert torch.get_num_threads() == 1 and lease.cores_held_elsewhere(total=3, directory=tmp_path) == 2
+        held.append(_hold(tmp_path / "cores" / "core-2.lock"))  # now every core is held: nothing to borrow
+        with lease.spare_threads() as threads:
+            assert threads == torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+        for fd in held:
+            os.close(fd)

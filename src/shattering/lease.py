@@ -315,3 +315,27 @@ def leased_threads(wanted: int) -> Iterator[CoreLease]:
         _held.remove(lease)
         torch.set_num_threads(before)
         lease.release()
+
+
+@contextlib.contextmanager
+def spare_threads() -> Iterator[int]:
+    """Run torch inside the block with this process's threads plus one per core that no shattering process holds,
+    those cores leased for the block (the previous thread count is restored after); yields the thread count.
+    For work between training steps that parallelizes better than the step (the ``information`` probe's distance
+    matrices, while a small network trains on one thread): it borrows only idle cores, so two runs side by side
+    keep theirs."""
+    import torch
+
+    before = torch.get_num_threads()
+    free = cpu_cores() - cores_held_elsewhere()
+    if free <= 0:
+        yield before
+        return
+    lease = lease_cores(free)
+    extra = len(lease.cores)
+    torch.set_num_threads(before + extra)
+    try:
+        yield before + extra
+    finally:
+        torch.set_num_threads(before)
+        lease.release()

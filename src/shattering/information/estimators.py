@@ -189,30 +189,54 @@ def pairwise_sums(t: np.ndarray, y: np.ndarray, scales: Sequence[float], k: np.n
     class (the mixture and the class-conditional mixtures share every distance), and, with ``k`` (the neighbour
     count of each example), the kNN counts: the k_i-th smallest distance within i's class (i itself, at 0, the
     smallest), then the number of entries of the row at or below it, less i (both from the same numbers, so the
-    k-th neighbour is counted)."""
+    k-th neighbour is counted).
+
+    The examples are taken in the order of their labels (a stable sort; the results come back in the given
+    order), so that each class is a contiguous block of columns: its sums and neighbours are read from slices,
+    without masks. The exponentials exp(-D_ij / s) are float32 (D and the logarithms of the row sums float64):
+    every row's sum is at least exp(0) = 1, so their relative error of about 1e-7 moves each value by about
+    1e-7 bits. Where one scale is a power-of-two multiple of another (the Bhattacharyya scale 8 sigma^2 is four
+    times the KL scale 2 sigma^2), exp(-D / s) is the larger scale's exponentials squared, not a second exp."""
     import torch
 
-    yt = torch.from_numpy(np.asarray(y, dtype=np.int64))
+    y = np.asarray(y, dtype=np.int64)
+    order = np.argsort(y, kind="stable")
+    t, y_sorted = t[order], y[order]
+    labels, first = np.unique(y_sorted, return_index=True)
+    ends = np.append(first[1:], len(y_sorted))
+    scales = sorted(set(float(s) for s in scales), reverse=True)
     total = {s: 0.0 for s in scales}
     same = {s: np.empty(len(t)) for s in scales}
     counts = None if k is None else np.empty(len(t), dtype=np.int64)
+    k_sorted = None if k is None else np.asarray(k)[order]
     for start, block in squared_distance_blocks(t):
         sq = torch.from_numpy(block)
-        rows = slice(start, start + len(sq))
-        other = yt[rows, None] != yt[None, :]  # (rows, N): j of another class than i
-        for scale in scales:
+        stop = start + len(sq)
+        # the classes whose rows meet this block: (label's columns a:b, the block's rows r0:r1 among them)
+        parts = [(a, b, max(a, start) - start, min(b, stop) - start)
+                 for a, b in zip(first, ends, strict=True) if a < stop and b > start]
+        terms = None
+        for i, scale in enumerate(scales):
+            ratio = scales[i - 1] / scale if i else 0.0
+            steps = round(math.log2(ratio)) if ratio > 1 else 0
+            if terms is not None and steps >= 1 and 2.0 ** steps == ratio:
+                for _ in range(steps):  # exp(-D / s) = exp(-D / (2^m s))^(2^m)
+                    terms = terms * terms
+            else:
+                terms = torch.exp(sq.float() * (-1.0 / scale))
             # D >= 0 and D_ii = 0: the largest term of every row is exp(0) = 1, so the plain sum of the exponentials
             # is the log-sum-exp's (nothing to subtract, no underflow of the whole row)
-            terms = torch.exp(sq * (-1.0 / scale))
-            total[scale] += float(torch.log(terms.sum(dim=1)).sum())
-            same[scale][rows] = torch.log(terms.masked_fill_(other, 0.0).sum(dim=1)).numpy()
+            total[scale] += float(torch.log(terms.sum(dim=1).double()).sum())
+            for a, b, r0, r1 in parts:
+                same[scale][start + r0:start + r1] = torch.log(terms[r0:r1, a:b].sum(dim=1).double()).numpy()
         if counts is not None:
-            within_class = sq.masked_fill(other, math.inf)
-            for k_value in np.unique(k[rows]):
-                pick = torch.from_numpy(np.flatnonzero(k[rows] == k_value))
-                kth = within_class[pick].topk(int(k_value) + 1, dim=1, largest=False).values[:, -1]
-                counts[start + pick.numpy()] = ((sq[pick] <= kth[:, None]).sum(dim=1) - 1).numpy()
-    return PairwiseSums(total, same, counts)
+            for a, b, r0, r1 in parts:
+                k_value = int(k_sorted[start + r0])  # one k per class (k, or N_y - 1 in a small class)
+                kth = sq[r0:r1, a:b].topk(k_value + 1, dim=1, largest=False).values[:, -1]
+                counts[start + r0:start + r1] = ((sq[r0:r1] <= kth[:, None]).sum(dim=1) - 1).numpy()
+    back = np.empty_like(order)
+    back[order] = np.arange(len(order))  # sorted position of each given example
+    return PairwiseSums(total, {s: v[back] for s, v in same.items()}, None if counts is None else counts[back])
 
 
 def _excess_entropies(sums: PairwiseSums, y: np.ndarray, scale: float) -> tuple[float, float]:

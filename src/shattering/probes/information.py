@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
+from ..lease import spare_threads
 from . import PROBES_FOLDER, Probe, RunState, _EvalMode, layer_outputs, nn, register_probe, sampled, torch
 
 INFO_MAX_FEATURES = 4096  # the pairwise estimators (KDE, kNN) on layers this wide at most; binning on every layer
@@ -54,12 +55,19 @@ class Information(Probe):
         self.layers = [n for n in self.options["layers"].split("+") if n]
 
     def on_epoch_end(self, state: RunState) -> None:
-        from .. import information  # here: the estimators load scipy
-
         idx, x = sampled(self, state)
         y = np.asarray(state.data.y_train)[idx.numpy()]
         with _EvalMode(state.model) as model:
             reps = self._representations(model, x)
+        with spare_threads():  # the distance matrices use idle cores while a small network trains on one
+            out = self._estimates(reps, y)
+        state.write_bytes(self.name, ".json", json.dumps({"epoch": state.epoch, "layers": out},
+                                                         sort_keys=True).encode())
+
+    def _estimates(self, reps: dict[str, np.ndarray], y: np.ndarray) -> dict[str, dict]:
+        """Every estimator on every layer's representation: layer -> estimator -> value (bits)."""
+        from .. import information  # here: the estimators load scipy
+
         out: dict[str, dict] = {}
         for name, t in reps.items():
             entry: dict[str, Any] = {"features": int(t.shape[1]), "examples": int(t.shape[0])}
@@ -73,8 +81,7 @@ class Information(Probe):
                              kde_i_ty_upper=kde.i_ty_upper, kde_i_ty_lower=kde.i_ty_lower, noise=self.noise,
                              knn_i_ty=knn)
             out[name] = entry
-        state.write_bytes(self.name, ".json", json.dumps({"epoch": state.epoch, "layers": out},
-                                                         sort_keys=True).encode())
+        return out
 
     def _representations(self, model: nn.Module, x: torch.Tensor) -> dict[str, np.ndarray]:
         """Each layer's representation (examples x features, float64), in batches of 256."""
