@@ -146,3 +146,14 @@ def test_the_information_artefact_end_to_end_at_smoke_scale(tmp_path):
     assert [c["id"] for c in side["claims"]] == [c.id for c in PRESETS["information"].claims]
     assert len(side["table"]["rows"]) == 4
     assert "no information probe files" not in (folder / "information.md").read_text()
+
+
+def test_a_damaged_probe_file_is_named_in_a_warning_and_not_read_as_a_result(tmp_path):
+    folder = tmp_path / "probes" / "information"
+    folder.mkdir(parents=True)
+    (folder / "epoch-0001.json").write_text('{"epoch": 1, "layers": {"layers.1": {"binned30_i_xt": 2.5}}}')
+    (folder / "epoch-0002.json").write_text('{"epoch": 2, "layers": {"layers.1": {"binn')  # cut short
+    (folder / "epoch-0003.json").write_text("[1, 2]")  # not the probe's
+    with pytest.warns(UserWarning, match=r"epoch-0002\.json, epoch-0003\.json not read .*delete them, or rerun"):
+        info = load_information(tmp_path)
+    assert info == {1: {"layers.1": {"binned30_i_xt": 2.5}}}

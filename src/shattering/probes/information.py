@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -113,13 +114,21 @@ class Information(Probe):
 
 
 def load_information(run_dir: str | Path) -> dict[int, dict[str, dict]]:
-    """The ``information`` probe's files of one run: epoch -> layer -> estimator -> value (bits)."""
-    out = {}
+    """The ``information`` probe's files of one run: epoch -> layer -> estimator -> value (bits). A file that is
+    not the probe's (it writes atomically, so a damaged or foreign one) is left out with a warning naming it."""
+    out, skipped = {}, []
     for path in sorted((Path(run_dir) / PROBES_FOLDER / "information").glob("epoch-*.json")):
         try:
             found = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue  # written atomically: a file that does not parse is not the probe's
+            epoch = int(found.get("epoch", path.stem.split("-")[1]))
+        except (OSError, ValueError, AttributeError, TypeError):
+            found = None
         if isinstance(found, dict) and isinstance(found.get("layers"), dict):
-            out[int(found.get("epoch", path.stem.split("-")[1]))] = found["layers"]
+            out[epoch] = found["layers"]
+        else:
+            skipped.append(path.name)
+    if skipped:
+        warnings.warn(f"{Path(run_dir) / PROBES_FOLDER / 'information'}: {', '.join(skipped)} not read (not the "
+                      "information probe's JSON: damaged or foreign); delete them, or rerun the run to probe those "
+                      "epochs again.", stacklevel=2)
     return out
