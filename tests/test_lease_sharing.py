@@ -155,3 +155,21 @@ def test_spare_threads_borrow_only_the_idle_cores_and_give_them_back(tmp_path, m
         torch.set_num_threads(before)
         for fd in held:
             os.close(fd)
+
+
+def test_spare_threads_never_run_more_threads_than_cores(tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.setenv("SHATTERING_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(lease, "cpu_cores", lambda: 2)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # a process with two threads and no lease: no core looks held
+    try:
+        with lease.spare_threads() as threads:
+            assert threads == torch.get_num_threads() == 2
+        torch.set_num_threads(1)
+        with lease.spare_threads() as threads:
+            assert threads == torch.get_num_threads() == 2
+        assert torch.get_num_threads() == 1 and lease.cores_held_elsewhere(total=2, directory=tmp_path) == 0
+    finally:
+        torch.set_num_threads(before)

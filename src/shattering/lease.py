@@ -326,16 +326,16 @@ def spare_threads() -> Iterator[int]:
     keep theirs."""
     import torch
 
-    before = torch.get_num_threads()
-    free = cpu_cores() - cores_held_elsewhere()
+    before, total = torch.get_num_threads(), cpu_cores()
+    free = min(total - cores_held_elsewhere(), total - before)  # never more threads than cores (no lease held)
     if free <= 0:
         yield before
         return
     lease = lease_cores(free)
-    extra = len(lease.cores)
-    torch.set_num_threads(before + extra)
+    threads = before + len(lease.cores)
+    torch.set_num_threads(threads)
     try:
-        yield before + extra
+        yield threads
     finally:
         torch.set_num_threads(before)
         lease.release()

@@ -217,10 +217,9 @@ def pairwise_sums(t: np.ndarray, y: np.ndarray, scales: Sequence[float], k: np.n
                  for a, b in zip(first, ends, strict=True) if a < stop and b > start]
         terms = None
         for i, scale in enumerate(scales):
-            ratio = scales[i - 1] / scale if i else 0.0
-            steps = round(math.log2(ratio)) if ratio > 1 else 0
-            if terms is not None and steps >= 1 and 2.0 ** steps == ratio:
-                for _ in range(steps):  # exp(-D / s) = exp(-D / (2^m s))^(2^m)
+            steps = math.log2(scales[i - 1] / scale) if i else 0.0  # the previous scale is 2^steps times this one
+            if steps >= 1 and steps.is_integer():
+                for _ in range(int(steps)):  # exp(-D / s) = exp(-D / (2^m s))^(2^m)
                     terms = terms * terms
             else:
                 terms = torch.exp(sq.float() * (-1.0 / scale))
