@@ -13,6 +13,7 @@ from scipy import integrate
 from shattering.errors import ConfigError
 from shattering.information import binned_information, kde_information_bounds, knn_label_information
 from shattering.information.estimators import KDTREE_MAX_UNITS, neighbour_counts_brute, neighbour_counts_tree
+from shattering.information.pairwise import FLOAT32_UNITS
 
 # --- binning -----------------------------------------------------------------------------------------------------
 
@@ -234,3 +235,75 @@ def test_pairwise_information_equals_the_estimators_apart(units):
     kde, knn = pairwise_information(t, y, noise_var=0.2, k=3)
     assert knn == pytest.approx(knn_label_information(t, y, k=3)) and kde.i_ty_upper == pytest.approx(
         kde_information_bounds(t, y, noise_var=0.2).i_ty_upper)
+
+
+# --- the probe's one pass against direct evaluations --------------------------------------------------------------
+
+def _direct_kde(t, y, noise_var):
+    """The Kolchinsky-Tracey values straight from their formulas: exact float64 distances by differences,
+    scipy's logsumexp, no blocks, no float32."""
+    from scipy.special import logsumexp
+
+    sq = ((t[:, None, :] - t[None, :, :]) ** 2).sum(axis=2)
+
+    def excess(rows, scale):
+        d = sq[np.ix_(rows, rows)]
+        return -(logsumexp(-d / scale, axis=1) - math.log(len(rows))).mean() / math.log(2)
+
+    out = {}
+    everyone = np.arange(len(t))
+    for side, scale in (("upper", 2 * noise_var), ("lower", 8 * noise_var)):
+        h = excess(everyone, scale)
+        cond = sum((y == c).mean() * excess(np.flatnonzero(y == c), scale) for c in np.unique(y))
+        out[f"i_xt_{side}"], out[f"i_ty_{side}"] = h, h - cond
+    return out
+
+
+@pytest.mark.parametrize("units", [12, FLOAT32_UNITS + 172])  # float64 distances, and float32 ones
+def test_kde_bounds_equal_the_formulas_evaluated_directly(units):
+    rng = np.random.default_rng(units)
+    centres = rng.normal(size=(4, units))
+    y = rng.integers(0, 4, 240)
+    # clustered rows far from the origin (a large common offset, which the product form must not amplify), at a
+    # spread where the bounds sit well inside (0, log2 N)
+    t = 50.0 + centres[y] + rng.normal(size=(240, units)) * (0.6 / math.sqrt(units))
+    got = kde_information_bounds(t, y, noise_var=0.1)
+    direct = _direct_kde(t, y, 0.1)
+    assert 0.5 < got.i_xt_lower < got.i_xt_upper < math.log2(240) - 0.5
+    for field, value in direct.items():
+        assert getattr(got, field) == pytest.approx(value, abs=1e-5)
+
+
+def test_knn_counts_in_many_units_far_from_the_origin_equal_the_trees():
+    """Past FLOAT32_UNITS units the counts still come from float64 distances (float32 would break ties at the
+    radius), and the rows' common offset does not reach them."""
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 3, 400)
+    t = 20.0 + y[:, None] + rng.normal(size=(400, FLOAT32_UNITS + 72))
+    k = np.full(400, 3)
+    np.testing.assert_array_equal(neighbour_counts_brute(t, y, k), neighbour_counts_tree(t, y, k))
+
+
+def test_row_blocks_that_cut_through_classes_give_the_same_values(monkeypatch):
+    from shattering.information import pairwise
+
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 3, 300)
+    t = y[:, None] + rng.normal(size=(300, 6))
+    k = np.full(300, 3)
+    whole = kde_information_bounds(t, y, noise_var=0.1), neighbour_counts_brute(t, y, k)
+    monkeypatch.setattr(pairwise, "ROW_BLOCK", 37)  # blocks of 37 rows: most start inside a class
+    cut = kde_information_bounds(t, y, noise_var=0.1), neighbour_counts_brute(t, y, k)
+    assert cut[0] == pytest.approx(whole[0], abs=1e-9)
+    np.testing.assert_array_equal(cut[1], whole[1])
+    np.testing.assert_array_equal(cut[1], neighbour_counts_tree(t, y, k))
+
+
+def test_binning_past_256_bins_keeps_every_bin_apart():
+    t, y = np.arange(600.0)[:, None], np.arange(600) % 2  # 600 values, one per example
+    assert binned_information(t, y, bins=300).i_xt == pytest.approx(math.log2(300), abs=1e-12)  # two per bin
+    assert binned_information(t, y, bins=40_000).i_xt == pytest.approx(math.log2(600), abs=1e-12)
+    read_only, reversed_units = t.copy(), np.hstack([t, t])[:, ::-1]  # arrays torch cannot take as they are
+    read_only.flags.writeable = False
+    assert binned_information(read_only, y, bins=300).i_xt == pytest.approx(math.log2(300), abs=1e-12)
+    assert binned_information(reversed_units, y, bins=300).i_xt == pytest.approx(math.log2(300), abs=1e-12)

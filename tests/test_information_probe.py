@@ -24,7 +24,7 @@ FAST = {"dataset": "digits", "train_size": 200, "test_size": 50, "epochs": 3, "u
 
 def test_the_probe_records_the_estimators_of_the_activations_the_activations_probe_sees(tmp_path):
     run = shattering.run(**FAST, model_args={"activation": "tanh"}, out=str(tmp_path),
-                         probes=["information:epochs=0/3:examples=150:bins=10+30",
+                         probes=["information:epochs=0/3:examples=150:bins=10+30:knn_units=4096",
                                  "activations:epochs=0/3:examples=150"])
     info = load_information(run.run_dir)
     assert sorted(info) == [0, 3]
@@ -61,10 +61,13 @@ def test_chosen_layers_of_a_user_network_by_module_name(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     try:
         run = shattering.run(**{**FAST, "model": "infonets:narrow", "lr": 0.1}, out=str(tmp_path / "runs"),
-                             probes=["information:epochs=3:layers=2+4"])
+                             probes=["information:epochs=3:layers=2+4:knn_units=6"])
         info = load_information(run.run_dir)[3]
         assert set(info) == {"2", "4"} and info["2"]["features"] == 8 and info["4"]["features"] == 4
         assert 0 <= info["4"]["binned30_i_ty"] <= info["4"]["binned30_i_xt"] <= info["4"]["ceiling"] + 1e-9
+        # knn_units=6: the 8-unit layer gets the KDE values and no kNN, the 4-unit one both
+        assert "knn_i_ty" not in info["2"] and "knn_i_ty" in info["4"]
+        assert 0 <= info["2"]["kde_i_xt_lower"] <= info["2"]["kde_i_xt_upper"] <= info["2"]["ceiling"] + 1e-9
         with pytest.raises(ConfigError, match="does not have: 9"):
             shattering.run(**{**FAST, "model": "infonets:narrow", "seed": 5}, out=str(tmp_path / "runs"),
                            probes=["information:epochs=1:layers=9"])
@@ -74,6 +77,7 @@ def test_chosen_layers_of_a_user_network_by_module_name(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize(("spec", "words"), [("information:bins=1", "bins="), ("information:noise=0", "noise="),
                                              ("information:examples=1", "examples="),
+                                             ("information:knn_units=all", "knn_units="),
                                              ("information:width=3", "takes")])
 def test_bad_options_are_refused_in_one_sentence(spec, words):
     with pytest.raises(ConfigError, match=words):

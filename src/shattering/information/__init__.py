@@ -1,5 +1,6 @@
 """Mutual-information estimators of the information-plane analysis of deep networks: I(X;T) and I(T;Y) for a
-layer's representation T (N examples x D units) of the inputs X with labels Y, in bits (:mod:`.estimators`).
+layer's representation T (N examples x D units) of the inputs X with labels Y, in bits (:mod:`.estimators`; the
+pass over the squared distances that the pairwise ones share: :mod:`.pairwise`).
 
 Shwartz-Ziv and Tishby (2017) plotted every layer at (I(X;T), I(T;Y)) through training and read a "fitting"
 phase and a "compression" phase into it; Saxe et al. (ICLR 2018) showed that the compression comes with

@@ -17,7 +17,7 @@ empirical frequency. Three estimators, each a pure function:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -28,6 +28,7 @@ from scipy.special import digamma
 
 from ..errors import ConfigError
 from ..validation import check_float, check_int, check_matrix, must_be
+from .pairwise import PairwiseSums, pairwise_sums
 
 if TYPE_CHECKING:
     import torch
@@ -36,8 +37,6 @@ LN2 = math.log(2.0)
 DEFAULT_BINS = 30  # Shwartz-Ziv and Tishby's 30 bins (they spanned [-1, 1], the range of tanh)
 NOISE_VAR = 0.1  # sigma^2 of Saxe et al.'s added noise (artemyk/ibsgd: noise_variance = 1e-1)
 DEFAULT_K = 3  # neighbours in the kNN estimator (Kraskov et al. suggest 2 to 4; scikit-learn's default)
-ROW_BLOCK = 1000  # at most this many rows of the N x N distance matrix held at once...
-BLOCK_ENTRIES = 5_000_000  # ...and at most this many entries (40 MB of float64: 1000 rows up to N = 5000)
 KDTREE_MAX_UNITS = 10  # kNN: cKDTree up to this many units, blocked brute force above (a k-d tree degrades to
 # worse than brute force in many dimensions: 16 s against 0.5 s at N = 5000, D = 100)
 
@@ -110,9 +109,13 @@ def bin_patterns(t: np.ndarray, bins: int, lo: float, hi: float) -> np.ndarray:
     """One integer symbol per row of ``t``: the index of its row of bin indices among the distinct rows.
     Bin b of ``bins`` equal-width bins is [lo + b w, lo + (b+1) w), w = (hi - lo) / bins, the last one closed;
     values outside [lo, hi] fall into the end bins (as np.digitize on fixed edges does)."""
-    scaled = (t - lo) * (bins / (hi - lo)) if hi > lo else np.zeros_like(t)
-    dtype = np.uint8 if bins <= 2**8 else np.uint16 if bins <= 2**16 else np.int64
-    index = np.clip(np.floor(scaled), 0, bins - 1).astype(dtype)
+    import torch  # float64 arithmetic as numpy's, on torch's threads
+
+    values = np.ascontiguousarray(t)  # torch takes neither negative strides nor, quietly, a read-only array
+    values = torch.from_numpy(values if values.flags.writeable else values.copy())
+    scaled = torch.sub(values, lo).mul_(bins / (hi - lo) if hi > lo else 0.0).clamp_(0, bins - 1)
+    dtype = torch.uint8 if bins <= 2**8 else torch.int16 if bins <= 2**15 else torch.int64
+    index = scaled.to(dtype).numpy()  # clipped first, so truncation toward 0 is the floor
     rows = np.ascontiguousarray(index).view(np.dtype((np.void, index.dtype.itemsize * index.shape[1])))
     return np.unique(rows.ravel(), return_inverse=True)[1].reshape(-1)
 
@@ -152,90 +155,6 @@ def binned_information(t: ArrayLike | torch.Tensor, y: ArrayLike | torch.Tensor,
     h_t = plugin_entropy(symbols)
     return BinnedInformation(i_xt=h_t, i_ty=h_t - conditional_entropy(symbols, y, plugin_entropy),
                              ceiling=math.log2(len(t)), bins=bins, range=(lo, hi), patterns=int(symbols.max()) + 1)
-
-
-def squared_distance_blocks(t: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
-    """The N x N matrix of squared Euclidean distances ||t_i - t_j||^2 by row blocks: (first row, block).
-    Each entry is ||a||^2 + ||b||^2 - 2 a.b (one matrix product per block, float64, torch's threads) clipped at 0,
-    the diagonal exactly 0; a block has at most :data:`ROW_BLOCK` rows and :data:`BLOCK_ENTRIES` entries."""
-    import torch
-
-    n = len(t)
-    rows = max(1, min(ROW_BLOCK, BLOCK_ENTRIES // n))
-    tt = torch.from_numpy(np.ascontiguousarray(t, dtype=np.float64))
-    norms = (tt * tt).sum(dim=1)
-    for start in range(0, n, rows):
-        block = tt[start:start + rows]
-        sq = torch.addmm(norms[start:start + len(block), None] + norms[None, :], block, tt.T, alpha=-2.0)
-        sq.clamp_(min=0.0)
-        sq[torch.arange(len(block)), torch.arange(start, start + len(block))] = 0.0
-        yield start, sq.numpy()
-
-
-@dataclass(frozen=True)
-class PairwiseSums:
-    """What one pass over the squared distances gives (:func:`pairwise_sums`): per scale s, ``all[s]`` the sum
-    over i of ln sum_j exp(-D_ij / s) and ``same[s]`` (N,) the same sum over j of i's class only; ``counts`` the
-    kNN counts m_i of :func:`knn_label_information` (None unless asked)."""
-
-    all: dict[float, float]
-    same: dict[float, np.ndarray]
-    counts: np.ndarray | None
-
-
-def pairwise_sums(t: np.ndarray, y: np.ndarray, scales: Sequence[float], k: np.ndarray | None = None) -> PairwiseSums:
-    """One pass over the N x N squared distances D (:func:`squared_distance_blocks`) for every pairwise estimator
-    of a layer: the Kolchinsky-Tracey log-sums at each of ``scales`` over all examples and over each example's
-    class (the mixture and the class-conditional mixtures share every distance), and, with ``k`` (the neighbour
-    count of each example), the kNN counts: the k_i-th smallest distance within i's class (i itself, at 0, the
-    smallest), then the number of entries of the row at or below it, less i (both from the same numbers, so the
-    k-th neighbour is counted).
-
-    The examples are taken in the order of their labels (a stable sort; the results come back in the given
-    order), so that each class is a contiguous block of columns: its sums and neighbours are read from slices,
-    without masks. The exponentials exp(-D_ij / s) are float32 (D and the logarithms of the row sums float64):
-    every row's sum is at least exp(0) = 1, so their relative error of about 1e-7 moves each value by about
-    1e-7 bits. Where one scale is a power-of-two multiple of another (the Bhattacharyya scale 8 sigma^2 is four
-    times the KL scale 2 sigma^2), exp(-D / s) is the larger scale's exponentials squared, not a second exp."""
-    import torch
-
-    y = np.asarray(y, dtype=np.int64)
-    order = np.argsort(y, kind="stable")
-    t, y_sorted = t[order], y[order]
-    labels, first = np.unique(y_sorted, return_index=True)
-    ends = np.append(first[1:], len(y_sorted))
-    scales = sorted(set(float(s) for s in scales), reverse=True)
-    total = {s: 0.0 for s in scales}
-    same = {s: np.empty(len(t)) for s in scales}
-    counts = None if k is None else np.empty(len(t), dtype=np.int64)
-    k_sorted = None if k is None else np.asarray(k)[order]
-    for start, block in squared_distance_blocks(t):
-        sq = torch.from_numpy(block)
-        stop = start + len(sq)
-        # the classes whose rows meet this block: (label's columns a:b, the block's rows r0:r1 among them)
-        parts = [(a, b, max(a, start) - start, min(b, stop) - start)
-                 for a, b in zip(first, ends, strict=True) if a < stop and b > start]
-        terms = None
-        for i, scale in enumerate(scales):
-            steps = math.log2(scales[i - 1] / scale) if i else 0.0  # the previous scale is 2^steps times this one
-            if steps >= 1 and steps.is_integer():
-                for _ in range(int(steps)):  # exp(-D / s) = exp(-D / (2^m s))^(2^m)
-                    terms = terms * terms
-            else:
-                terms = torch.exp(sq.float() * (-1.0 / scale))
-            # D >= 0 and D_ii = 0: the largest term of every row is exp(0) = 1, so the plain sum of the exponentials
-            # is the log-sum-exp's (nothing to subtract, no underflow of the whole row)
-            total[scale] += float(torch.log(terms.sum(dim=1).double()).sum())
-            for a, b, r0, r1 in parts:
-                same[scale][start + r0:start + r1] = torch.log(terms[r0:r1, a:b].sum(dim=1).double()).numpy()
-        if counts is not None:
-            for a, b, r0, r1 in parts:
-                k_value = int(k_sorted[start + r0])  # one k per class (k, or N_y - 1 in a small class)
-                kth = sq[r0:r1, a:b].topk(k_value + 1, dim=1, largest=False).values[:, -1]
-                counts[start + r0:start + r1] = ((sq[r0:r1] <= kth[:, None]).sum(dim=1) - 1).numpy()
-    back = np.empty_like(order)
-    back[order] = np.arange(len(order))  # sorted position of each given example
-    return PairwiseSums(total, {s: v[back] for s, v in same.items()}, None if counts is None else counts[back])
 
 
 def _excess_entropies(sums: PairwiseSums, y: np.ndarray, scale: float) -> tuple[float, float]:

@@ -16,6 +16,7 @@ from ..lease import spare_threads
 from . import PROBES_FOLDER, Probe, RunState, _EvalMode, layer_outputs, nn, register_probe, sampled, torch
 
 INFO_MAX_FEATURES = 4096  # the pairwise estimators (KDE, kNN) on layers this wide at most; binning on every layer
+KNN_UNITS = 128  # the default of knn_units=: the widest layer the kNN estimator runs on (the class docstring)
 
 
 @register_probe
@@ -26,18 +27,22 @@ class Information(Probe):
     sample of training examples with the labels as trained, in eval mode, the estimators of
     :mod:`shattering.information`: binned I(X;T) and I(T;Y) at each bin count of ``bins=`` (default 30 and 100,
     ``bins=30+100``) with the ceiling log2 N; the Kolchinsky-Tracey upper and lower values at the noise variance
-    ``noise=`` (default 0.1, Saxe et al.'s); the k-nearest-neighbour I(T;Y) (k = 3). The pairwise estimators (KDE,
-    kNN) only on layers of at most :data:`INFO_MAX_FEATURES` features (a convolution's output is larger: binning
-    alone there). Options: ``examples`` (default 1000), ``seed``; default schedule ``log=20``. Every value is in
-    bits. :func:`shattering.load_curves` returns them, one column per layer and estimator."""
+    ``noise=`` (default 0.1, Saxe et al.'s); the k-nearest-neighbour I(T;Y) (k = 3) on layers of at most
+    ``knn_units=`` units (default 128): its neighbours are counted on float64 distances, whose product on a
+    1024-unit layer costs about as much as the rest of the probe, and its bias grows with the units (Kraskov et
+    al.), so on a wide layer it says little for its cost; ``knn_units=4096`` asks for it everywhere. The pairwise
+    estimators only on layers of at most :data:`INFO_MAX_FEATURES` features (a convolution's output is larger:
+    binning alone there). Options: ``examples`` (default 1000), ``seed``; default schedule ``log=20``. Every
+    value is in bits. :func:`shattering.load_curves` returns them, one column per layer and estimator."""
 
     name = "information"
-    defaults = {"log": "20", "examples": "1000", "seed": "0", "bins": "30+100", "noise": "0.1", "layers": ""}
-    options_taken = ("examples", "seed", "bins", "noise", "layers")
+    defaults = {"log": "20", "examples": "1000", "seed": "0", "bins": "30+100", "noise": "0.1", "layers": "",
+                "knn_units": str(KNN_UNITS)}
+    options_taken = ("examples", "seed", "bins", "noise", "layers", "knn_units")
 
     def __init__(self, **options: str):
         super().__init__(**options)
-        for key in ("examples", "seed"):
+        for key in ("examples", "seed", "knn_units"):
             if not self.options[key].isdigit() or (key == "examples" and int(self.options[key]) < 2):
                 raise ConfigError(f"The probe 'information' takes {key}= as a whole number"
                                   f"{' of at least 2' if key == 'examples' else ''}; got {self.options[key]!r}.")
@@ -52,7 +57,7 @@ class Information(Probe):
         if not (noise > 0 and math.isfinite(noise)):
             raise ConfigError(f"The probe 'information' takes noise= as a positive variance (noise=0.1); got "
                               f"{self.options['noise']!r}.")
-        self.bins, self.noise = [int(b) for b in bins], noise
+        self.bins, self.noise, self.knn_units = [int(b) for b in bins], noise, int(self.options["knn_units"])
         self.layers = [n for n in self.options["layers"].split("+") if n]
 
     def on_epoch_end(self, state: RunState) -> None:
@@ -76,11 +81,14 @@ class Information(Probe):
                 binned = information.binned_information(t, y, bins=b)
                 entry[f"binned{b}_i_xt"], entry[f"binned{b}_i_ty"] = binned.i_xt, binned.i_ty
                 entry["ceiling"] = binned.ceiling
-            if t.shape[1] <= INFO_MAX_FEATURES:
+            if t.shape[1] <= min(self.knn_units, INFO_MAX_FEATURES):
                 kde, knn = information.pairwise_information(t, y, noise_var=self.noise)  # one distance pass
+                entry["knn_i_ty"] = knn
+            elif t.shape[1] <= INFO_MAX_FEATURES:
+                kde = information.kde_information_bounds(t, y, noise_var=self.noise)
+            if t.shape[1] <= INFO_MAX_FEATURES:
                 entry.update(kde_i_xt_upper=kde.i_xt_upper, kde_i_xt_lower=kde.i_xt_lower,
-                             kde_i_ty_upper=kde.i_ty_upper, kde_i_ty_lower=kde.i_ty_lower, noise=self.noise,
-                             knn_i_ty=knn)
+                             kde_i_ty_upper=kde.i_ty_upper, kde_i_ty_lower=kde.i_ty_lower, noise=self.noise)
             out[name] = entry
         return out
 
@@ -109,8 +117,8 @@ class Information(Probe):
             else:
                 found = {k: v for k, v in layer_outputs(model, xb).items() if k != "output"}
             for name, value in found.items():
-                seen.setdefault(name, []).append(value.detach().double().cpu().flatten(1).numpy())
-        return {name: np.concatenate(parts) for name, parts in seen.items()}
+                seen.setdefault(name, []).append(value.detach().flatten(1))
+        return {name: torch.cat(parts).double().cpu().numpy() for name, parts in seen.items()}
 
 
 def load_information(run_dir: str | Path) -> dict[int, dict[str, dict]]:
