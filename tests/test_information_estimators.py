@@ -11,7 +11,7 @@ import pytest
 from scipy import integrate
 
 from shattering.errors import ConfigError
-from shattering.information import binned_information, kde_information_bounds, knn_label_information
+from shattering.information import binned_information, kde_information_bounds, knn_label_information, pairwise
 from shattering.information.estimators import KDTREE_MAX_UNITS, neighbour_counts_brute, neighbour_counts_tree
 from shattering.information.pairwise import FLOAT32_UNITS
 
@@ -259,14 +259,20 @@ def _direct_kde(t, y, noise_var):
     return out
 
 
-@pytest.mark.parametrize("units", [12, FLOAT32_UNITS + 172])  # float64 distances, and float32 ones
-def test_kde_bounds_equal_the_formulas_evaluated_directly(units):
+@pytest.mark.parametrize(("units", "spread", "dtype"), [(12, 1.0, "float64"), (300, 0.15, "float32"),
+                                                     (300, 3.0, "float64")])
+def test_kde_bounds_equal_the_formulas_evaluated_directly(units, spread, dtype):
+    """float64 distances on few units; float32 on many where their rounding is small beside the noise scale
+    (centred rows), float64 again where the layer's spread would make it coarse."""
+    import torch
+
     rng = np.random.default_rng(units)
-    centres = rng.normal(size=(4, units))
     y = rng.integers(0, 4, 240)
-    # clustered rows far from the origin (a large common offset, which the product form must not amplify), at a
-    # spread where the bounds sit well inside (0, log2 N)
-    t = 50.0 + centres[y] + rng.normal(size=(240, units)) * (0.6 / math.sqrt(units))
+    # clusters far from the origin (a common offset the product form must not amplify), the bounds well inside
+    # (0, log2 N)
+    t = 50.0 + spread * rng.normal(size=(4, units))[y] + rng.normal(size=(240, units)) * (0.6 / math.sqrt(units))
+    first_block = next(pairwise.squared_distance_blocks(t, pairwise.FLOAT32_TERM_ERROR * 0.2))[1]
+    assert first_block.dtype == getattr(torch, dtype)
     got = kde_information_bounds(t, y, noise_var=0.1)
     direct = _direct_kde(t, y, 0.1)
     assert 0.5 < got.i_xt_lower < got.i_xt_upper < math.log2(240) - 0.5
@@ -274,13 +280,24 @@ def test_kde_bounds_equal_the_formulas_evaluated_directly(units):
         assert getattr(got, field) == pytest.approx(value, abs=1e-5)
 
 
+def test_kde_bounds_of_huge_activations_are_not_nan():
+    """Norms beyond float32's range (a diverged network) keep float64: far-apart points, log2 N."""
+    rng = np.random.default_rng(0)
+    out = kde_information_bounds(1e19 * rng.normal(size=(100, 200)), rng.integers(0, 2, 100))
+    assert out.i_xt_upper == pytest.approx(math.log2(100), abs=1e-9)
+    assert out.i_xt_lower == pytest.approx(math.log2(100), abs=1e-9)
+
+
 def test_knn_counts_in_many_units_far_from_the_origin_equal_the_trees():
-    """Past FLOAT32_UNITS units the counts still come from float64 distances (float32 would break ties at the
-    radius), and the rows' common offset does not reach them."""
+    """Past FLOAT32_UNITS units the counts still come from float64 distances of the rows as given: on integer
+    points far from the origin every squared distance is an exact integer and many tie at the radius, which
+    float32 (or centring) would break."""
     rng = np.random.default_rng(4)
     y = rng.integers(0, 3, 400)
-    t = 20.0 + y[:, None] + rng.normal(size=(400, FLOAT32_UNITS + 72))
     k = np.full(400, 3)
+    t = 1000.0 + rng.integers(0, 4, size=(400, FLOAT32_UNITS + 72)).astype(float)
+    np.testing.assert_array_equal(neighbour_counts_brute(t, y, k), neighbour_counts_tree(t, y, k))
+    t = 20.0 + y[:, None] + rng.normal(size=(400, FLOAT32_UNITS + 72))
     np.testing.assert_array_equal(neighbour_counts_brute(t, y, k), neighbour_counts_tree(t, y, k))
 
 

@@ -2,14 +2,17 @@
 the Kolchinsky-Tracey log-sums of :func:`shattering.information.kde_information_bounds` and the neighbour counts
 of :func:`shattering.information.knn_label_information`.
 
-The N x N matrices are the probe's cost, and every pass over them is memory-bound. The distances are float64
-wherever neighbours are counted (their ties must fall as exact arithmetic puts them) and on layers of up to
-:data:`FLOAT32_UNITS` units, where the product is cheap; the Kolchinsky-Tracey sums alone of a wider layer take
-them in float32, where the product is most of the work, at a cost in bits stated in :func:`squared_distance_blocks`.
+The N x N matrices are the probe's cost, and every pass over them is memory-bound. The distances are float64 on
+the rows as given wherever neighbours are counted (their ties must fall as exact arithmetic puts them) and on
+layers of up to :data:`FLOAT32_UNITS` units, where the product is cheap. The Kolchinsky-Tracey sums alone of a wider
+layer take them in float32 where the product is most of the work and its rounding moves a term by at most
+:data:`FLOAT32_TERM_ERROR` of itself (:func:`squared_distance_blocks`); a layer whose spread would make it coarser,
+or overflow float32, keeps float64.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -22,30 +25,40 @@ if TYPE_CHECKING:
 ROW_BLOCK = 1000  # at most this many rows of the N x N distance matrix held at once...
 BLOCK_ENTRIES = 5_000_000  # ...and at most this many entries (40 MB of float64: 1000 rows up to N = 5000)
 FLOAT32_UNITS = 128  # wider layers: their distances for the KDE sums alone in float32 (squared_distance_blocks)
+FLOAT32_TERM_ERROR = 1e-3  # ...where float32's rounding moves a term exp(-D_ij / s) by about this part of itself
+U32 = 2.0**-24  # float32's unit roundoff
 EXP_FLOOR = -87.0  # the exponents of pairwise_sums' float32 exponentials are floored here (its docstring)
 
 
-def squared_distance_blocks(t: np.ndarray, dtype: torch.dtype) -> Iterator[tuple[int, torch.Tensor]]:
+def squared_distance_blocks(t: np.ndarray, float32_error: float = 0.0) -> Iterator[tuple[int, torch.Tensor]]:
     """The N x N matrix of squared Euclidean distances ||t_i - t_j||^2 by row blocks: (first row, block).
 
-    The rows are centred first (t less its column means, in float64: no distance changes, the norms shrink, and
-    with them the rounding of the product form), then taken in ``dtype``. Each entry is ||a||^2 + ||b||^2 - 2 a.b
-    (one matrix product per block, torch's threads), clipped at 0, the diagonal exactly 0; a block has at most
-    :data:`ROW_BLOCK` rows and :data:`BLOCK_ENTRIES` entries. In float32 an entry errs by about u sqrt(D)
-    (||a||^2 + ||b||^2), u = 6e-8, for D units (at most (D + 4) u (||a|| + ||b||)^2: Higham, "Accuracy and
-    stability of numerical algorithms", 2002, Section 3.1): at most 2.3e-5 measured on a trained 1024-unit tanh
-    layer whose median squared distance is 43, so that a term exp(-D_ij / s) moves by about 1e-4 of itself at
-    s = 0.2 and a value by less (2e-6 bits in the tests' 300-unit case, against the formulas in float64)."""
+    Each entry is ||a||^2 + ||b||^2 - 2 a.b (one matrix product per block, torch's threads), clipped at 0, the
+    diagonal exactly 0; a block has at most :data:`ROW_BLOCK` rows and :data:`BLOCK_ENTRIES` entries. In float64
+    by default, on the rows as given (integer-valued rows then give exact integers, ties included). With
+    ``float32_error`` > 0, on a layer of more than :data:`FLOAT32_UNITS` units, the rows are centred (t less its
+    column means, in float64: no distance changes, the norms shrink, and with them the rounding of the product
+    form) and the product is float32 if its rounding, about u sqrt(D) (||a||^2 + ||b||^2) for D units and
+    u = 6e-8 (at most (D + 4) u (||a|| + ||b||)^2: Higham, "Accuracy and stability of numerical algorithms",
+    2002, Section 3.1), stays below ``float32_error`` for the largest centred norms; float64 otherwise (large or
+    overflowing norms). Measured on a trained 1024-unit tanh layer, whose median squared distance is 43 and
+    largest centred squared norm 38: at most 2.3e-5 off."""
     import torch
 
-    n = len(t)
+    n, units = t.shape
     rows = max(1, min(ROW_BLOCK, BLOCK_ENTRIES // n))
-    centred = np.asarray(t, dtype=np.float64)
-    centred = torch.from_numpy(centred - centred.mean(axis=0)).to(dtype)
-    norms = (centred * centred).sum(dim=1)
+    values = np.asarray(t, dtype=np.float64)
+    dtype = torch.float64
+    if float32_error > 0 and units > FLOAT32_UNITS:
+        centred = values - values.mean(axis=0)
+        largest = float(np.einsum("ij,ij->i", centred, centred).max())
+        if U32 * math.sqrt(units) * 2.0 * largest <= float32_error:
+            values, dtype = centred, torch.float32
+    rows_t = torch.from_numpy(np.ascontiguousarray(values)).to(dtype)
+    norms = (rows_t * rows_t).sum(dim=1)
     for start in range(0, n, rows):
-        block = centred[start:start + rows]
-        sq = torch.addmm(norms[start:start + len(block), None], block, centred.T, alpha=-2.0)
+        block = rows_t[start:start + rows]
+        sq = torch.addmm(norms[start:start + len(block), None], block, rows_t.T, alpha=-2.0)
         sq.add_(norms[None, :]).clamp_(min=0.0)
         sq[torch.arange(len(block)), torch.arange(start, start + len(block))] = 0.0
         yield start, sq
@@ -68,8 +81,9 @@ def pairwise_sums(t: np.ndarray, y: np.ndarray, scales: Sequence[float], k: np.n
     class (the mixture and the class-conditional mixtures share every distance), and, with ``k`` (the neighbour
     count of each example), the kNN counts: the k_i-th smallest distance within i's class (i itself, at 0, the
     smallest), then the number of entries of the row at or below it, less i (both from the same numbers, so the
-    k-th neighbour is counted). The distances are float64 where neighbours are counted or the layer has at most
-    :data:`FLOAT32_UNITS` units, float32 otherwise (:func:`squared_distance_blocks`).
+    k-th neighbour is counted). The distances are float64 where neighbours are counted; for the sums alone of a
+    layer of more than :data:`FLOAT32_UNITS` units they are float32 where that moves a term exp(-D_ij / s) by at
+    most :data:`FLOAT32_TERM_ERROR` of itself at the smallest scale (:func:`squared_distance_blocks`).
 
     The examples are taken in the order of their labels (a stable sort; the results come back in the given
     order), so that each class is a contiguous block of columns: its sums and neighbours are read from slices,
@@ -91,9 +105,10 @@ def pairwise_sums(t: np.ndarray, y: np.ndarray, scales: Sequence[float], k: np.n
     counts = None if k is None else np.empty(len(t), dtype=np.int64)
     k_sorted = None if k is None else np.asarray(k)[order]
     ends = np.append(first[1:], len(y_sorted))
-    dtype = torch.float64 if k is not None or t.shape[1] <= FLOAT32_UNITS else torch.float32
+    # float32 distances for the KDE sums alone, where they move a term by at most FLOAT32_TERM_ERROR of itself
+    float32_error = 0.0 if k is not None or not scales else FLOAT32_TERM_ERROR * min(scales)
     terms = None
-    for start, sq in squared_distance_blocks(t, dtype):
+    for start, sq in squared_distance_blocks(t, float32_error):
         stop = start + len(sq)
         rows, own = np.arange(len(sq)), np.searchsorted(first, np.arange(start, stop), side="right") - 1
         sq32 = sq.float() if scales and sq.dtype != torch.float32 else sq
