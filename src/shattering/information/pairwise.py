@@ -92,7 +92,7 @@ def pairwise_sums(t: np.ndarray, y: np.ndarray, scales: Sequence[float], k: np.n
     class of N_y examples and about 1e-7 in practice, moves each value by as many bits; an error e in D_ij moves a
     term by e / s of itself. The exponents are floored at :data:`EXP_FLOOR`: a term below exp(-87) = 1.6e-38 is
     nothing beside a row's 1, and torch's float32 exp takes a slow path for results below float32's normal range
-    (12-36x slower, measured on AMD EPYC with AVX2)."""
+    (docs/information.md, "What the probe costs")."""
     import torch
 
     y = np.asarray(y, dtype=np.int64)

@@ -76,20 +76,19 @@ class Information(Probe):
 
         out: dict[str, dict] = {}
         for name, t in reps.items():
-            entry: dict[str, Any] = {"features": int(t.shape[1]), "examples": int(t.shape[0])}
+            entry: dict[str, Any] = out.setdefault(name, {"features": int(t.shape[1]), "examples": int(t.shape[0])})
             for b in self.bins:
                 binned = information.binned_information(t, y, bins=b)
                 entry[f"binned{b}_i_xt"], entry[f"binned{b}_i_ty"] = binned.i_xt, binned.i_ty
                 entry["ceiling"] = binned.ceiling
-            if t.shape[1] <= min(self.knn_units, INFO_MAX_FEATURES):
-                kde, knn = information.pairwise_information(t, y, noise_var=self.noise)  # one distance pass
-                entry["knn_i_ty"] = knn
-            elif t.shape[1] <= INFO_MAX_FEATURES:
+            if t.shape[1] > INFO_MAX_FEATURES:
+                continue
+            if t.shape[1] <= self.knn_units:
+                kde, entry["knn_i_ty"] = information.pairwise_information(t, y, noise_var=self.noise)  # one pass
+            else:
                 kde = information.kde_information_bounds(t, y, noise_var=self.noise)
-            if t.shape[1] <= INFO_MAX_FEATURES:
-                entry.update(kde_i_xt_upper=kde.i_xt_upper, kde_i_xt_lower=kde.i_xt_lower,
-                             kde_i_ty_upper=kde.i_ty_upper, kde_i_ty_lower=kde.i_ty_lower, noise=self.noise)
-            out[name] = entry
+            entry.update(kde_i_xt_upper=kde.i_xt_upper, kde_i_xt_lower=kde.i_xt_lower, kde_i_ty_upper=kde.i_ty_upper,
+                         kde_i_ty_lower=kde.i_ty_lower, noise=self.noise)
         return out
 
     def _representations(self, model: nn.Module, x: torch.Tensor) -> dict[str, np.ndarray]:
